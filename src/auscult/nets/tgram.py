@@ -1,0 +1,185 @@
+"""Waveform branches (Tgram, TFgram) and the log-mel/Tgram/TFgram + MobileFaceNet combiner.
+
+* :class:`TgramNet` (STgram-MFN): ``Conv1d(1, n_mels, kernel=n_fft, stride=hop, padding=n_fft//2)``
+  so the frame count equals a centered STFT's ``1 + T // hop``, then three blocks of
+  [LayerNorm over time, LeakyReLU(0.2), Conv1d k=3 p=1]. Output ``[B, n_mels, frames]``.
+* :class:`TFgramNet`: Conv1d(1->64, k=11, s=5, p=5)+BN+ReLU; a conv block (64 ch) + MaxPool1d(4);
+  a conv block (64 ch) + adaptive max-pool to 2x the log-mel frame count; a conv block (``n_mels``
+  ch, 128 by default) + adaptive max-pool to the frame count. A conv block is a k=3 conv and a
+  dilated (d=2) k=3 partner, each with BN+ReLU, summed. Output ``[B, n_mels, frames]``.
+* :class:`TFSTgramMFN`: stacks any of log-mel / Tgram / TFgram as 1-3 channels and feeds
+  :class:`~auscult.nets.mobilefacenet.MobileFaceNet`; ``forward(wave, logmel) -> [B, emb_dim]``.
+
+The log-mel itself comes from ``auscult.features.LogMel`` (same n_fft/hop/n_mels), computed by the
+caller, so the front-end stays one definition.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .layers import NetBase, StaticAdaptiveMaxPool1d, check_positive, conv_out_len
+from .mobilefacenet import MobileFaceNet
+from .registry import register_net
+
+
+def _wave_inputs(g):
+    return {"n_samples": g.n_samples, "n_fft": g.n_fft, "hop_length": g.hop_length, "n_mels": g.n_mels}
+
+
+@register_net("tgram", inputs=_wave_inputs, description="Tgram waveform branch -> [B, n_mels, frames] map")
+class TgramNet(NetBase):
+    """Learnable time-frequency map from the raw waveform ``[B, T]`` (or ``[B, 1, T]``).
+
+    Args:
+        n_samples: waveform length T the net is built for (LayerNorm needs the frame count).
+        n_fft, hop_length: kernel and stride of the extractor conv (match the log-mel's).
+        n_mels: output channels (match the log-mel's bins so the maps can be stacked).
+        n_layers: number of [LayerNorm, LeakyReLU(0.2), Conv1d k=3] blocks (3).
+    """
+
+    def __init__(self, n_samples: int = 160000, n_fft: int = 1024, hop_length: int = 512,
+                 n_mels: int = 128, n_layers: int = 3):
+        super().__init__()
+        self.frames = conv_out_len(n_samples, n_fft, hop_length, n_fft // 2)
+        check_positive([n_samples, self.frames], "TgramNet", "pass the waveform length in samples")
+        self.input_shapes = ((n_samples,),)
+        self.input_names = ("wave",)
+        self.output_shape = (n_mels, self.frames)
+        self.extractor = nn.Conv1d(1, n_mels, n_fft, hop_length, n_fft // 2, bias=False)
+        self.encoder = nn.Sequential(*[
+            nn.Sequential(
+                nn.LayerNorm(self.frames),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv1d(n_mels, n_mels, 3, 1, 1, bias=False),
+            )
+            for _ in range(n_layers)
+        ])
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.dim() == 2:
+            wave = wave.unsqueeze(1)
+        return self.encoder(self.extractor(wave))
+
+
+class DilatedPairBlock(nn.Module):
+    """k=3 conv and a dilated (d=2) k=3 partner, each Conv1d+BN+ReLU, summed."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.plain = nn.Sequential(nn.Conv1d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True))
+        self.dilated = nn.Sequential(nn.Conv1d(cin, cout, 3, 1, 2, dilation=2, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.plain(x) + self.dilated(x)
+
+
+@register_net("tfgram", inputs=_wave_inputs, description="TFgram waveform branch -> [B, n_mels, frames] map")
+class TFgramNet(NetBase):
+    """Multi-scale waveform encoder whose output aligns with the log-mel's frames.
+
+    Args:
+        n_samples: waveform length T; the pooling sizes are computed from it.
+        n_fft, hop_length: only used to compute the log-mel frame count ``1 + T // hop``.
+        n_mels: channels of the output map (128 by default, to stack with a 128-bin log-mel).
+        channels: width of the first two conv blocks (64).
+    """
+
+    def __init__(self, n_samples: int = 160000, n_fft: int = 1024, hop_length: int = 512,
+                 n_mels: int = 128, channels: int = 64):
+        super().__init__()
+        frames = conv_out_len(n_samples, n_fft, hop_length, n_fft // 2)
+        l1 = conv_out_len(n_samples, 11, 5, 5)
+        l2 = conv_out_len(l1, 4, 4)
+        if l2 < 2 * frames:
+            raise ConfigError(
+                f"TFgramNet: a {n_samples}-sample input gives {l2} steps after the first pooling, fewer "
+                f"than 2x the {frames} log-mel frames; use a smaller hop_length or a longer input"
+            )
+        self.frames = frames
+        self.input_shapes = ((n_samples,),)
+        self.input_names = ("wave",)
+        self.output_shape = (n_mels, frames)
+        self.stem = nn.Sequential(nn.Conv1d(1, channels, 11, 5, 5, bias=False), nn.BatchNorm1d(channels), nn.ReLU(inplace=True))
+        self.block1 = DilatedPairBlock(channels, channels)
+        self.pool1 = nn.MaxPool1d(4)
+        self.block2 = DilatedPairBlock(channels, channels)
+        self.pool2 = StaticAdaptiveMaxPool1d(l2, 2 * frames)
+        self.block3 = DilatedPairBlock(channels, n_mels)
+        self.pool3 = StaticAdaptiveMaxPool1d(2 * frames, frames)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.dim() == 2:
+            wave = wave.unsqueeze(1)
+        x = self.pool1(self.block1(self.stem(wave)))
+        x = self.pool2(self.block2(x))
+        return self.pool3(self.block3(x))
+
+
+CHANNELS = ("logmel", "tgram", "tfgram")
+
+
+def _combo_inputs(g):
+    return {**_wave_inputs(g)}
+
+
+class TFSTgramMFN(NetBase):
+    """Stack log-mel / Tgram / TFgram maps as channels and embed them with MobileFaceNet.
+
+    ``forward(wave [B, T], logmel [B, n_mels, frames]) -> [B, emb_dim]``; the log-mel must be
+    computed with the same n_fft / hop_length / n_mels (centered STFT). ``forward_maps``
+    returns the stacked ``[B, C, n_mels, frames]`` input of MobileFaceNet.
+
+    Args:
+        channels: which maps to stack, in order (any non-empty subset of
+            ``("logmel", "tgram", "tfgram")``).
+        activation, emb_dim: passed to MobileFaceNet.
+    """
+
+    def __init__(self, n_samples: int = 160000, n_fft: int = 1024, hop_length: int = 512,
+                 n_mels: int = 128, channels: Sequence[str] = ("logmel", "tgram"),
+                 emb_dim: int = 128, activation: str = "prelu"):
+        super().__init__()
+        chans = tuple(c.lower() for c in channels)
+        bad = [c for c in chans if c not in CHANNELS]
+        if not chans or bad or len(set(chans)) != len(chans):
+            raise ConfigError(f"channels must be distinct names from {CHANNELS}, got {tuple(channels)!r}")
+        self.channels = chans
+        frames = conv_out_len(n_samples, n_fft, hop_length, n_fft // 2)
+        self.input_shapes = ((n_samples,), (n_mels, frames))
+        self.input_names = ("wave", "logmel")
+        self.output_shape = (emb_dim,)
+        self.tgram = TgramNet(n_samples, n_fft, hop_length, n_mels) if "tgram" in chans else None
+        self.tfgram = TFgramNet(n_samples, n_fft, hop_length, n_mels) if "tfgram" in chans else None
+        self.mfn = MobileFaceNet((len(chans), n_mels, frames), emb_dim=emb_dim, activation=activation)
+
+    def forward_maps(self, wave: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
+        """The stacked ``[B, C, n_mels, frames]`` maps fed to MobileFaceNet."""
+        maps = []
+        for c in self.channels:
+            if c == "logmel":
+                maps.append(logmel)
+            elif c == "tgram":
+                maps.append(self.tgram(wave))
+            else:
+                maps.append(self.tfgram(wave))
+        return torch.stack(maps, dim=1)
+
+    def forward(self, wave: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
+        return self.mfn(self.forward_maps(wave, logmel))
+
+
+register_net(
+    "stgram_mfn", inputs=_combo_inputs,
+    defaults={"channels": ("logmel", "tgram"), "emb_dim": 128, "activation": "prelu"},
+    description="STgram-MFN: log-mel + Tgram stacked, MobileFaceNet embedding",
+)(TFSTgramMFN)
+register_net(
+    "tfstgram_mfn", inputs=_combo_inputs,
+    defaults={"channels": ("logmel", "tgram", "tfgram"), "emb_dim": 128, "activation": "prelu"},
+    description="TFSTgram-MFN: log-mel + Tgram + TFgram stacked, MobileFaceNet embedding",
+)(TFSTgramMFN)
