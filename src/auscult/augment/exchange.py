@@ -1,0 +1,103 @@
+"""Statistics exchange and feature exchange, with their label construction.
+
+Statistics exchange (temporal variant): every frame ``t`` of sample ``i`` is standardised with its own
+mean/std over frequency and given the partner's mean/std of the same frame::
+
+    x~_i[:, t] = (x_i[:, t] - mu_i[t]) / sigma_i[t] * sigma_j[t] + mu_j[t],   j = perm[i]
+
+Feature exchange works on embeddings made of separately addressable branches (e.g. a 256-d
+dual-branch embedding = spectrum part ``[:128]`` + spectrogram part ``[128:]``): the exchanged sample
+keeps its own first part and takes the partner's second part.
+
+Labels (C classes, or any ``K``-column soft label) for a batch extended with its exchanged copies::
+
+    original sample i:   [ y_i,  0,         0             ]    (3 blocks of K columns)
+    exchanged sample i:  [ 0,    1/2 y_i,   1/2 y_perm[i] ]
+
+Block 0 = "not exchanged", block 1 = the sample's own class, block 2 = the partner's class.
+Composition: apply statistics exchange (K = C -> 3C labels), then feature exchange on the
+resulting labels (K = 3C -> 9C). Column ``f * 3C + s * C + c`` then means feature-exchange block
+``f``, statistics-exchange block ``s``, class ``c`` (``f, s`` in {0: original, 1: own, 2: partner}).
+Partners are drawn as a random derangement (nobody is their own partner when ``B >= 2``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+
+
+def derangement(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random permutation with no fixed point (for ``n >= 2``; ``[0]`` for ``n == 1``)."""
+    order = torch.randperm(n, generator=generator)
+    perm = torch.empty(n, dtype=torch.long)
+    perm[order] = torch.roll(order, -1)
+    return perm
+
+
+def _as_label_matrix(y: torch.Tensor, n_classes: int | None) -> torch.Tensor:
+    if y.dim() == 1 and not y.dtype.is_floating_point:
+        if n_classes is None:
+            raise ConfigError("hard labels need n_classes for the exchange label construction")
+        return torch.nn.functional.one_hot(y.long(), n_classes).float()
+    if y.dim() == 2:
+        return y.float()
+    raise ConfigError(f"labels must be hard [B] or soft [B, K], got shape {tuple(y.shape)}")
+
+
+def exchange_labels(y: torch.Tensor, perm: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:
+    """Labels ``[0, 1/2 y, 1/2 y_perm]`` (``[B, 3K]``) for exchanged samples."""
+    yl = _as_label_matrix(y, n_classes)
+    return torch.cat([torch.zeros_like(yl), 0.5 * yl, 0.5 * yl[perm.to(yl.device)]], dim=1)
+
+
+def original_labels(y: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:
+    """Labels ``[y, 0, 0]`` (``[B, 3K]``) for samples that were not exchanged."""
+    yl = _as_label_matrix(y, n_classes)
+    return torch.cat([yl, torch.zeros_like(yl), torch.zeros_like(yl)], dim=1)
+
+
+def statistics_exchange(x: torch.Tensor, perm: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                        freq_dim: int = -2, eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Temporal statistics exchange; returns ``(x_exchanged, perm)``.
+
+    Args:
+        x: ``[B, F, T]`` or ``[B, C, F, T]`` (frequency on ``freq_dim``).
+        perm: partner of each sample (default: a random derangement).
+    """
+    if x.dim() < 3:
+        raise ConfigError(f"statistics exchange needs [B, F, T] or [B, C, F, T], got {tuple(x.shape)}")
+    if perm is None:
+        perm = derangement(x.shape[0], generator)
+    perm = perm.to(x.device)
+    mu = x.mean(dim=freq_dim, keepdim=True)
+    sd = torch.sqrt(x.var(dim=freq_dim, keepdim=True, unbiased=False) + eps)
+    return (x - mu) / sd * sd[perm] + mu[perm], perm
+
+
+def feature_exchange(emb: torch.Tensor, split: int, perm: torch.Tensor | None = None,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep ``emb[:, :split]`` and take ``emb[perm, split:]`` from the partner; returns ``(emb_ex, perm)``."""
+    if emb.dim() != 2 or not 0 < split < emb.shape[1]:
+        raise ConfigError(f"feature exchange needs [B, D] embeddings and 0 < split < D; got {tuple(emb.shape)}, split={split}")
+    if perm is None:
+        perm = derangement(emb.shape[0], generator)
+    perm = perm.to(emb.device)
+    return torch.cat([emb[:, :split], emb[perm, split:]], dim=1), perm
+
+
+def with_statistics_exchange(x: torch.Tensor, y: torch.Tensor, n_classes: int | None = None,
+                             generator: torch.Generator | None = None, **kw) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch extended with its statistics-exchanged copies: ``(cat[x, x~], cat[orig labels, exchange labels])``."""
+    xe, perm = statistics_exchange(x, generator=generator, **kw)
+    labels = torch.cat([original_labels(y, n_classes), exchange_labels(y, perm, n_classes)])
+    return torch.cat([x, xe]), labels.to(x.device)
+
+
+def with_feature_exchange(emb: torch.Tensor, y: torch.Tensor, split: int, n_classes: int | None = None,
+                          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings extended with their feature-exchanged copies and the matching ``[2B, 3K]`` labels."""
+    ee, perm = feature_exchange(emb, split, generator=generator)
+    labels = torch.cat([original_labels(y, n_classes), exchange_labels(y, perm, n_classes)])
+    return torch.cat([emb, ee]), labels.to(emb.device)
