@@ -1,10 +1,65 @@
-"""``auscult data ...`` commands (placeholder until the data layer lands)."""
+"""``auscult data ...`` commands: inspect datasets."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else str(v)
+
+
+@data_app.command("scan")
+def scan(
+    root: Path = typer.Argument(..., help="Dataset folder (DCASE dev/eval tree, own-data folder) or a .csv manifest."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of tables."),
+    year: Optional[int] = typer.Option(None, "--year", help="DCASE year, when folder names do not say it."),
+    ground_truth: Optional[Path] = typer.Option(
+        None, "--ground-truth", help="Folder with ground_truth_data/ (official evaluator layout) to label eval clips."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when any file could not be parsed."),
+) -> None:
+    """Count clips per machine / section / domain / split / label and list every unparsed file."""
+    from .index import DatasetIndex
+
+    index = DatasetIndex.scan(root, year=year)
+    if ground_truth is not None:
+        index = index.join_ground_truth(ground_truth)
+    if json_out:
+        typer.echo(index.to_json(indent=2))
+    else:
+        _print_tables(index)
+    if strict and index.unparsed:
+        raise typer.Exit(1)
+
+
+def _print_tables(index) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=True)
+    t = Table(title=f"{index.root}: {len(index.clips)} clips, {len(index.machines())} machine types")
+    for col in ("machine", "section", "domain", "split", "label", "year", "clips"):
+        t.add_column(col, justify="right" if col == "clips" else "left")
+    for r in index.counts():
+        t.add_row(r["machine"], r["section"], _fmt(r["domain"]), r["split"], _fmt(r["label"]),
+                  _fmt(r["year"]), str(r["count"]))
+    console.print(t)
+    if index.unparsed:
+        u = Table(title=f"{len(index.unparsed)} file(s) not parsed")
+        u.add_column("path", overflow="fold")
+        u.add_column("reason", overflow="fold")
+        for item in index.unparsed:
+            u.add_row(str(item.path), item.reason)
+        console.print(u)
+    else:
+        console.print("every audio file was parsed")
+    if index.other_files:
+        console.print(f"{index.other_files} non-audio file(s) skipped (CSV, README, ...)")
 
 
 def register(app: typer.Typer) -> None:
