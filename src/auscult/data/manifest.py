@@ -23,6 +23,7 @@ Every bad row (missing file, unknown value, duplicate path) is collected and rep
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Optional, Union
 
@@ -96,7 +97,7 @@ def _row_to_clip(row: dict[str, str], base: Path, check_files: bool) -> tuple[Op
         return None, "empty path"
     fp = Path(p).expanduser()
     if not fp.is_absolute():
-        fp = base / fp
+        fp = Path(os.path.abspath(base / fp))  # normalise "../" without following symlinks
     if not is_audio_path(fp):
         return None, f"{fp} is not a .wav or .flac file"
     if check_files and not fp.is_file():

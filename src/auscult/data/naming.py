@@ -28,8 +28,8 @@ Layouts understood (``<machine>`` is always the folder above the split folder):
 
 Year inference: the grammar fixes the year where it can (``id_`` names -> 2020,
 ``source_test``/``target_test`` folders -> 2021, ``supplemental/`` -> 2025). Otherwise a
-4-digit year 2020–2025 in a folder name between ``root`` and the file (``dcase2023-mini``,
-``dev_data_2024``) is used; failing that the year stays ``None`` and ``layout`` says the
+folder between ``root`` (included) and the file named ``dcase2023…``, ``DCASE_2024…`` or
+starting with the year (``2022``, ``2025_dev``) gives the year; failing that the year stays ``None`` and ``layout`` says the
 grammar family (``dcase2022`` = the 2022–2025 grammar). An explicit ``year=`` wins over all.
 
 Attribute tails are kept verbatim in ``Clip.attributes_raw``; :func:`pair_attributes` pairs
@@ -69,7 +69,7 @@ _RE_SECTION = re.compile(
 )
 _RE_SECTION_LOOSE = re.compile(r"^section_(?P<section>\d+)(?:_(?P<tail>.*))?$")
 _RE_FUSED = re.compile(r"^(?P<key>[A-Za-z][A-Za-z-]*[A-Za-z])(?P<value>\d+(?:\.\d+)?)$")
-_RE_YEAR = re.compile(r"(?<!\d)(20(?:2[0-5]))(?!\d)")
+_RE_YEAR = re.compile(r"(?i)^(?:.*dcase[-_ ]?)?(202[0-5])(?!\d)")
 _MIMII_LABELS = {"normal": "normal", "abnormal": "anomaly", "anomaly": "anomaly"}
 _FOLDER_LABELS = {"normal": "normal", "anomaly": "anomaly", "abnormal": "anomaly"}
 
@@ -127,6 +127,9 @@ def pair_attributes(tail: str) -> dict[str, str]:
 
 def infer_year(path: Union[str, Path], root: Union[str, Path, None] = None) -> Optional[int]:
     """A DCASE year (2020–2025) named by a folder between ``root`` and the file, else None.
+
+    A folder counts when its name contains ``dcase`` followed by the year (``dcase2023-mini``,
+    ``DCASE_2024_task2``) or starts with the year (``2022``, ``2025_dev``).
 
     The innermost folder that names a year wins (``…/dcase2023-mini/dev_data/fan/train``).
     Without ``root`` every folder of the path is considered.
@@ -186,8 +189,9 @@ def parse_path(
     hinted = year if year is not None else infer_year(p, root)
 
     def machine_at(levels: int) -> str:
-        # levels = how many folders up from the file the machine folder sits (2 = grandparent)
-        if depth < levels:
+        # levels = how many folders up from the file the machine folder sits (2 = grandparent);
+        # the machine folder may be the root itself (scanning ``dev_data/fan`` or ``my_press``)
+        if depth < levels - 1 or len(p.parents) <= levels - 1 or not p.parents[levels - 1].name:
             raise UnparsedNameError(
                 p, f"no machine folder: expected <machine>/{folder}/{p.name}"
                    + (f" inside {root}" if root is not None else ""))
