@@ -27,16 +27,21 @@ def estimate_covariance(x: np.ndarray, shrinkage: str = "ledoit-wolf", assume_ce
 
 
 def precision_matrix(cov: np.ndarray) -> np.ndarray:
-    """(Pseudo-)inverse of a symmetric covariance matrix (pseudo-inverse if singular)."""
-    from scipy.linalg import pinvh
+    """Inverse of a symmetric covariance matrix (pseudo-inverse if it is singular)."""
+    try:
+        np.linalg.cholesky(cov)  # positive definite: the plain inverse is well defined
+        prec = np.linalg.inv(cov)
+        return (prec + prec.T) / 2.0
+    except np.linalg.LinAlgError:
+        from scipy.linalg import pinvh
 
-    return pinvh(cov)
+        return pinvh(cov)
 
 
 def mahalanobis_sq(x: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
     """Squared Mahalanobis distance ``(x - mean)^T P (x - mean)`` per row."""
     d = x - mean[None, :]
-    return np.maximum(np.einsum("nd,de,ne->n", d, precision, d), 0.0)
+    return np.maximum(((d @ precision) * d).sum(axis=1), 0.0)
 
 
 def _finish(d2: np.ndarray, squared: bool) -> np.ndarray:
