@@ -18,6 +18,7 @@ from . import __version__
 
 COMMAND_MODULES: list[str] = [
     "auscult.data.cli",
+    "auscult.eval.cli",
 ]
 
 app = typer.Typer(
