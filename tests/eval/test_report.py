@@ -1,0 +1,69 @@
+import base64
+import csv
+import re
+
+import numpy as np
+import pytest
+
+from auscult.eval.demo import demo_scored_clips
+from auscult.eval.protocols import evaluate_scores
+from auscult.eval.report import group_threshold, markdown_table, write_report, write_tables
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module", params=[2020, 2021, 2023])
+def result(request):
+    year = request.param
+    clips, scores, dec = demo_scored_clips(year, machines=("fan", "ToyCar"), sections=("00",), n_per_domain=15, seed=2)
+    thresholds = {("fan", "00"): 2.5}
+    return evaluate_scores(clips, scores, year, decisions=None if year == 2020 else dec, thresholds=thresholds)
+
+
+def test_report_is_self_contained(tmp_path, result):
+    p = write_report(result, tmp_path / "sub" / "report.html")
+    text = p.read_text()
+    imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
+    assert len(imgs) == 3
+    for b in imgs:
+        data = base64.b64decode(b)
+        assert data.startswith(PNG) and len(data) > 5000
+    # no external resources
+    assert not re.search(r'(src|href)="(http|/|\.)', text)
+    for row in result.rows:
+        assert f"{row['pauc_mcclish']:.4f}" in text
+    if result.official_score is not None:
+        assert f"{result.official_score:.4f}" in text
+    for m in result.machines:
+        assert m["machine"] in text
+
+
+def test_tables_csv_and_markdown(tmp_path, result):
+    paths = write_tables(result, tmp_path)
+    assert {p.name for p in paths} == {f"{n}.{e}" for n in ("sections", "machines", "summary") for e in ("csv", "md")}
+    with (tmp_path / "sections.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(result.rows)
+    for got, want in zip(rows, result.rows):
+        assert float(got["pauc_mcclish"]) == want["pauc_mcclish"]  # full precision in CSV
+    md = (tmp_path / "sections.md").read_text().splitlines()
+    assert len(md) == 2 + len(result.rows) and md[1].startswith("|---")
+    summary = (tmp_path / "summary.csv").read_text()
+    assert "official_score" in summary
+
+
+def test_thresholds_drawn_from_given_value_or_decisions(result):
+    g = {(g.machine, g.section): g for g in result.groups}
+    assert group_threshold(g[("fan", "00")]) == (2.5, "threshold")
+    thr, how = group_threshold(g[("ToyCar", "00")])
+    if result.year == 2020:
+        assert thr is None  # no decisions, no threshold
+    elif thr is not None:
+        toy = g[("ToyCar", "00")]
+        assert how == "boundary of the decisions"
+        assert ((toy.scores > thr).astype(int) == toy.decisions).all()
+
+
+def test_markdown_table_formatting():
+    md = markdown_table([{"machine": "fan", "auc": 0.123456, "n_normal": 3}], ["machine", "auc", "n_normal"])
+    assert md.splitlines() == ["| machine | AUC | # normal |", "|---|---:|---:|", "| fan | 0.1235 | 3 |"]
