@@ -69,3 +69,21 @@ def test_scan_missing_folder_is_one_line_error(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert "nope" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_scan_with_ground_truth(tmp_path):
+    _wav(tmp_path / "eval/fan/test/section_03_0000.wav")
+    _wav(tmp_path / "eval/fan/test/section_03_0001.wav")
+    for sub, vals in (("ground_truth_data", (1, 0)), ("ground_truth_domain", (0, 1))):
+        (tmp_path / "gt" / sub).mkdir(parents=True)
+        (tmp_path / "gt" / sub / "ground_truth_fan_section_03_test.csv").write_text(
+            f"section_03_0000.wav,{vals[0]}\nsection_03_0001.wav,{vals[1]}\n")
+    res = runner.invoke(app, ["data", "scan", str(tmp_path / "eval"), "--json", "--ground-truth", str(tmp_path / "gt")])
+    assert res.exit_code == 0, res.output
+    rows = {(r["label"], r["domain"]): r["count"] for r in json.loads(res.output)["counts"]}
+    assert rows == {("anomaly", "source"): 1, ("normal", "target"): 1}
+    (tmp_path / "gt/ground_truth_data/ground_truth_fan_section_03_test.csv").write_text("section_03_0000.wav,1\n")
+    (tmp_path / "gt/ground_truth_domain/ground_truth_fan_section_03_test.csv").write_text("section_03_0000.wav,0\n")
+    res = runner.invoke(app, ["data", "scan", str(tmp_path / "eval"), "--ground-truth", str(tmp_path / "gt")])
+    assert res.exit_code != 0
+    assert "section_03_0001.wav" in str(res.exception)

@@ -185,6 +185,34 @@ def test_join_ground_truth_unrelated_machines(tmp_path):
         DatasetIndex.scan(tmp_path / "eval_data").join_ground_truth(gt)
 
 
+def test_join_ground_truth_2020_per_id(tmp_path):
+    _tree(tmp_path, ["eval_data/fan/test/id_01_00000000.wav", "eval_data/fan/test/id_01_00000001.wav",
+                     "eval_data/fan/test/id_05_00000000.wav"])
+    d = tmp_path / "gt/ground_truth_data"
+    d.mkdir(parents=True)
+    (d / "ground_truth_fan_id_01_test.csv").write_text("id_01_00000000.wav,0\nid_01_00000001.wav,1\n")
+    (d / "ground_truth_fan_id_05_test.csv").write_text("id_05_00000000.wav,1\n")
+    ix = DatasetIndex.scan(tmp_path / "eval_data").join_ground_truth(tmp_path / "gt")
+    assert [(c.section, c.label, c.domain) for c in ix.clips] == [
+        ("01", "normal", None), ("01", "anomaly", None), ("05", "anomaly", None)]
+
+
+def test_join_ground_truth_2021_names_repeat_across_domains(tmp_path, monkeypatch):
+    # if 2021 eval names repeat across source_test/ and target_test/, the index keys by domain too
+    import auscult.data.groundtruth as gtmod
+
+    _tree(tmp_path, ["eval_data/fan/source_test/section_03_0000.wav",
+                     "eval_data/fan/target_test/section_03_0000.wav"])
+    rows = [gtmod.TruthRow("fan", "03", "section_03_0000.wav", "anomaly", "source"),
+            gtmod.TruthRow("fan", "03", "section_03_0000.wav", "normal", "target")]
+    monkeypatch.setattr(gtmod, "read_ground_truth", lambda root, year: rows)
+    ix = DatasetIndex.scan(tmp_path / "eval_data").join_ground_truth(tmp_path, year=2021)
+    assert sorted((c.domain, c.label) for c in ix.clips) == [("source", "anomaly"), ("target", "normal")]
+    monkeypatch.setattr(gtmod, "read_ground_truth", lambda root, year: rows[:1])
+    with pytest.raises(DataError, match="fan/target/section_03_0000.wav"):
+        DatasetIndex.scan(tmp_path / "eval_data").join_ground_truth(tmp_path, year=2021)
+
+
 # ------------------------------------------------------------------ real trees
 def _listing(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in (".wav", ".flac"))

@@ -57,8 +57,8 @@ def _atomic_write_bytes(dest: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        # no fsync: it costs ~20 ms per entry; a crash can at worst leave an empty or short
+        # entry, which ``decoded`` detects on load, deletes and rebuilds
         os.replace(tmp, dest)
     except BaseException:
         try:

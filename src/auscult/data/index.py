@@ -287,13 +287,26 @@ class DatasetIndex:
         if not covered:
             raise DataError(f"{gt_dir}: the ground truth covers machine types "
                             f"{sorted({r.machine for r in rows})}, none of the indexed ones {sorted(ours)}")
-        truth = {(r.machine, r.name): r for r in rows if r.machine in covered}
-        tests = {(c.machine, c.name): c for c in self.clips if c.split == "test" and c.machine in covered}
-        missing = sorted(f"{m}/{n}" for (m, n) in tests.keys() - truth.keys())
-        extra = sorted(f"{m}/{n}" for (m, n) in truth.keys() - tests.keys())
-        conflict = sorted(f"{m}/{n} (name says {c.label}, ground truth says {truth[(m, n)].label})"
-                          for (m, n), c in tests.items()
-                          if (m, n) in truth and c.label is not None and c.label != truth[(m, n)].label)
+        test_clips = [c for c in self.clips if c.split == "test" and c.machine in covered]
+        # 2021 eval names repeat across source_test/ and target_test/: then the domain is part of the key
+        by_domain = len({(c.machine, c.name) for c in test_clips}) < len(test_clips)
+
+        def key(machine: str, name: str, domain: Optional[str]) -> tuple:
+            return (machine, name, domain) if by_domain else (machine, name)
+
+        def show(k: tuple) -> str:
+            return "/".join(x for x in (k[0], k[2] if len(k) > 2 else None, k[1]) if x)
+
+        truth = {key(r.machine, r.name, r.domain): r for r in rows if r.machine in covered}
+        tests = {key(c.machine, c.name, c.domain): c for c in test_clips}
+        if len(tests) < len(test_clips):
+            raise DataError(f"{self.root}: test clip names repeat within a machine type and domain; "
+                            f"cannot join ground truth by name")
+        missing = sorted(show(k) for k in tests.keys() - truth.keys())
+        extra = sorted(show(k) for k in truth.keys() - tests.keys())
+        conflict = sorted(f"{show(k)} (name says {c.label}, ground truth says {truth[k].label})"
+                          for k, c in tests.items()
+                          if k in truth and c.label is not None and c.label != truth[k].label)
         problems = []
         for what, names in (("test clips missing from the ground truth", missing),
                             ("ground-truth names with no test clip", extra),
@@ -306,7 +319,7 @@ class DatasetIndex:
                             + "; ".join(problems))
         out = []
         for c in self.clips:
-            r = truth.get((c.machine, c.name)) if c.split == "test" else None
+            r = truth.get(key(c.machine, c.name, c.domain)) if c.split == "test" else None
             if r is None:
                 out.append(c)
             else:
