@@ -47,7 +47,7 @@ class ArcFace(nn.Module):
     """
 
     def __init__(self, emb_dim: int = 128, n_classes: int = 2, scale: float = 30.0, margin: float = 0.7,
-                 easy_margin: bool = False, sub_centers: int = 1, eps: float = 1e-7):
+                 easy_margin: bool = False, sub_centers: int = 1, eps: float = 1e-12):
         super().__init__()
         if n_classes < 1 or sub_centers < 1:
             raise ConfigError(f"ArcFace needs n_classes >= 1 and sub_centers >= 1, got {n_classes}, {sub_centers}")
