@@ -68,6 +68,8 @@ CASES = [
      dict(machine="my_press", split="train", label="normal", layout="folder", section="00")),
     ("plant/my_press/anomaly/broken bearing.wav", dict(machine="my_press", split="test", label="anomaly")),
     ("my_press/test/normal/a.wav", dict(machine="my_press", split="test", label="normal", layout="folder")),
+    ("my_press/anomaly/section_00_source_train_normal_0001.wav",
+     dict(machine="my_press", split="test", label="anomaly", layout="folder")),
     ("6_dB/fan/id_04/abnormal/00000012.wav",
      dict(machine="fan", section="04", split="test", label="anomaly", index=12, layout="mimii")),
 ]

@@ -198,7 +198,7 @@ def parse_path(
         return p.parents[levels - 1].name
 
     # --- own data and MIMII: label folders -------------------------------------------------
-    if folder.lower() in _FOLDER_LABELS and not (_RE_SECTION.match(stem) or _RE_2020.match(stem)):
+    if folder.lower() in _FOLDER_LABELS:  # the folder decides, whatever the file is called
         label = _FOLDER_LABELS[folder.lower()]
         above = p.parent.parent.name
         if depth >= 3 and re.fullmatch(r"id_\d+", above):
