@@ -120,3 +120,22 @@ def test_cli_error_is_one_line_with_exit_code_2(tmp_path):
                           "--ground-truth", str(tmp_path / "gt"), "--year", "2023"], capture_output=True, text=True)
     assert out.returncode == 2
     assert "anomaly_score_fan_section_00_test.csv" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_attribute_names_are_joined_through_ground_truth_attributes(tmp_path):
+    clips, scores, dec = _setup(tmp_path, 2023)
+    before = evaluate_submission(tmp_path / "sub", tmp_path / "gt", 2023)
+    adir = tmp_path / "gt" / "ground_truth_attributes"
+    adir.mkdir()
+    f = tmp_path / "sub" / "anomaly_score_fan_section_00_test.csv"
+    lines = f.read_text().splitlines()
+    # publish an attribute-bearing alias for every fan clip and rename two rows in the submission
+    names = [line.split(",")[0] for line in lines]
+    (adir / "ground_truth_fan_section_00_test.csv").write_text(
+        "".join(f"{n},{n[:-4]}_vel_12\n" for n in names))
+    renamed = [f"{names[0][:-4]}_vel_12.wav,{lines[0].split(',')[1]}",
+               f"{names[1][:-4]}_vel_12.wav,{lines[1].split(',')[1]}"] + lines[2:]
+    f.write_text("\n".join(renamed) + "\n")
+    assert evaluate_submission(tmp_path / "sub", tmp_path / "gt", 2023).to_dict() == before.to_dict()
+    f.write_text("\n".join(renamed + [lines[0]]) + "\n")  # both spellings of one clip
+    _expect(tmp_path, "appears twice")

@@ -57,11 +57,14 @@ __all__ = [
     "truth_index",
     "join_ground_truth",
     "detect_year",
+    "read_name_aliases",
+    "ATTRIBUTES_DIR",
 ]
 
 YEARS: tuple[int, ...] = (2020, 2021, 2022, 2023, 2024, 2025)
 DATA_DIR = "ground_truth_data"
 DOMAIN_DIR = "ground_truth_domain"
+ATTRIBUTES_DIR = "ground_truth_attributes"
 EVAL_DATA_LIST = "eval_data_list.csv"
 
 _LABELS = {0: "normal", 1: "anomaly"}
@@ -358,6 +361,42 @@ def write_ground_truth(clips: Iterable[Clip], out_dir: str | Path, year: int) ->
             p.write_text("".join(f"{c.name},{_DOMAIN_CODES[c.domain]}\n" for c in group), encoding="utf-8")
             written.append(p)
     return written
+
+
+def read_name_aliases(root: str | Path, year: int) -> dict[tuple[str, str], str]:
+    """Alternative clip names from ``ground_truth_attributes/`` (2023-2025 evaluation sets).
+
+    The organisers anonymised evaluation names (``section_00_0000.wav``) and later published the
+    attribute-bearing names; their ``ground_truth_attributes/ground_truth_<type>_section_SS_test.csv``
+    rows are ``anonymised_name,attribute_name_without_extension``. Returns
+    ``{(machine, attribute_name + ".wav"): anonymised_name}`` (empty when the folder is absent),
+    so a submission written with either spelling can be joined.
+    """
+    year = _check_year(year)
+    root = Path(root)
+    try:
+        adir = _data_dir(root).parent / ATTRIBUTES_DIR
+    except DataError:
+        return {}
+    if year < 2022 or not adir.is_dir():
+        return {}
+    out: dict[tuple[str, str], str] = {}
+    for path in sorted(adir.glob("ground_truth_*.csv")):
+        m = _RE_2022.match(path.name)
+        if m is None:
+            continue
+        machine = m.group("machine")
+        text = path.read_text(encoding="utf-8-sig")
+        for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) < 2:
+                raise DataError(f"{path}:{lineno}: expected 'name,attribute_name', got {','.join(row)!r}")
+            alias = row[1].strip()
+            if not alias.endswith((".wav", ".flac")):
+                alias += ".wav"
+            out[(machine, alias)] = row[0].strip()
+    return out
 
 
 def truth_index(rows: Sequence[TruthRow]) -> dict[tuple[str, str], TruthRow]:

@@ -27,7 +27,7 @@ from typing import Optional
 import numpy as np
 
 from ..data.clip import Clip
-from ..data.groundtruth import TruthRow, read_ground_truth
+from ..data.groundtruth import TruthRow, read_ground_truth, read_name_aliases
 from ..errors import SubmissionError
 from .protocols import Result, _check_year, evaluate_scores
 
@@ -181,6 +181,19 @@ def _listing(items: Sequence[str]) -> str:
     return ", ".join(items[:_MAX_LISTED]) + more
 
 
+def _unalias(rows: dict[str, float], machine: str, aliases: dict, path: Path, problems: list[str]) -> dict[str, float]:
+    """Map attribute-bearing names to the ground truth's anonymised names (2023-2025 eval sets)."""
+    if not aliases:
+        return rows
+    out: dict[str, float] = {}
+    for name, v in rows.items():
+        canon = aliases.get((machine, name), name)
+        if canon in out:
+            problems.append(f"{path}: clip {canon!r} appears twice (once as {name!r}, its attribute-bearing name)")
+        out[canon] = v
+    return out
+
+
 def evaluate_submission(
     scores_dir: str | Path,
     ground_truth_dir: str | Path,
@@ -191,7 +204,8 @@ def evaluate_submission(
 
     Every ground-truth group (machine type, section, and domain for 2021) must have its
     anomaly-score file; decision files are optional but must then exist for every group. Rows are
-    joined to the ground truth by name.
+    joined to the ground truth by name. Where the ground truth has ``ground_truth_attributes/``
+    (2023-2025 evaluation sets), rows may use either the anonymised or the attribute-bearing name.
 
     Raises:
         SubmissionError: missing or unexpected files, missing/extra/duplicate names, bad values --
@@ -203,6 +217,7 @@ def evaluate_submission(
     if not scores_dir.is_dir():
         raise SubmissionError(f"{scores_dir}: submission folder not found")
     truth = read_ground_truth(ground_truth_dir, year)
+    aliases = read_name_aliases(ground_truth_dir, year)
     expected: dict[tuple, list[TruthRow]] = {}
     for r in truth:
         expected.setdefault(_file_key(r.machine, r.section, r.domain, year), []).append(r)
@@ -239,8 +254,10 @@ def evaluate_submission(
     decisions: list[float] = []
     for key, rows in sorted(expected.items(), key=lambda kv: tuple(x or "" for x in kv[0])):
         want = {r.name for r in rows}
-        sub = read_submission_file(score_files[key], ANOMALY_SCORE)
-        dsub = read_submission_file(dec_files[key], DECISION_RESULT) if use_dec else None
+        sub = _unalias(read_submission_file(score_files[key], ANOMALY_SCORE), key[0], aliases, score_files[key], problems)
+        dsub = None
+        if use_dec:
+            dsub = _unalias(read_submission_file(dec_files[key], DECISION_RESULT), key[0], aliases, dec_files[key], problems)
         for path, got in ((score_files[key], sub), (dec_files.get(key), dsub)):
             if got is None:
                 continue
