@@ -84,6 +84,15 @@ def test_nothing_silently_skipped(tmp_path):
     assert {u["path"] for u in d["unparsed"]} == {str(p) for p in reasons}
 
 
+def test_symlink_loop_is_reported_not_followed_forever(tmp_path):
+    _wav(tmp_path / "fan/train/section_00_source_train_normal_0000_a_1.wav")
+    (tmp_path / "fan/train/loop").symlink_to(tmp_path / "fan", target_is_directory=True)
+    ix = DatasetIndex.scan(tmp_path)
+    assert len(ix) == 1
+    assert [u.path for u in ix.unparsed] == [tmp_path / "fan/train/loop"]
+    assert "already scanned" in ix.unparsed[0].reason
+
+
 def test_2021_train_names_marked_2021_by_sibling_test_folders(tmp_path):
     _tree(tmp_path, [
         "dev_data/fan/train/section_00_source_train_normal_0000_strength_1.wav",

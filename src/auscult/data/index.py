@@ -170,7 +170,14 @@ class DatasetIndex:
         unparsed: list[Unparsed] = []
         other = 0
         attr_files: list[Path] = []
+        seen_dirs: set[str] = set()
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen_dirs:  # a symlink loop or a second link to a folder already walked
+                dirnames[:] = []
+                unparsed.append(Unparsed(Path(dirpath), f"folder already scanned via another path ({real})"))
+                continue
+            seen_dirs.add(real)
             dirnames.sort()
             for fn in sorted(filenames):
                 p = Path(dirpath) / fn
