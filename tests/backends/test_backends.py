@@ -432,3 +432,22 @@ def test_registry_lists_every_family():
     assert set(BACKENDS.names()) >= {"knn", "kmeans", "mahalanobis", "selective_mahalanobis", "gmm", "lof", "classifier"}
     for entry in BACKENDS.entries():
         assert entry.description
+
+
+def test_thread_limit_gives_the_same_scores_and_is_restored(data):
+    from threadpoolctl import threadpool_info
+
+    from auscult.backends import set_threads
+
+    tr_x, tr_meta, te_x, te_meta, _ = data
+    before = [i["num_threads"] for i in threadpool_info()]
+    ref = BACKENDS.build("kmeans", n_clusters=4).fit(tr_x, tr_meta).score(te_x, te_meta)  # default: 1 thread
+    assert [i["num_threads"] for i in threadpool_info()] == before
+    set_threads(None)
+    try:
+        be = BACKENDS.build("kmeans", n_clusters=4)
+        np.testing.assert_allclose(be.fit(tr_x, tr_meta).score(te_x, te_meta), ref, rtol=1e-9, atol=1e-12)
+    finally:
+        set_threads(1)
+    with pytest.raises(ConfigError):
+        set_threads(0)

@@ -21,6 +21,7 @@ from .base import (
     l2_normalize,
     load_backend,
     pairwise_distance,
+    set_threads,
 )
 from .classifier import ClassifierBackend
 from .gmm import GMMBackend
@@ -46,4 +47,5 @@ __all__ = [
     "l2_normalize",
     "load_backend",
     "pairwise_distance",
+    "set_threads",
 ]

@@ -42,6 +42,35 @@ GROUP_BY = ("section", "machine", None)
 GroupKey = tuple[str, ...]
 
 
+_THREADS: Optional[int] = 1
+
+
+def set_threads(n: Optional[int]) -> None:
+    """Set the BLAS/OpenMP thread limit used inside back-end fit/score (``None``: no limit).
+
+    The default is 1: per-section problems are small (about a thousand rows), and
+    scikit-learn's k-means, mixtures and neighbour searches spin OpenMP/BLAS threads whose
+    start-up and contention cost more than they save - measured 8-30x slower fits on a busy
+    2-core machine (``benchmarks/bench_backends.py``). Raise it for large groups on a
+    dedicated many-core machine. The limit applies only while a back-end runs and is
+    restored afterwards.
+    """
+    global _THREADS
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ConfigError(f"threads must be a positive integer or None, got {n!r}")
+    _THREADS = n
+
+
+def _thread_limit():
+    import contextlib
+
+    if _THREADS is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=_THREADS)
+
+
 class BackendVersionWarning(UserWarning):
     """A saved back-end was written by a different auscult version than the one reading it."""
 
@@ -297,14 +326,15 @@ class Backend:
             raise DataError("cannot fit a back-end on zero embeddings")
         groups: dict[GroupKey, dict[str, np.ndarray]] = {}
         self._cache = {}
-        for key, idx in self._split(meta).items():
-            if len(idx) < self.min_fit_rows:
-                raise DataError(
-                    f"{self.name}: {describe_group(key, self.group_by)} has {len(idx)} training "
-                    f"embedding(s), needs at least {self.min_fit_rows} (use a coarser group_by)"
-                )
-            state = self._fit_group(x[idx], meta.subset(idx), key)
-            groups[key] = {k: np.asarray(v) for k, v in state.items()}
+        with _thread_limit():
+            for key, idx in self._split(meta).items():
+                if len(idx) < self.min_fit_rows:
+                    raise DataError(
+                        f"{self.name}: {describe_group(key, self.group_by)} has {len(idx)} training "
+                        f"embedding(s), needs at least {self.min_fit_rows} (use a coarser group_by)"
+                    )
+                state = self._fit_group(x[idx], meta.subset(idx), key)
+                groups[key] = {k: np.asarray(v) for k, v in state.items()}
         self.groups_ = groups
         self.dim_ = int(x.shape[1])
         return self
@@ -318,14 +348,17 @@ class Backend:
         if self.dim_ is not None and len(x) and x.shape[1] != self.dim_:
             raise DataError(f"{self.name}: embeddings have {x.shape[1]} dimensions, the back-end was fitted on {self.dim_}")
         out = np.empty(len(x), dtype=np.float64)
-        for key, idx in self._split(meta).items():
+        parts = self._split(meta)
+        for key in parts:
             if key not in self.groups_:
                 known = ", ".join(describe_group(k, self.group_by) for k in sorted(self.groups_))
                 raise DataError(
                     f"{self.name}: {describe_group(key, self.group_by)} was not seen in fit "
                     f"(fitted: {known}); fit on that section's training clips or use a coarser group_by"
                 )
-            out[idx] = self._score_group(self.groups_[key], x[idx], meta.subset(idx), key)
+        with _thread_limit():
+            for key, idx in parts.items():
+                out[idx] = self._score_group(self.groups_[key], x[idx], meta.subset(idx), key)
         return out
 
     def fit_score(self, embeddings: Any, meta: Optional[BackendMeta] = None) -> np.ndarray:
