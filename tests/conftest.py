@@ -17,12 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def shared_data_root() -> Path | None:
     env = os.environ.get("AUSCULT_SHARED_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO.parent / "shared" / "data")
-    for c in candidates:
-        if c.is_dir():
-            return c
-    return None
+    if env:  # an explicit setting wins, also when it points nowhere (forces the skip)
+        return Path(env) if Path(env).is_dir() else None
+    default = REPO.parent / "shared" / "data"
+    return default if default.is_dir() else None
 
 
 @pytest.fixture(scope="session")
