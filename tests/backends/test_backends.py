@@ -259,6 +259,17 @@ def test_mahalanobis_auto_prototypes_and_unseen_class(data):
     assert plain.groups_[("", "00")]["means"].shape == (1, D)
 
 
+@pytest.mark.parametrize("name", BACKENDS.names())
+def test_every_backend_fits_a_group_with_one_domain_only(name, data):
+    tr_x, tr_meta, te_x, te_meta, y = data
+    for dom in ("source", "target"):
+        idx = np.flatnonzero(tr_meta.domain == dom)
+        be = BACKENDS.build(name).fit(tr_x[idx], tr_meta.subset(idx))
+        q = te_meta.domain == dom
+        scores = be.score(te_x[q], te_meta.subset(np.flatnonzero(q)))
+        assert np.all(np.isfinite(scores)) and roc_auc_score(y[q], scores) > 0.9, dom
+
+
 # --------------------------------------------------------------------------- classifier
 
 
@@ -362,6 +373,7 @@ def test_fit_without_meta_is_one_group_and_dimension_checked(data):
     be = BACKENDS.build("knn").fit(tr_x)
     assert list(be.groups_) == [()]
     assert be.score(te_x).shape == (len(te_x),)
+    np.testing.assert_array_equal(be.score(te_x, te_meta), be.score(te_x))  # one group takes every row
     with pytest.raises(DataError, match="dimensions"):
         be.score(te_x[:, :4])
     per_section = BACKENDS.build("knn").fit(tr_x, BackendMeta(n=len(tr_x), section=["00"] * len(tr_x)))

@@ -267,9 +267,8 @@ def domain_sets(x: np.ndarray, meta: BackendMeta, separate: bool, key: GroupKey,
         sets = {"all": x}
     else:
         tgt = meta.is_target()
-        sets = {"source": x[~tgt]}
-        if tgt.any():
-            sets["target"] = x[tgt]
+        sets = {"source": x[~tgt], "target": x[tgt]}
+        sets = {d: rows for d, rows in sets.items() if len(rows)}  # a group may have one domain only
     for dom, rows in sets.items():
         if len(rows) < min_rows:
             raise DataError(
@@ -348,7 +347,10 @@ class Backend:
         if self.dim_ is not None and len(x) and x.shape[1] != self.dim_:
             raise DataError(f"{self.name}: embeddings have {x.shape[1]} dimensions, the back-end was fitted on {self.dim_}")
         out = np.empty(len(x), dtype=np.float64)
-        parts = self._split(meta)
+        if set(self.groups_) == {()}:  # fitted as one group: every row belongs to it
+            parts = {(): np.arange(len(x))} if len(x) else {}
+        else:
+            parts = self._split(meta)
         for key in parts:
             if key not in self.groups_:
                 known = ", ".join(describe_group(k, self.group_by) for k in sorted(self.groups_))

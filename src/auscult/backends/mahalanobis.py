@@ -142,7 +142,7 @@ class SelectiveMahalanobisBackend(Backend):
 
     Source (and domain-less) rows and target rows of a group each get their own mean and
     covariance; the score is the minimum of the two squared distances (only the source one when
-    a group has no target rows). ``center=False`` measures from the origin instead of the domain
+    a group has no target rows, only the target one when it has no source rows). ``center=False`` measures from the origin instead of the domain
     mean (what the baseline does with mean reconstruction-residual blocks); the covariance is
     always estimated around the domain mean.
 
@@ -168,7 +168,7 @@ class SelectiveMahalanobisBackend(Backend):
         tgt = meta.is_target()
         state: dict[str, np.ndarray] = {}
         for dom, rows in (("source", x[~tgt]), ("target", x[tgt])):
-            if len(rows) == 0 and dom == "target":
+            if len(rows) == 0:  # a group may have one domain only (fit() never passes an empty group)
                 continue
             if len(rows) < 2:
                 raise DataError(
