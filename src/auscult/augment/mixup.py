@@ -24,23 +24,29 @@ class MixupResult:
 
 
 def sample_lambda(shape: tuple[int, ...], alpha: float = 1.0, dist: str = "beta",
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw mixing ratios: ``Beta(alpha, alpha)`` or ``U(0, alpha)`` (``dist="uniform"``, alpha=1 -> U(0,1))."""
+                  generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Draw mixing ratios: ``Beta(alpha, alpha)`` or ``U(0, alpha)`` (``dist="uniform"``, alpha=1 -> U(0,1)).
+
+    Draws are made in float64 and cast to ``dtype`` (for small alpha a visible share of Beta draws lies
+    within float32 rounding of 1 and becomes exactly 1.0 in float32).
+    """
     if alpha <= 0:
         raise ConfigError(f"mixup alpha must be positive, got {alpha}")
     if dist == "beta":
         # Beta(a, a) = G1 / (G1 + G2) with Gamma(a) draws; torch's Gamma sampler takes no generator,
         # so the Gamma draws are made here from the generator's normals and uniforms.
-        g1 = _gamma(shape, alpha, generator)
-        g2 = _gamma(shape, alpha, generator)
-        return g1 / (g1 + g2).clamp(min=1e-30)
+        # (computed in the log domain: for small alpha the Gamma draws underflow even in float64)
+        return torch.sigmoid(_log_gamma(shape, alpha, generator) - _log_gamma(shape, alpha, generator)).to(dtype)
     if dist == "uniform":
-        return torch.rand(shape, generator=generator) * alpha
+        return (torch.rand(shape, generator=generator, dtype=torch.float64) * alpha).to(dtype)
     raise ConfigError(f"unknown mixup lambda distribution {dist!r}; use 'beta' or 'uniform'")
 
 
-def _gamma(shape: tuple[int, ...], alpha: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Gamma(alpha, 1) samples driven by ``generator`` (Marsaglia-Tsang with the alpha<1 boost)."""
+def _log_gamma(shape: tuple[int, ...], alpha: float, generator: torch.Generator | None) -> torch.Tensor:
+    """log of Gamma(alpha, 1) samples (float64) driven by ``generator``.
+
+    Marsaglia-Tsang; for alpha < 1 the boost G(alpha) = G(alpha + 1) * U^(1/alpha), in logs.
+    """
     a = alpha if alpha >= 1 else alpha + 1.0
     d = a - 1.0 / 3.0
     c = 1.0 / (9.0 * d) ** 0.5
@@ -53,11 +59,11 @@ def _gamma(shape: tuple[int, ...], alpha: float, generator: torch.Generator | No
         v = (1 + c * x) ** 3
         ok = (v > 0) & (torch.log(u.clamp(min=1e-300)) < 0.5 * x * x + d - d * v + d * torch.log(v.clamp(min=1e-300)))
         out = torch.cat([out, (d * v)[ok]])
-    out = out[:n]
+    out = torch.log(out[:n])
     if alpha < 1:
-        u = torch.rand(n, generator=generator, dtype=torch.float64)
-        out = out * u ** (1.0 / alpha)
-    return out.float().reshape(shape)
+        u = torch.rand(n, generator=generator, dtype=torch.float64).clamp(min=1e-300)
+        out = out + torch.log(u) / alpha
+    return out.reshape(shape)
 
 
 def mixup(x: torch.Tensor, alpha: float = 1.0, dist: str = "beta", p: float = 1.0, per_sample: bool = False,
