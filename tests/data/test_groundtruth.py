@@ -137,3 +137,20 @@ def test_join_fills_labels_and_domains():
     with pytest.raises(DataError, match="zzz.wav"):
         join_ground_truth([stray], rows)
     assert join_ground_truth([stray], rows, strict=False)[0].label is None
+
+
+def test_2021_names_may_repeat_across_domains(tmp_path):
+    d = tmp_path / "ground_truth_data"
+    d.mkdir()
+    (d / "ground_truth_fan_section_03_source_test.csv").write_text("section_03_0000.wav,0\nsection_03_0001.wav,1\n")
+    (d / "ground_truth_fan_section_03_target_test.csv").write_text("section_03_0000.wav,1\nsection_03_0001.wav,0\n")
+    rows = read_ground_truth(tmp_path, 2021)
+    assert len(rows) == 4
+    clips = [Clip(path=Path(f"/e/fan/{dom}_test/section_03_000{i}.wav"), machine="fan", section="03",
+                  domain=dom, split="test") for dom in ("source", "target") for i in (0, 1)]
+    joined = join_ground_truth(clips, rows)
+    assert [c.label for c in joined] == ["normal", "anomaly", "anomaly", "normal"]
+    # within one domain a repeat is still an error
+    (d / "ground_truth_fan_section_04_source_test.csv").write_text("section_03_0000.wav,0\n")
+    with pytest.raises(DataError, match="appears in two ground-truth files"):
+        read_ground_truth(tmp_path, 2021)

@@ -307,9 +307,10 @@ def read_ground_truth(root: str | Path, year: int) -> list[TruthRow]:
                         f"file (e.g. {only_l[:3]}), {len(only_d)} only in the domain file (e.g. {only_d[:3]})"
                     )
                 rows += [TruthRow(machine, section, n, lab, domains[n]) for n, lab in labels.items()]
-    keys: dict[tuple[str, str], TruthRow] = {}
+    keys: dict[tuple, TruthRow] = {}
     for r in rows:
-        k = (r.machine, r.name)
+        # 2021 has one file per domain: a name may repeat across a section's source and target files
+        k = (r.machine, r.name, r.domain) if year == 2021 else (r.machine, r.name)
         if k in keys:
             raise DataError(
                 f"{root}: clip {r.name!r} of {r.machine} appears in two ground-truth files "
@@ -399,23 +400,29 @@ def read_name_aliases(root: str | Path, year: int) -> dict[tuple[str, str], str]
     return out
 
 
-def truth_index(rows: Sequence[TruthRow]) -> dict[tuple[str, str], TruthRow]:
-    """``{(machine, name): row}`` for joining."""
+def truth_index(rows: Sequence[TruthRow]) -> dict[tuple, TruthRow]:
+    """``{(machine, name): row}`` for joining, or ``{(machine, name, domain): row}`` when names
+    repeat across domains (possible with 2021's per-domain files)."""
+    by_domain = len({(r.machine, r.name) for r in rows}) < len(rows)
+    if by_domain:
+        return {(r.machine, r.name, r.domain): r for r in rows}
     return {(r.machine, r.name): r for r in rows}
 
 
 def join_ground_truth(clips: Iterable[Clip], rows: Sequence[TruthRow], strict: bool = True) -> list[Clip]:
-    """Fill label (and domain, where the ground truth has one) into test clips, by ``(machine, name)``.
+    """Fill label (and domain, where the ground truth has one) into test clips, by ``(machine, name)``
+    (and domain, when the ground truth repeats names across domains).
 
     Clips that are not test clips pass through unchanged. With ``strict=True`` a test clip that
     the ground truth does not list raises :class:`DataError`; with ``strict=False`` it passes
     through unlabelled.
     """
     idx = truth_index(rows)
+    by_domain = bool(idx) and len(next(iter(idx))) == 3
     out: list[Clip] = []
     missing: list[Clip] = []
     for c in clips:
-        r = idx.get((c.machine, c.name))
+        r = idx.get((c.machine, c.name, c.domain) if by_domain else (c.machine, c.name))
         if c.split != "test":
             out.append(c)
         elif r is None:

@@ -10,7 +10,7 @@ Per year (``p`` = 0.1, pAUC = :func:`~auscult.eval.metrics.pauc_mcclish`):
   machine type the arithmetic mean over IDs (and mAUC, the minimum). There is no single official
   score; ``aggregates["unofficial_hmean_auc_pauc"]`` is a clearly unofficial summary.
 * **2021** -- per section *and domain*: AUC and pAUC on that domain's own normal and anomalous
-  clips. Official score = harmonic mean (floored at machine epsilon) of all AUC and pAUC values
+  clips (a domain absent from a section, as in a subset, gets no row). Official score = harmonic mean (floored at machine epsilon) of all AUC and pAUC values
   over machine types, sections and domains.
 * **2022-2025** -- per section: AUC(source) = source normals vs **all** anomalies of the section,
   AUC(target) = target normals vs all anomalies, pAUC over all clips of the section. Official
@@ -126,7 +126,7 @@ def _group(clips: Sequence[Clip], scores: np.ndarray, decisions: Optional[np.nda
             raise DataError(f"{c.path}: clip has no ground-truth label ({c.label!r}); join ground truth first")
         if year >= 2021 and c.domain not in ("source", "target"):
             raise DataError(f"{c.path}: clip has no domain ({c.domain!r}); the {year} protocol needs one")
-        key = (c.machine, c.name)
+        key = (c.machine, c.domain, c.name)
         if key in seen:
             raise DataError(f"{c.path}: clip name {c.name!r} of {c.machine} appears twice ({seen[key].path})")
         seen[key] = c
@@ -176,8 +176,8 @@ def _rows_2021(groups: list[GroupData], p: float, with_dec: bool) -> list[dict]:
     for g in groups:
         for dom in ("source", "target"):
             m = g.domain_mask(dom)
-            if not m.any():
-                raise M.MetricInputError(f"{g.machine} section {g.section}: no {dom}-domain test clips")
+            if not m.any():  # a subset without this domain: no row (the official sets have both)
+                continue
             y, s = g.labels[m], g.scores[m]
             r = {
                 "machine": g.machine,
