@@ -21,7 +21,7 @@ import os
 import tempfile
 import warnings
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -112,7 +112,6 @@ class BackendMeta:
     attribute: Optional[np.ndarray] = None
     logits: Optional[np.ndarray] = None
     probs: Optional[np.ndarray] = None
-    _extra: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         n = int(self.n)
@@ -181,6 +180,9 @@ class BackendMeta:
             logits=take(self.logits),
             probs=take(self.probs),
         )
+
+    def __len__(self) -> int:
+        return self.n
 
     def is_target(self) -> np.ndarray:
         """Boolean mask of target-domain rows (``None`` domain counts as source)."""
