@@ -2,7 +2,7 @@
 
 Use it as a ``batch_sampler`` of a ``torch.utils.data.DataLoader``. Each batch holds ``n_classes``
 distinct classes with ``n_per_class`` clips each. Classes are visited in shuffled rounds so every class
-appears equally often over an epoch. Within a class, clips are drawn from a shuffled pool without
+appears equally often (visit counts differ by at most one). Within a class, clips are drawn from a shuffled pool without
 replacement, refilled when exhausted (small classes repeat; pair it with a random crop so repeats
 differ). With ``target_fraction`` set, each draw from a class that has both domains comes from the
 target domain with that probability, which oversamples the (rare) target clips.
@@ -98,9 +98,11 @@ class BalancedBatchSampler(Sampler[list[int]]):
         class_order: list[int] = []
         for _ in range(self.n_batches):
             if len(class_order) < self.n_classes:
-                # next shuffled round, avoiding duplicates with the leftover of the previous round
-                rest = [c for c in rng.permutation(len(self.classes)).tolist() if c not in class_order]
-                class_order += rest
+                # next shuffled round (every class once); classes still queued from the previous
+                # round go to its end, so a batch never holds a class twice
+                rnd = rng.permutation(len(self.classes)).tolist()
+                queued = set(class_order)
+                class_order += [c for c in rnd if c not in queued] + [c for c in rnd if c in queued]
             chosen, class_order = class_order[: self.n_classes], class_order[self.n_classes:]
             batch: list[int] = []
             for ci in chosen:
