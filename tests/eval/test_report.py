@@ -67,3 +67,13 @@ def test_thresholds_drawn_from_given_value_or_decisions(result):
 def test_markdown_table_formatting():
     md = markdown_table([{"machine": "fan", "auc": 0.123456, "n_normal": 3}], ["machine", "auc", "n_normal"])
     assert md.splitlines() == ["| machine | AUC | # normal |", "|---|---:|---:|", "| fan | 0.1235 | 3 |"]
+
+
+def test_report_for_a_subset_with_one_domain(tmp_path):
+    clips, scores, dec = demo_scored_clips(2021, machines=("fan", "pump"), n_per_domain=8, seed=3)
+    keep = [i for i, c in enumerate(clips) if c.domain == "source"]
+    clips, scores, dec = [clips[i] for i in keep], scores[keep], dec[keep]
+    r = evaluate_scores(clips, scores, 2021, decisions=dec)
+    assert [row["domain"] for row in r.rows] == ["source", "source"]
+    text = write_report(r, tmp_path / "r.html").read_text()
+    assert text.count("data:image/png;base64,") == 3

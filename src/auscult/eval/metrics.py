@@ -239,8 +239,6 @@ def harmonic_mean_official(values) -> float:
     ``scipy.stats.hmean(numpy.maximum(values, sys.float_info.epsilon))``): one zero does not
     make the mean undefined, it drags it to about n * epsilon."""
     v = np.maximum(_values(values, "harmonic mean"), EPSILON)
-    if (v < 0).any():
-        raise MetricInputError("harmonic mean of negative values")
     return float(v.size / np.sum(1.0 / v))
 
 

@@ -202,7 +202,7 @@ def roc_figure(result: Result, dpi: int = 80) -> bytes:
         ax.axvspan(0, p, color=C_PAUC, alpha=0.15, lw=0)
         ax.plot([0, 1], [0, 1], ls=":", color="#999999", lw=1)
         for name, y, s, colour in _roc_sets(result, g):
-            if y.min() == y.max():
+            if y.size == 0 or y.min() == y.max():  # domain absent or one class only: no curve
                 continue
             fpr, tpr = _roc(y, s)
             a = roc_auc_score(y, s)
