@@ -273,7 +273,8 @@ def distribution_figure(result: Result, dpi: int = 80) -> bytes:
         if i % nc == 0:
             ax.set_ylabel("clips", fontsize=8)
         ax.legend(fontsize=6, frameon=False)
-    fig.suptitle("Anomaly-score distributions: normal vs anomalous, per domain", fontsize=11)
+    per = ", per domain" if any(d for _, d in panels) else ""
+    fig.suptitle(f"Anomaly-score distributions: normal vs anomalous{per}", fontsize=11)
     return _png(fig)
 
 
