@@ -54,7 +54,8 @@ class InfoNCEMoCo(nn.Module):
     """
 
     def __init__(self, emb_dim: int = 128, queue_size: int = 4096, temperature: float = 0.07,
-                 seed: int | None = None, **_ignored):
+                 seed: int | None = None, n_classes: int | None = None):
+        # n_classes is accepted (and unused) so every loss builds with the same arguments
         super().__init__()
         if queue_size < 1 or temperature <= 0:
             raise ConfigError(f"need queue_size >= 1 and temperature > 0, got {queue_size}, {temperature}")

@@ -41,7 +41,8 @@ class PrototypicalLoss(nn.Module):
 
     def __init__(self, temperature: float = 0.07, n_sub_prototypes: int = 0, subset_ratio: float = 0.5,
                  n_negatives: int = 0, neg_lambda: tuple[float, float] = (0.25, 0.5), seed: int = 0,
-                 **_ignored):
+                 emb_dim: int | None = None, n_classes: int | None = None):
+        # emb_dim / n_classes are accepted (and unused) so every loss builds with the same arguments
         super().__init__()
         if temperature <= 0:
             raise ConfigError(f"temperature must be positive, got {temperature}")

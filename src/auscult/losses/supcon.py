@@ -33,7 +33,9 @@ class SupConLoss(nn.Module):
         mask: optional explicit ``[B, B]`` positive-weight matrix.
     """
 
-    def __init__(self, temperature: float = 0.07, base_temperature: float = 0.07, **_ignored):
+    def __init__(self, temperature: float = 0.07, base_temperature: float = 0.07,
+                 emb_dim: int | None = None, n_classes: int | None = None):
+        # emb_dim / n_classes are accepted (and unused) so every loss builds with the same arguments
         super().__init__()
         if temperature <= 0 or base_temperature <= 0:
             raise ConfigError("supcon temperatures must be positive")
