@@ -463,3 +463,21 @@ def test_thread_limit_gives_the_same_scores_and_is_restored(data):
         set_threads(1)
     with pytest.raises(ConfigError):
         set_threads(0)
+
+
+def test_thread_limit_applies_inside_fit(data, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from auscult.backends import KNNBackend
+
+    seen = []
+    orig = KNNBackend._fit_group
+
+    def spy(self, x, meta, key):
+        seen.append({i["user_api"]: i["num_threads"] for i in threadpool_info()})
+        return orig(self, x, meta, key)
+
+    monkeypatch.setattr(KNNBackend, "_fit_group", spy)
+    tr_x, tr_meta, _, _, _ = data
+    BACKENDS.build("knn").fit(tr_x, tr_meta)
+    assert seen and all(set(d.values()) == {1} for d in seen)

@@ -61,14 +61,26 @@ def set_threads(n: Optional[int]) -> None:
     _THREADS = n
 
 
+_CONTROLLER: Any = None
+
+
 def _thread_limit():
+    """Context that applies the thread limit (a cached controller: ~0.02 ms, not ~7 ms a call)."""
     import contextlib
 
+    global _CONTROLLER
     if _THREADS is None:
         return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
+    if _CONTROLLER is None:
+        # load every native library the back-ends use first, so the controller sees their pools
+        import scipy.linalg  # noqa: F401
+        import sklearn.cluster  # noqa: F401
+        import sklearn.mixture  # noqa: F401
+        import sklearn.neighbors  # noqa: F401
+        from threadpoolctl import ThreadpoolController
 
-    return threadpool_limits(limits=_THREADS)
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=_THREADS)
 
 
 class BackendVersionWarning(UserWarning):
