@@ -52,3 +52,16 @@ def test_frame_crop_takes_contiguous_windows():
     assert set(all_starts.tolist()) == set(range(7)), "every start position is reachable"
     with pytest.raises(ConfigError):
         random_frame_crop(x, 51)
+
+
+def test_crop_box_content_matches_a_direct_crop_and_resize():
+    """With a unit canvas and a crop of exactly half the time axis, the output is the bilinear
+    resize of some contiguous half of the input: find it by brute force."""
+    import torch.nn.functional as F
+
+    x = torch.randn(4, 6, 20)
+    y = random_resized_crop(x, (1.0, 1.0), (0.5, 0.5), (1.0, 1.0), generator=torch.Generator().manual_seed(0))
+    for i in range(4):
+        candidates = [F.interpolate(x[i:i + 1, None, :, s:s + 10], size=(6, 20), mode="bilinear",
+                                    align_corners=True)[0, 0] for s in range(11)]
+        assert any(torch.allclose(y[i], c, atol=1e-5) for c in candidates)

@@ -9,10 +9,6 @@ from torch import nn
 from ..errors import ConfigError
 
 
-def _uniform(lo: float, hi: float, generator: torch.Generator | None) -> float:
-    return lo + (hi - lo) * float(torch.rand((), generator=generator))
-
-
 def random_resized_crop(x: torch.Tensor, freq_scale: tuple[float, float] = (0.6, 1.5),
                         time_scale: tuple[float, float] = (0.6, 1.5),
                         canvas_scale: tuple[float, float] = (1.0, 1.5), fill: float = 0.0,
@@ -41,15 +37,22 @@ def random_resized_crop(x: torch.Tensor, freq_scale: tuple[float, float] = (0.6,
     canvas = torch.full((b, c, fc, tc), float(fill), dtype=x4.dtype, device=x4.device)
     f0, t0 = (fc - f) // 2, (tc - t) // 2
     canvas[:, :, f0:f0 + f, t0:t0 + t] = x4
-    out = []
-    for i in range(b):
-        h = min(fc, max(1, round(f * _uniform(*freq_scale, generator))))
-        w = min(tc, max(1, round(t * _uniform(*time_scale, generator))))
-        fi = int(torch.randint(fc - h + 1, (), generator=generator))
-        ti = int(torch.randint(tc - w + 1, (), generator=generator))
-        crop = canvas[i:i + 1, :, fi:fi + h, ti:ti + w]
-        out.append(F.interpolate(crop, size=(f, t), mode="bilinear", align_corners=True))
-    y = torch.cat(out, 0)
+    # per-sample crop boxes, drawn in one go
+    fs = freq_scale[0] + (freq_scale[1] - freq_scale[0]) * torch.rand(b, generator=generator, dtype=torch.float64)
+    ts = time_scale[0] + (time_scale[1] - time_scale[0]) * torch.rand(b, generator=generator, dtype=torch.float64)
+    h = torch.round(f * fs).clamp(1, fc)
+    w = torch.round(t * ts).clamp(1, tc)
+    fi = torch.floor(torch.rand(b, generator=generator, dtype=torch.float64) * (fc - h + 1)).clamp(max=fc - h)
+    ti = torch.floor(torch.rand(b, generator=generator, dtype=torch.float64) * (tc - w + 1)).clamp(max=tc - w)
+    # one batched bilinear resample (align_corners=True): output pixel q of F maps to canvas pixel
+    # fi + q * (h - 1) / (F - 1); in grid_sample's normalised coordinates that is an affine map.
+    theta = torch.zeros(b, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0] = (w - 1) / max(tc - 1, 1)
+    theta[:, 0, 2] = -1 + (2 * ti + (w - 1)) / max(tc - 1, 1)
+    theta[:, 1, 1] = (h - 1) / max(fc - 1, 1)
+    theta[:, 1, 2] = -1 + (2 * fi + (h - 1)) / max(fc - 1, 1)
+    grid = F.affine_grid(theta.to(canvas.device, canvas.dtype), [b, c, f, t], align_corners=True)
+    y = F.grid_sample(canvas, grid, mode="bilinear", padding_mode="border", align_corners=True)
     return y.squeeze(1) if squeeze else y
 
 

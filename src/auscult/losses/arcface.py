@@ -106,6 +106,10 @@ class NoisyArcMix(ArcFace):
         ce_a = F.cross_entropy(z, y_a.long(), reduction="none")
         if y_b is None:
             return ce_a.mean()
+        if y_b.shape != y_a.shape:
+            raise ConfigError(f"y_a and y_b must have the same shape, got {tuple(y_a.shape)} and {tuple(y_b.shape)}")
+        if y_b.numel() and (int(y_b.min()) < 0 or int(y_b.max()) >= self.n_classes):
+            raise ConfigError(f"y_b label out of range for a loss built with n_classes={self.n_classes}")
         ce_b = F.cross_entropy(z, y_b.long(), reduction="none")
         lam_t = torch.as_tensor(lam, dtype=z.dtype, device=z.device)
         return (lam_t * ce_a + (1.0 - lam_t) * ce_b).mean()
