@@ -96,12 +96,13 @@ class StopAt:
 
 
 def make(run_dir, epochs=3, resume=False, callbacks=(), checkpoint_every_steps=None, bank=True,
-         seed=0, val=True, **cfg):
+         seed=0, val=True, num_workers=0, **cfg):
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
     data = ToyData()
-    loader = torch.utils.data.DataLoader(data, batch_size=4, shuffle=True)
+    loader = torch.utils.data.DataLoader(data, batch_size=4, shuffle=True, num_workers=num_workers,
+                                         multiprocessing_context="fork" if num_workers else None)
     model = ToyNet()
     opt = build_optimizer(model, name="adamw", lr=0.05, weight_decay=0.01)
     sched = build_scheduler(opt, schedule="cosine", warmup_steps=2, eta_min=1e-3,
