@@ -72,3 +72,28 @@ def test_composed_exchanges_give_9c_labels_with_documented_layout():
     assert torch.allclose(lf[12:, 6 * c:].sum(1), torch.full((12,), 0.5))
     # block 1 of the feature exchange holds half of the row's own statistics-exchange label
     assert torch.allclose(lf[12:, 3 * c: 6 * c], 0.5 * ls)
+
+
+def test_composed_labels_train_subcluster_adacos():
+    """The 9C soft labels plug into sub-cluster AdaCos and the classifier learns the exchange task."""
+    from auscult.losses import SubClusterAdaCos
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    c = 2
+    base = torch.randn(c, 16, 1) * 2
+    y = torch.arange(c).repeat(8)
+    x = base[y] + 0.3 * torch.randn(16, 16, 10, generator=g)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(160, 16))
+    loss = SubClusterAdaCos(emb_dim=16, n_classes=9 * c, n_subclusters=2, seed=0)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    first = None
+    for _ in range(60):
+        xs, ls = with_statistics_exchange(x, y, c, g)
+        ef, lf = with_feature_exchange(net(xs), ls, split=8, generator=g)
+        value = loss(ef, lf)
+        first = float(value.detach()) if first is None else first
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+    assert torch.isfinite(value) and float(value.detach()) < 0.8 * first

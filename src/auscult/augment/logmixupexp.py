@@ -1,7 +1,9 @@
 """Log-mixup-exp with a FIFO memory bank of past (un-mixed) inputs (BYOL-A style).
 
 ``x_mixed = log((1 - lam) * exp(x) + lam * exp(x_k))`` with ``x_k`` a random item of the bank and
-``lam ~ U(0, alpha)`` per sample (``alpha = 0.4``). Inputs are log-scale features (log-mel). The
+``lam ~ U(0, alpha)`` per sample (``alpha = 0.4``). Inputs are natural-log features (log-mel as
+``log(mel + eps)``; convert dB first: ``x_ln = x_dB * ln(10) / 10``, else the mix is not a mix of
+energies). The
 mix is computed stably with ``logaddexp``. The bank stores the batch's *un-mixed* inputs after they
 are used, oldest first out, at most ``bank_size`` items.
 """

@@ -77,6 +77,11 @@ class SubClusterAdaCos(nn.Module):
         s0 = self.initial_scale() if scale is None else float(scale)
         self.register_buffer("scale", torch.tensor(min(max(s0, self.min_scale), self.max_scale), dtype=torch.float32))
 
+    def extra_repr(self) -> str:
+        return (f"emb_dim={self.emb_dim}, n_classes={self.n_classes}, n_subclusters={self.n_subclusters}, "
+                f"trainable_centers={isinstance(self.centers, nn.Parameter)}, adaptive={self.adaptive}, "
+                f"scale={float(self.scale):.3f}, scale_range=[{self.min_scale}, {self.max_scale}]")
+
     def initial_scale(self) -> float:
         """``sqrt(2) * log(C*K - 1)`` (at least ``min_scale``)."""
         ck = self.n_classes * self.n_subclusters

@@ -58,6 +58,10 @@ class ArcFace(nn.Module):
         self.weight = nn.Parameter(torch.empty(n_classes * sub_centers, emb_dim))
         nn.init.xavier_uniform_(self.weight)
 
+    def extra_repr(self) -> str:
+        return (f"emb_dim={self.emb_dim}, n_classes={self.n_classes}, scale={self.scale}, margin={self.margin}, "
+                f"easy_margin={self.easy_margin}, sub_centers={self.sub_centers}")
+
     def cosine(self, emb: torch.Tensor) -> torch.Tensor:
         """Cosine between each embedding and each class centre, ``[B, C]``."""
         check_batch(emb)

@@ -64,9 +64,14 @@ class InfoNCEMoCo(nn.Module):
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, emb_dim, generator=gen), dim=1))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
 
+    def extra_repr(self) -> str:
+        return f"queue_size={self.queue.shape[0]}, emb_dim={self.queue.shape[1]}, temperature={self.temperature}"
+
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
         """Write ``keys`` (normalised) over the oldest queue entries."""
+        if keys.dim() != 2 or keys.shape[1] != self.queue.shape[1]:
+            raise ConfigError(f"keys must be [B, {self.queue.shape[1]}], got {tuple(keys.shape)}")
         keys = F.normalize(keys.detach(), dim=1).to(self.queue.dtype)
         q = self.queue.shape[0]
         if keys.shape[0] > q:
