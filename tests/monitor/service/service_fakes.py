@@ -1,0 +1,72 @@
+"""A small stand-in for auscult.monitor.bundle's Bundle: same methods, trivial maths.
+
+score = RMS of the clip; the heat map is a short-time power spectrum (so a loud burst in the
+clip lights up where it is). Deterministic, fast, no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class ScoreResult:
+    score: float
+    decision: bool
+    threshold: float
+    expected_false_alarm_rate: float
+    machine: str
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Explanation:
+    times: np.ndarray
+    frame_scores: np.ndarray
+    freqs: np.ndarray
+    tf_map: np.ndarray
+
+
+class FakeBundle:
+    def __init__(self, machine_ids, sample_rate: int = 16000, threshold: float = 0.2, delay_s: float = 0.0):
+        self.machine_ids = list(machine_ids)
+        self.sample_rate = sample_rate
+        self.threshold = threshold
+        self.delay_s = delay_s
+        self.calls = 0
+
+    def _check(self, wave, sample_rate, machine):
+        if sample_rate != self.sample_rate:
+            raise ValueError(f"fake bundle got {sample_rate} Hz")
+        if machine is not None and machine not in self.machine_ids:
+            raise KeyError(machine)
+
+    def score_waveform(self, wave, sample_rate, machine=None):
+        self._check(wave, sample_rate, machine)
+        self.calls += 1
+        if self.delay_s:
+            import time
+
+            time.sleep(self.delay_s)
+        s = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+        return ScoreResult(s, s > self.threshold, self.threshold, 0.01, machine or self.machine_ids[0],
+                           {"fake": True})
+
+    def explain_waveform(self, wave, sample_rate, machine=None):
+        self._check(wave, sample_rate, machine)
+        n_fft, hop = 512, 256
+        n = 1 + max(0, len(wave) - n_fft) // hop
+        frames = np.stack([wave[i * hop:i * hop + n_fft] if i * hop + n_fft <= len(wave)
+                           else np.pad(wave[i * hop:], (0, n_fft - len(wave[i * hop:]))) for i in range(n)])
+        spec = np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1)) ** 2  # [T, F]
+        tf = np.log1p(spec).T
+        return Explanation(times=(np.arange(n) * hop + n_fft / 2) / sample_rate, frame_scores=tf.mean(axis=0),
+                           freqs=np.fft.rfftfreq(n_fft, 1 / sample_rate), tf_map=tf)
+
+
+def tone(seconds: float = 1.0, sr: int = 16000, amp: float = 0.1, freq: float = 440.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
