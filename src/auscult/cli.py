@@ -19,6 +19,7 @@ from . import __version__
 COMMAND_MODULES: list[str] = [
     "auscult.data.cli",
     "auscult.eval.cli",
+    "auscult.monitor.serve_cli",
     "auscult.data.synth.cli",
 ]
 
