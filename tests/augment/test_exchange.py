@@ -56,10 +56,10 @@ def test_composed_exchanges_give_9c_labels_with_documented_layout():
     g = torch.Generator().manual_seed(0)
     c = 4
     x, y = torch.randn(6, 16, 10), torch.tensor([0, 1, 2, 3, 0, 1])
-    xs, ls = with_statistics_exchange(x, y, c, g)
+    xs, ls = with_statistics_exchange(x, y, c, append=True, generator=g)
     assert xs.shape == (12, 16, 10) and ls.shape == (12, 3 * c)
     emb = torch.randn(12, 8)  # stands in for the network output of xs
-    ef, lf = with_feature_exchange(emb, ls, split=4, generator=g)
+    ef, lf = with_feature_exchange(emb, ls, split=4, append=True, generator=g)
     assert ef.shape == (24, 8) and lf.shape == (24, 9 * c)
     assert torch.allclose(lf.sum(1), torch.ones(24))
     # originals of originals: column 0*3C + 0*C + y
@@ -89,7 +89,7 @@ def test_composed_labels_train_subcluster_adacos():
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     first = None
     for _ in range(60):
-        xs, ls = with_statistics_exchange(x, y, c, g)
+        xs, ls = with_statistics_exchange(x, y, c, generator=g)  # published mode: replace with p = 0.5
         ef, lf = with_feature_exchange(net(xs), ls, split=8, generator=g)
         value = loss(ef, lf)
         first = float(value.detach()) if first is None else first
@@ -97,3 +97,16 @@ def test_composed_labels_train_subcluster_adacos():
         value.backward()
         opt.step()
     assert torch.isfinite(value) and float(value.detach()) < 0.8 * first
+
+
+def test_replace_mode_exchanges_a_fraction_p_and_labels_follow():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(400, 8, 5), torch.arange(400) % 3
+    xs, ls = with_statistics_exchange(x, y, 3, p=0.3, generator=g)
+    assert xs.shape == x.shape and ls.shape == (400, 9)
+    exchanged = ls[:, :3].sum(1) == 0
+    assert abs(float(exchanged.float().mean()) - 0.3) < 0.07
+    assert torch.equal(xs[~exchanged], x[~exchanged])
+    assert not torch.isclose(xs[exchanged], x[exchanged]).all(dim=(1, 2)).any()
+    xs0, ls0 = with_statistics_exchange(x, y, 3, p=0.0, generator=g)
+    assert torch.equal(xs0, x) and torch.equal(ls0, original_labels(y, 3))

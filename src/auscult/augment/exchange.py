@@ -89,17 +89,35 @@ def feature_exchange(emb: torch.Tensor, split: int, perm: torch.Tensor | None = 
     return torch.cat([emb[:, :split], emb[perm, split:]], dim=1), perm
 
 
-def with_statistics_exchange(x: torch.Tensor, y: torch.Tensor, n_classes: int | None = None,
-                             generator: torch.Generator | None = None, **kw) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch extended with its statistics-exchanged copies: ``(cat[x, x~], cat[orig labels, exchange labels])``."""
+def _combine(x: torch.Tensor, x_ex: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, n_classes: int | None,
+             p: float, append: bool, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    orig, ex = original_labels(y, n_classes).to(x.device), exchange_labels(y, perm, n_classes).to(x.device)
+    if append:
+        return torch.cat([x, x_ex]), torch.cat([orig, ex])
+    if not 0.0 <= p <= 1.0:
+        raise ConfigError(f"exchange probability must be in [0, 1], got {p}")
+    swap = (torch.rand(x.shape[0], generator=generator) < p).to(x.device)
+    sx = swap.view(-1, *([1] * (x.dim() - 1)))
+    return torch.where(sx, x_ex, x), torch.where(swap[:, None], ex, orig)
+
+
+def with_statistics_exchange(x: torch.Tensor, y: torch.Tensor, n_classes: int | None = None, p: float = 0.5,
+                             append: bool = False, generator: torch.Generator | None = None,
+                             **kw) -> tuple[torch.Tensor, torch.Tensor]:
+    """Statistics exchange with labels ``[B, 3K]``.
+
+    Default (as published): each sample is replaced by its exchanged version with probability ``p``
+    and labelled accordingly. ``append=True`` instead returns the batch followed by all its exchanged
+    copies (``2B`` rows). ``kw`` goes to :func:`statistics_exchange` (``freq_dim``, ``eps``).
+    """
     xe, perm = statistics_exchange(x, generator=generator, **kw)
-    labels = torch.cat([original_labels(y, n_classes), exchange_labels(y, perm, n_classes)])
-    return torch.cat([x, xe]), labels.to(x.device)
+    return _combine(x, xe, y, perm, n_classes, p, append, generator)
 
 
 def with_feature_exchange(emb: torch.Tensor, y: torch.Tensor, split: int, n_classes: int | None = None,
+                          p: float = 0.5, append: bool = False,
                           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embeddings extended with their feature-exchanged copies and the matching ``[2B, 3K]`` labels."""
+    """Feature exchange with labels ``[B, 3K]`` (``2B`` rows with ``append=True``); see
+    :func:`with_statistics_exchange` for ``p`` and ``append``."""
     ee, perm = feature_exchange(emb, split, generator=generator)
-    labels = torch.cat([original_labels(y, n_classes), exchange_labels(y, perm, n_classes)])
-    return torch.cat([emb, ee]), labels.to(emb.device)
+    return _combine(emb, ee, y, perm, n_classes, p, append, generator)
