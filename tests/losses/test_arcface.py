@@ -96,7 +96,7 @@ def test_noisy_arcmix_trains_with_mixup():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     means = torch.eye(3, 6) * 3
-    y = torch.arange(3).repeat_interleave(80)
+    y = torch.arange(3).repeat_interleave(40)
     x = means[y] + torch.randn(len(y), 6, generator=g)
     enc = torch.nn.Linear(6, 8)
     loss = NoisyArcMix(emb_dim=8, n_classes=3, scale=16.0, margin=0.3)
