@@ -90,6 +90,14 @@ class SqueezeExcite(nn.Module):
         return x * w.view(*w.shape, *([1] * (x.dim() - 2)))
 
 
+class _AnyDimBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm over axis 1 of a ``[B, C, *]`` input of any rank."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ConfigError(f"batch norm needs a [B, C, ...] input, got shape {tuple(input.shape)}")
+
+
 class ScaleBatchNorm(nn.Module):
     """Batch normalisation with a learnable scale but no shift (no bias term).
 
@@ -100,13 +108,11 @@ class ScaleBatchNorm(nn.Module):
     def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
         self.channels = channels
-        self.norm = nn.BatchNorm1d(channels, eps=eps, momentum=momentum, affine=False)
+        self.norm = _AnyDimBatchNorm(channels, eps=eps, momentum=momentum, affine=False)
         self.weight = nn.Parameter(torch.ones(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        y = self.norm(x.reshape(shape[0], shape[1], -1)).reshape(shape)
-        return y * self.weight.view(1, -1, *([1] * (x.dim() - 2)))
+        return self.norm(x) * self.weight.view(1, -1, *([1] * (x.dim() - 2)))
 
 
 class StaticAdaptiveMaxPool1d(nn.Module):
