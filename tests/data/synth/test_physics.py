@@ -197,3 +197,13 @@ def test_target_domain_shifts_operating_point():
         src = {mach.sample_params(np.random.default_rng(i), unit, "source")["attrs"].__repr__() for i in range(30)}
         tgt = {mach.sample_params(np.random.default_rng(i), unit, "target")["attrs"].__repr__() for i in range(30)}
         assert not src & tgt, f"{mach.name}: target attributes overlap the source ones"
+
+
+def test_probe_log_mel_matches_librosa():
+    librosa = pytest.importorskip("librosa")
+    from auscult.data.synth.difficulty import log_mel
+
+    x = np.random.default_rng(0).standard_normal(SR).astype(np.float32) * 0.1
+    ref = librosa.feature.melspectrogram(y=x, sr=SR, n_fft=1024, hop_length=512, n_mels=128, htk=True,
+                                         norm=None, power=2.0, pad_mode="reflect")
+    np.testing.assert_allclose(log_mel(x, SR), np.log(ref + 1e-8), atol=1e-4)

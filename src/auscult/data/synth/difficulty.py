@@ -35,14 +35,25 @@ def mel_matrix(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
 
 def log_mel(x: np.ndarray, sr: int, n_fft: int = 1024, hop: int = 512, n_mels: int = 128) -> np.ndarray:
     """Log-mel spectrogram ``[n_mels, frames]`` of a mono signal (centred frames, reflect padding)."""
-    x = np.asarray(x, dtype=np.float64)
+    from numpy.lib.stride_tricks import sliding_window_view
+    from scipy.fft import rfft
+
+    x = np.asarray(x, dtype=np.float32)
     pad = n_fft // 2
     xp = np.pad(x, pad, mode="reflect") if len(x) > pad else np.pad(x, pad)
     n_frames = 1 + len(x) // hop
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
-    frames = xp[np.minimum(idx, len(xp) - 1)] * np.hanning(n_fft + 1)[:-1]
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    return np.log(mel_matrix(sr, n_fft, n_mels) @ power.T + 1e-8)
+    if len(xp) < n_fft + hop * (n_frames - 1):
+        xp = np.pad(xp, (0, n_fft + hop * (n_frames - 1) - len(xp)))
+    frames = sliding_window_view(xp, n_fft)[::hop][:n_frames] * _hann(n_fft)
+    spec = rfft(frames, axis=1)
+    power = spec.real ** 2 + spec.imag ** 2
+    mel = power @ mel_matrix(sr, n_fft, n_mels).T.astype(np.float32)
+    return np.log(mel.T.astype(np.float64) + 1e-8)
+
+
+@lru_cache(maxsize=8)
+def _hann(n: int) -> np.ndarray:
+    return np.hanning(n + 1)[:-1].astype(np.float32)
 
 
 def clip_feature(x: np.ndarray, sr: int) -> np.ndarray:

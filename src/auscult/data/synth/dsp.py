@@ -47,16 +47,17 @@ def harmonics(cycles: np.ndarray, amps, rng: np.random.Generator, orders=None) -
     out = np.zeros_like(cycles)
     frac = cycles - np.floor(cycles)  # keep the argument small for accuracy
     if np.all(orders == np.round(orders)) and np.all(orders >= 1):
-        z1 = np.exp(2j * np.pi * frac)
-        zk = np.ones_like(z1)
-        k_now = 0
-        for a, k, ph in sorted(zip(amps, orders.astype(int), phases), key=lambda t: t[1]):
-            while k_now < k:
-                zk *= z1
-                k_now += 1
-            if a != 0.0:
-                out += a * (zk.imag * np.cos(ph) + zk.real * np.sin(ph))
-        return out
+        # Im(sum_k a_k e^{i phi_k} z^k), z = e^{2 pi i frac}, evaluated by Horner's rule
+        coef = np.zeros(int(orders.max()) + 1, dtype=complex)
+        for a, k, ph in zip(amps, orders.astype(int), phases):
+            coef[k] += a * np.exp(1j * ph)
+        z = np.exp(2j * np.pi * frac)
+        acc = np.full_like(z, coef[-1])
+        for c in coef[-2:0:-1]:
+            acc *= z
+            acc += c
+        acc *= z
+        return acc.imag.copy()
     for a, k, ph in zip(amps, orders, phases):
         if a != 0.0:
             out += a * np.sin(2 * np.pi * k * frac + ph)

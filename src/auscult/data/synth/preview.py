@@ -32,13 +32,13 @@ def render_previews(out_dir, machines: Optional[Iterable[str]] = None, seed: int
         m = get_machine(name)
         unit = unit_for(name, "00", seed)
         panels = [None, *m.kinds]
-        fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.4), sharey=True)
+        fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 2.6), sharey=True)
         for ax, kind in zip(np.atleast_1d(axes), panels):
             x = render_clip(name, anomaly=kind, severity=1.0, seed=seed, unit=unit,
                             sample_rate=sample_rate, duration=duration)
-            S = log_mel(x, sample_rate, n_fft=1024, hop=256, n_mels=96)
+            S = log_mel(x, sample_rate, n_fft=1024, hop=256, n_mels=96) * (10.0 / np.log(10.0))  # dB
             ax.imshow(S, origin="lower", aspect="auto", cmap="magma",
-                      extent=(0, duration, 0, S.shape[0]), vmin=S.max() - 80, vmax=S.max())
+                      extent=(0, duration, 0, S.shape[0]), vmin=S.max() - 70, vmax=S.max())
             ax.set_title(kind or "normal", fontsize=9)
             ax.set_xlabel("s", fontsize=8)
             ax.tick_params(labelsize=7)

@@ -336,6 +336,7 @@ def generate_dataset(preset: str | Preset, out_dir: str | os.PathLike, seed: int
         from .difficulty import probe as run_probe
 
         auc = run_probe(rows, np.stack(feats))
+        (out / "difficulty.json").write_text(json.dumps(auc, indent=2, sort_keys=True) + "\n")
     from .card import write_card
 
     write_card(out, cfg, rows, auc, render_s, workers)
@@ -344,7 +345,7 @@ def generate_dataset(preset: str | Preset, out_dir: str | os.PathLike, seed: int
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
     generated = ["dev_data", "eval_data", "ground_truth_data", "ground_truth_domain", "metadata.csv",
-                 "synth_config.json", "README.md"]
+                 "synth_config.json", "difficulty.json", "README.md"]
     present = [g for g in generated if (out / g).exists()]
     if any(g in present for g in ("dev_data", "eval_data", "metadata.csv")) and not overwrite:
         raise ConfigError(f"{out} already holds a generated dataset ({', '.join(present)}); "
