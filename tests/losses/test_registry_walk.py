@@ -217,3 +217,16 @@ def test_state_dict_roundtrip_reproduces_the_loss(name):
     if hasattr(a, "generator"):
         a.generator.manual_seed(0), b.generator.manual_seed(0)
     assert torch.allclose(run(a), run(b))
+
+
+@pytest.mark.parametrize("name", sorted(KIND))
+def test_low_precision_embeddings(name):
+    """bfloat16 embeddings (as under autocast) give a finite float loss and finite gradients."""
+    torch.manual_seed(4)
+    loss = build(name).train()
+    emb = torch.randn(12, EMB).bfloat16().requires_grad_(True)
+    y = torch.arange(12) % C
+    value = call(name, loss, emb, y)
+    assert torch.isfinite(value.float())
+    value.float().backward()
+    assert torch.isfinite(emb.grad.float()).all()

@@ -90,7 +90,8 @@ class SubClusterAdaCos(nn.Module):
     def cosine(self, emb: torch.Tensor) -> torch.Tensor:
         """Cosines to every centre, ``[B, C*K]`` (centre ``c*K + k``)."""
         check_batch(emb)
-        return F.linear(F.normalize(emb, dim=-1), F.normalize(self.centers, dim=-1)).clamp(-1.0, 1.0)
+        # in the centres' dtype (float32 under autocast), so low-precision embeddings are safe
+        return F.linear(F.normalize(emb.to(self.centers.dtype), dim=-1), F.normalize(self.centers, dim=-1)).clamp(-1.0, 1.0)
 
     @torch.no_grad()
     def estimate_scale(self, cos: torch.Tensor, y: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
@@ -120,7 +121,7 @@ class SubClusterAdaCos(nn.Module):
 
     def forward(self, emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         check_batch(emb, target)
-        y = as_soft_labels(target, self.n_classes, dtype=emb.dtype)
+        y = as_soft_labels(target, self.n_classes, dtype=self.centers.dtype)
         cos = self.cosine(emb)
         if self.training and self.adaptive and emb.shape[0] > 0:
             self.scale.copy_(self.estimate_scale(cos, y, self.scale))

@@ -65,7 +65,9 @@ class ArcFace(nn.Module):
     def cosine(self, emb: torch.Tensor) -> torch.Tensor:
         """Cosine between each embedding and each class centre, ``[B, C]``."""
         check_batch(emb)
-        cos = F.linear(F.normalize(emb, dim=-1), F.normalize(self.weight, dim=-1))
+        # computed in the weights' dtype (float32 under autocast): the margin arithmetic near
+        # cos = +-1 needs more precision than float16 has
+        cos = F.linear(F.normalize(emb.to(self.weight.dtype), dim=-1), F.normalize(self.weight, dim=-1))
         if self.sub_centers > 1:
             cos = cos.view(-1, self.n_classes, self.sub_centers).amax(dim=-1)
         return cos.clamp(-1.0, 1.0)

@@ -85,8 +85,9 @@ class InfoNCEMoCo(nn.Module):
         """``[B, 1 + Q]`` logits, positive first."""
         if q.shape != k.shape or q.dim() != 2:
             raise ConfigError(f"queries and keys must both be [B, D]; got {tuple(q.shape)} and {tuple(k.shape)}")
-        q = F.normalize(q, dim=1)
-        k = F.normalize(k, dim=1).detach()
+        # in the queue's dtype (float32 under autocast)
+        q = F.normalize(q.to(self.queue.dtype), dim=1)
+        k = F.normalize(k.to(self.queue.dtype), dim=1).detach()
         pos = (q * k).sum(1, keepdim=True)
         neg = q @ self.queue.clone().T
         return torch.cat([pos, neg], dim=1) / self.temperature
