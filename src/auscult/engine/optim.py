@@ -16,7 +16,7 @@ exactly. ``t`` counts scheduler steps: optimiser steps when the trainer's ``sche
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import torch
