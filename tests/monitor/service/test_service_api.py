@@ -290,3 +290,60 @@ def test_health_reports_a_dead_store(make_app):
         assert r.status_code == 503 and r.json()["status"] == "degraded"
         r = c.get("/v1/machines", headers={"Authorization": f"Bearer {TOKEN}"})
         assert r.status_code == 503 and "history database" in r.json()["detail"]
+
+
+# ----------------------------------------------------------------------------- multipart in memory
+def _form(parts, boundary="b0undary"):
+    out = b""
+    for name, filename, data in parts:
+        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--{boundary}\r\nContent-Disposition: {disp}\r\n\r\n".encode() + data + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_multipart_is_read_in_memory_never_spooled(client, monkeypatch):
+    import tempfile
+
+    import starlette.formparsers
+
+    def no_temp(*a, **k):
+        raise AssertionError("an upload was spooled to a temporary file")
+
+    for mod in (tempfile, starlette.formparsers):
+        for name in ("SpooledTemporaryFile", "TemporaryFile", "NamedTemporaryFile"):
+            if hasattr(mod, name):
+                monkeypatch.setattr(mod, name, no_temp)
+    clip = wav_bytes(tone(seconds=25.0, amp=0.3), 16000)  # 800 kB: a generic parser would spool it
+    body, headers = _form([("note", None, b"hello"), ("file", "big.wav", clip), ("file", "second.wav", b"ignored")])
+    r = client.post("/v1/machines/pump-1/score", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["filename"] == "big.wav" and r.json()["extra"]["duration_s"] == pytest.approx(25.0)
+
+
+@pytest.mark.parametrize("body,ctype,words", [
+    (b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF....",
+     "multipart/form-data; boundary=b0undary", "closing boundary"),
+    (b"whatever", "multipart/form-data", "boundary"),
+    (b"".join(b"--b\r\nContent-Disposition: form-data; name=\"f%d\"\r\n\r\nx\r\n" % i for i in range(20)) + b"--b--\r\n",
+     "multipart/form-data; boundary=b", "too many form fields"),
+    (b"--b\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nx\r\n--b--\r\n", "multipart/form-data; boundary=b",
+     "no file in the form"),
+])
+def test_malformed_multipart_bodies_are_422(client, body, ctype, words):
+    r = client.post("/v1/machines/pump-1/score", content=body, headers={"Content-Type": ctype})
+    assert r.status_code == 422, r.text
+    assert words in r.json()["detail"]
+
+
+def test_an_unexpected_model_failure_is_a_json_500(make_app):
+    from fastapi.testclient import TestClient
+
+    class Broken(FakeBundle):
+        def score_waveform(self, wave, sample_rate, machine=None):
+            raise RuntimeError("bug in the model")
+
+    with TestClient(make_app(bundles=[Broken(["pump-1"])]), raise_server_exceptions=False) as c:
+        r = c.post("/v1/machines/pump-1/score", files={"file": ("a.wav", wav_bytes(tone(), 16000))},
+                   headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 500 and "service log" in r.json()["detail"] and "bug" not in r.text
+        assert c.get("/v1/machines/pump-1/history", headers={"Authorization": f"Bearer {TOKEN}"}).json()["count"] == 0

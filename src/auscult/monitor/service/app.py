@@ -22,7 +22,7 @@ from ... import __version__
 from ...errors import AuscultError
 from ..store import HistoryStore, ScoreRecord, StoreError, open_store
 from .config import MACHINE_ID_RE, ServiceConfig, load_models
-from .uploads import BodySizeLimit, UploadProblem, decode_upload, safe_filename
+from .uploads import BodySizeLimit, MultipartFileReader, UploadProblem, decode_upload, safe_filename
 
 __all__ = ["create_app"]
 
@@ -257,20 +257,13 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
         ctype = (request.headers.get("content-type") or "").lower()
         if ctype.startswith("multipart/form-data"):
             try:
-                form = await request.form(max_files=1, max_fields=8)
-            except HTTPException:
-                raise
-            except Exception as exc:
-                raise HTTPException(422, f"malformed multipart body ({str(exc)[:200]}); send the clip as the "
-                                         f"form field 'file'") from None
-            try:
-                upload = form.get("file")
-                if upload is None or isinstance(upload, str):
-                    raise HTTPException(422, "no file in the form: send the clip as the multipart field 'file' "
-                                             "(curl -F file=@clip.wav ...)")
-                return await upload.read(), safe_filename(upload.filename)
-            finally:
-                await form.close()
+                reader = MultipartFileReader(request.headers["content-type"])
+                async for chunk in request.stream():
+                    reader.write(chunk)
+                data, name = reader.finish()
+            except UploadProblem as p:
+                raise HTTPException(p.status, p.detail) from None
+            return data, safe_filename(name)
         if ctype.startswith(_AUDIO_TYPES) or ctype == "":
             return await request.body(), safe_filename(request.headers.get("x-filename"))
         raise HTTPException(415, f"unsupported Content-Type {ctype[:80]!r}: send multipart/form-data with a "
@@ -364,6 +357,12 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
         if name not in _STATIC:  # a fixed set of in-memory assets: no request path reaches the disk
             raise HTTPException(404, "not found")
         return Response(assets[name], media_type=_STATIC[name])
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error while handling this request; the service log has the "
+                                       "traceback"}, status_code=500)
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> JSONResponse:

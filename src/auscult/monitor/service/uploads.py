@@ -14,7 +14,8 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["UploadProblem", "BodySizeLimit", "DecodedUpload", "decode_upload", "safe_filename"]
+__all__ = ["UploadProblem", "BodySizeLimit", "DecodedUpload", "decode_upload", "safe_filename",
+           "MultipartFileReader"]
 
 
 class UploadProblem(Exception):
@@ -101,6 +102,98 @@ class BodySizeLimit:
             raise
         if state["over"] and not state["started"]:
             await self._reject(send)
+
+
+class MultipartFileReader:
+    """Pull one file field out of a ``multipart/form-data`` body, in memory, as it streams in.
+
+    Feed chunks with :meth:`write`, then :meth:`finish` returns ``(bytes, filename)``. Other
+    text fields are ignored (at most ``max_parts`` parts). Unlike a generic form parser nothing
+    is spooled to a temporary file: the body is already capped by :class:`BodySizeLimit`.
+    Raises :class:`UploadProblem` (422) for a malformed body or a missing field.
+    """
+
+    def __init__(self, content_type: str, field: str = "file", max_parts: int = 8):
+        from python_multipart.multipart import MultipartParser, parse_options_header
+
+        _, params = parse_options_header(content_type)
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise UploadProblem(422, "multipart body without a boundary in its Content-Type; let your HTTP "
+                                     "client build the form (curl -F file=@clip.wav ...)")
+        self.field = field.encode()
+        self.max_parts = max_parts
+        self._parse_header = parse_options_header
+        self._parts = 0
+        self._hname = b""
+        self._hvalue = b""
+        self._disposition: Optional[bytes] = None
+        self._current: Optional[list] = None
+        self._found: Optional[tuple[bytes, Optional[str]]] = None
+        self._ended = False
+        cb = {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda d, a, b: setattr(self, "_hname", self._hname + d[a:b]),
+            "on_header_value": lambda d, a, b: setattr(self, "_hvalue", self._hvalue + d[a:b]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+            "on_end": lambda: setattr(self, "_ended", True),
+        }
+        self._parser = MultipartParser(boundary, cb)
+
+    def _part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > self.max_parts:
+            raise UploadProblem(422, f"too many form fields (more than {self.max_parts}); send just 'file'")
+        self._disposition, self._current = None, None
+
+    def _header_end(self) -> None:
+        if self._hname.strip().lower() == b"content-disposition":
+            self._disposition = self._hvalue
+        self._hname, self._hvalue = b"", b""
+
+    def _headers_finished(self) -> None:
+        if self._disposition is None:
+            return
+        _, params = self._parse_header(self._disposition)
+        if params.get(b"name") == self.field and self._found is None:
+            fname = params.get(b"filename")
+            self._current = [fname.decode("utf-8", "replace") if fname is not None else None]
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._current is not None:
+            self._current.append(bytes(data[start:end]))
+
+    def _part_end(self) -> None:
+        if self._current is not None:
+            self._found = (b"".join(self._current[1:]), self._current[0])
+            self._current = None
+
+    def write(self, chunk: bytes) -> None:
+        try:
+            self._parser.write(chunk)
+        except UploadProblem:
+            raise
+        except Exception as exc:
+            raise UploadProblem(422, f"malformed multipart body ({str(exc)[:200]}); send the clip as the form "
+                                     f"field 'file'") from None
+
+    def finish(self) -> tuple[bytes, Optional[str]]:
+        try:
+            self._parser.finalize()
+        except Exception as exc:
+            raise UploadProblem(422, f"malformed multipart body ({str(exc)[:200]})") from None
+        if self._found is None:
+            if not self._ended:
+                raise UploadProblem(422, "malformed or incomplete multipart body (no closing boundary); "
+                                         "send the clip as the form field 'file'")
+            raise UploadProblem(422, "no file in the form: send the clip as the multipart field 'file' "
+                                     "(curl -F file=@clip.wav ...)")
+        if not self._ended:
+            raise UploadProblem(422, "incomplete multipart body (no closing boundary); re-send the whole request")
+        return self._found
 
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9._ -]+")
