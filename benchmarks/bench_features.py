@@ -1,0 +1,141 @@
+"""Log-mel throughput of auscult's front-end against librosa on the same clips.
+
+    .venv/bin/python benchmarks/bench_features.py                 # batch 32 x 10 s, 2 threads
+    .venv/bin/python benchmarks/bench_features.py --batch 8 --repeats 9 --seconds 12
+
+Every repeat times every implementation once, in turn (interleaved), so a busy machine slows
+all of them alike; the table shows the median over repeats, clips/s, and the ratio to
+librosa. librosa is timed two ways: one call on the whole [B, T] batch (its fastest use) and
+a loop of per-clip calls (the way most DCASE code calls it). The numerics check prints the
+largest |dB| difference of each implementation from librosa run in float64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=32, help="clips per batch (default 32)")
+    p.add_argument("--seconds", type=float, default=10.0, help="clip length in seconds (default 10)")
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch and BLAS (default 2)")
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats per implementation (default 7)")
+    p.add_argument("--allocator", choices=["tuned", "default"], default="tuned",
+                   help="glibc malloc: 'tuned' = auscult.engine.runtime.tune_allocator() (default)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="folder of real clips (default: ../shared/data if present, else synthetic)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(args.threads)  # before numpy/torch load: librosa's BLAS gets the same
+
+    tuned = False
+    if args.allocator == "tuned":
+        try:
+            from auscult.engine.runtime import tune_allocator
+
+            tuned = tune_allocator()
+        except ImportError:
+            tuned = False
+
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    import librosa
+    from auscult.features import FeatureConfig, LogMel
+
+    torch.set_num_threads(args.threads)
+    sr, n = args.sample_rate, int(round(args.seconds * args.sample_rate))
+    clips, source = load_clips(args, n, np, sf)
+    base = FeatureConfig(sample_rate=sr, n_fft=1024, hop_length=512, n_mels=128)
+    lib_kw = dict(sr=sr, n_fft=base.n_fft, hop_length=base.hop_length, n_mels=base.n_mels)
+
+    def librosa_batch():
+        return librosa.power_to_db(librosa.feature.melspectrogram(y=clips, **lib_kw),
+                                   ref=1.0, amin=base.eps, top_db=None)
+
+    def librosa_loop():
+        return np.stack([librosa.power_to_db(librosa.feature.melspectrogram(y=y, **lib_kw),
+                                             ref=1.0, amin=base.eps, top_db=None) for y in clips])
+
+    wave = torch.from_numpy(clips)
+    modules = {
+        "auscult torch.stft, float32 FFT": LogMel(base.replace(stft_precision="float32")),
+        "auscult torch.stft, float64 FFT": LogMel(base.replace(stft_precision="float64")),
+        "auscult conv (ONNX path)": LogMel(base.replace(stft_impl="conv")),
+    }
+
+    def run_module(m):
+        with torch.inference_mode():
+            return m(wave).numpy()
+
+    impls = {"librosa, one batched call": librosa_batch, "librosa, per-clip loop": librosa_loop}
+    impls.update({name: (lambda m=m: run_module(m)) for name, m in modules.items()})
+
+    load_before = os.getloadavg()[0]
+    outputs = {name: fn() for name, fn in impls.items()}  # warm-up (librosa's first call is slow)
+    times: dict[str, list[float]] = {name: [] for name in impls}
+    for _ in range(args.repeats):
+        for name, fn in impls.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    load_after = os.getloadavg()[0]
+
+    ref64 = librosa.power_to_db(librosa.feature.melspectrogram(y=clips.astype(np.float64), **lib_kw),
+                                ref=1.0, amin=base.eps, top_db=None)
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    lib_b, lib_l = med["librosa, one batched call"], med["librosa, per-clip loop"]
+
+    print(f"log-mel, batch {args.batch} x {args.seconds:g} s @ {sr} Hz ({source}); n_fft 1024, hop 512, "
+          f"128 mels; {args.threads} threads; allocator {'tuned' if tuned else 'default'}; "
+          f"median of {args.repeats} interleaved repeats; load avg {load_before:.1f} -> {load_after:.1f}")
+    print(f"torch {torch.__version__}, librosa {librosa.__version__}, numpy {np.__version__}")
+    header = f"| {'implementation':<33} | {'ms/batch':>9} | {'clips/s':>8} | {'x librosa batch':>15} | {'x librosa loop':>14} | {'max dB diff vs librosa f64':>24} |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for name in impls:
+        diff = float(np.abs(outputs[name].astype(np.float64) - ref64).max())
+        print(f"| {name:<33} | {med[name] * 1e3:9.1f} | {args.batch / med[name]:8.1f} | "
+              f"{lib_b / med[name]:15.2f} | {lib_l / med[name]:14.2f} | {diff:24.2e} |")
+    return 0
+
+
+def load_clips(args, n: int, np, sf):
+    """``batch`` clips of ``n`` samples: real ones (tiled/cropped) when available, else synthetic."""
+    root = args.data
+    if root is None:
+        here = Path(__file__).resolve().parents[1]
+        env = os.environ.get("AUSCULT_SHARED_DATA")
+        root = Path(env) if env else here.parent / "shared" / "data"
+    paths = sorted(root.rglob("*.wav"))[: args.batch] if root.is_dir() else []
+    clips = []
+    for p in paths:
+        y, sr = sf.read(p, dtype="float32", always_2d=True)
+        if sr != args.sample_rate:
+            continue
+        y = y.mean(axis=1)
+        clips.append(np.resize(y, n))  # tile or crop to the benchmark length
+    if clips:
+        while len(clips) < args.batch:
+            clips.append(clips[len(clips) % len(paths)])
+        return np.ascontiguousarray(np.stack(clips[: args.batch])), f"real clips from {root}"
+    rng = np.random.default_rng(0)
+    t = np.arange(n) / args.sample_rate
+    tone = np.sin(2 * np.pi * 997 * t)
+    return (0.1 * rng.standard_normal((args.batch, n)) + 0.05 * tone).astype(np.float32), "synthetic"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
