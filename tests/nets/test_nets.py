@@ -344,3 +344,26 @@ def test_bad_configuration_raises_config_error():
     net = NETS.build("tfgram")
     with pytest.raises(ConfigError, match="built for length"):
         net.pool3(torch.zeros(1, 128, 100))
+
+
+def test_input_kwargs_follow_geometry_overrides():
+    assert input_kwargs("mobilefacenet", duration=12.0) == {"input_shape": (1, 128, 1 + 192000 // 512)}
+    assert input_kwargs("dualbranch", duration=18.0, n_fft=2048) == {
+        "spectrum_len": 144000, "stft_shape": (1025, 1 + 288000 // 512)}
+    assert input_kwargs("autoencoder", n_mels=64) == {"input_dim": 320}
+    with pytest.raises(ConfigError):
+        input_kwargs("nope")
+
+
+def test_resnet18_tfap_attention_weights_are_distributions(nets_small):
+    net = nets_small["resnet18_tfap"].eval()
+    with torch.no_grad():
+        fmap = net.forward_features(net.example_inputs(3)[0])
+        wt, wf = net.pool.weights(fmap)
+    assert wt.shape == (3, fmap.shape[3]) and wf.shape == (3, fmap.shape[2])
+    torch.testing.assert_close(wt.sum(-1), torch.ones(3))
+    torch.testing.assert_close(wf.sum(-1), torch.ones(3))
+    # pooled time vector is a convex combination: it lies within the per-frame min/max
+    pooled = net.pool(fmap)[:, : fmap.shape[1]]
+    per_frame = fmap.mean(2)
+    assert (pooled <= per_frame.amax(-1) + 1e-5).all() and (pooled >= per_frame.amin(-1) - 1e-5).all()
