@@ -6,15 +6,14 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import threading
-import time
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from auscult.errors import ConfigError
-from auscult.monitor.store import SCHEMA_VERSION, HistoryStore, StoreError, open_store
+from auscult.monitor.store import SCHEMA_VERSION, StoreError, open_store
 
 
 @pytest.fixture
@@ -111,7 +110,7 @@ def test_reopen_keeps_history_and_second_process_sees_rows(tmp_path):
     # a writer that is killed mid-life keeps what it committed (WAL)
     code = (f"from auscult.monitor.store import open_store; import os; s = open_store({url!r}); "
             f"s.add('m1', 6.0, 2.0, True, 0.01); os._exit(0)")
-    subprocess.run([os.sys.executable, "-c", code], check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     with open_store(url) as s3:
         assert [r.score for r in s3.history("m1")] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 

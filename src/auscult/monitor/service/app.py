@@ -7,8 +7,8 @@ import logging
 import math
 import re
 import threading
-import time as _time
 from collections import OrderedDict
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from importlib import resources
 from typing import Any, Optional
@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from ... import __version__
 from ...errors import AuscultError
@@ -145,8 +146,6 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
     assets = {name: resources.files(__package__).joinpath("static", name).read_bytes()
               for name in (*_STATIC, "dashboard.html")}
 
-    from contextlib import asynccontextmanager
-
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
@@ -231,14 +230,10 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
         if request_id is not None and not _REQUEST_ID_RE.match(request_id):
             raise HTTPException(422, "bad Idempotency-Key: use 1-128 characters of A-Z a-z 0-9 . _ : -")
         if request_id is not None:
-            from starlette.concurrency import run_in_threadpool
-
             prior = await run_in_threadpool(store.get_by_request_id, request_id)
             if prior is not None:
                 return _replay(prior, machine_id)
         data, filename = await _read_upload(request)
-        from starlette.concurrency import run_in_threadpool
-
         try:
             rec, created = await run_in_threadpool(_score_and_store, bundle, machine_id, data, filename, request_id)
         except UploadProblem as p:
