@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         keep_clips: int = typer.Option(100, "--keep-clips", help="Clips (audio) kept per machine for explain views."),
         log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
     ) -> None:
-        """Serve the models over HTTP: scoring, history, health, OpenAPI (/docs) and a dashboard (/dashboard)."""
+        """Serve the models over HTTP: scoring, history, health, OpenAPI (/openapi.json) and a dashboard (/dashboard)."""
         from ..errors import ConfigError
         from .service import ServiceConfig, create_app, read_token_file
 
@@ -56,6 +56,6 @@ def register(app: typer.Typer) -> None:
         shown = f"[{host}]" if ":" in host else host
         typer.echo(f"serving {len(app_.state.models)} machine(s): {', '.join(sorted(app_.state.models))}")
         typer.echo(f"history: {app_.state.store.dialect} ({'--db' if db else cfg.resolved_db_url})")
-        typer.echo(f"dashboard: http://{shown}:{port}/dashboard#token=<your token>   API docs: "
-                   f"http://{shown}:{port}/docs")
+        typer.echo(f"dashboard: http://{shown}:{port}/dashboard#token=<your token>   OpenAPI schema: "
+                   f"http://{shown}:{port}/openapi.json")
         uvicorn.run(app_, host=host, port=port, log_level=log_level)

@@ -158,6 +158,10 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
         description="Score machine sound clips against fitted auscult model bundles, keep their history, "
                     "and show it on a dashboard. Authenticate with `Authorization: Bearer <token>`.",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc pages load their JavaScript from a CDN: off, so the service never
+        # makes a browser fetch third-party code; the schema itself is served at /openapi.json
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.config = config
     app.state.store = store
