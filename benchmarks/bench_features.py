@@ -6,8 +6,9 @@
 Every repeat times every implementation once, in turn (interleaved), so a busy machine slows
 all of them alike; the table shows the median over repeats, clips/s, and the ratio to
 librosa. librosa is timed two ways: one call on the whole [B, T] batch (its fastest use) and
-a loop of per-clip calls (the way most DCASE code calls it). The numerics check prints the
-largest |dB| difference of each implementation from librosa run in float64.
+a loop of per-clip calls (the way most DCASE code calls it). "CPU ms" is the process CPU time
+(all threads) per batch: on a shared machine it is the steadier figure. The numerics check
+prints the largest |dB| difference of each implementation from librosa run in float64.
 """
 
 from __future__ import annotations
@@ -86,11 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     outputs = {name: fn() for name, fn in impls.items()}  # warm-up (librosa's first call is slow)
     times: dict[str, list[float]] = {name: [] for name in impls}
+    cpu: dict[str, list[float]] = {name: [] for name in impls}
     for _ in range(args.repeats):
         for name, fn in impls.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
     load_after = os.getloadavg()[0]
 
     ref64 = librosa.power_to_db(librosa.feature.melspectrogram(y=clips.astype(np.float64), **lib_kw),
@@ -102,12 +105,13 @@ def main(argv: list[str] | None = None) -> int:
           f"128 mels; {args.threads} threads; allocator {'tuned' if tuned else 'default'}; "
           f"median of {args.repeats} interleaved repeats; load avg {load_before:.1f} -> {load_after:.1f}")
     print(f"torch {torch.__version__}, librosa {librosa.__version__}, numpy {np.__version__}")
-    header = f"| {'implementation':<33} | {'ms/batch':>9} | {'clips/s':>8} | {'x librosa batch':>15} | {'x librosa loop':>14} | {'max dB diff vs librosa f64':>24} |"
+    header = f"| {'implementation':<33} | {'ms/batch':>9} | {'CPU ms/batch':>12} | {'clips/s':>8} | {'x librosa batch':>15} | {'x librosa loop':>14} | {'max dB diff vs librosa f64':>24} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for name in impls:
         diff = float(np.abs(outputs[name].astype(np.float64) - ref64).max())
-        print(f"| {name:<33} | {med[name] * 1e3:9.1f} | {args.batch / med[name]:8.1f} | "
+        print(f"| {name:<33} | {med[name] * 1e3:9.1f} | {statistics.median(cpu[name]) * 1e3:12.1f} | "
+              f"{args.batch / med[name]:8.1f} | "
               f"{lib_b / med[name]:15.2f} | {lib_l / med[name]:14.2f} | {diff:24.2e} |")
     return 0
 

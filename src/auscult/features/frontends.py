@@ -147,22 +147,27 @@ class LinearSpectrogram(nn.Module):
 class ClipSpectrum(nn.Module):
     """Magnitude spectrum of the whole clip, ``|rfft(x)| ** power``: ``[B, T] -> [B, T // 2 + 1]``.
 
+    ``keep_nyquist=False`` keeps bins ``0 .. T//2 - 1`` only (``[B, T // 2]``), the input of the
+    dual-branch net (``auscult.nets.dualbranch``).
+
     No window, no framing (as in the spectrum branch of dual-branch ASD systems). ``log=True``
     applies ``10*log10(max(x, eps))``. ``config`` only supplies ``eps`` and ``stft_precision``
     (the FFT runs in float64 for float32 input by default); the length follows T.
     """
 
-    def __init__(self, config: FeatureConfig | None = None, power: float = 1.0, log: bool = False):
+    def __init__(self, config: FeatureConfig | None = None, power: float = 1.0, log: bool = False,
+                 keep_nyquist: bool = True):
         super().__init__()
         if not power > 0:
             raise ConfigError(f"ClipSpectrum power={power!r} must be positive")
         self.config = config or FeatureConfig()
         self.power = float(power)
         self.log = bool(log)
+        self.keep_nyquist = bool(keep_nyquist)
 
     def output_shape(self, n_samples: int) -> tuple[int, ...]:
         """Shape of one clip's features (no batch axis)."""
-        return (n_samples // 2 + 1,)
+        return (n_samples // 2 + 1 if self.keep_nyquist else n_samples // 2,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, squeeze = as_batch(x)
@@ -170,6 +175,8 @@ class ClipSpectrum(nn.Module):
         if self.config.stft_precision == "float64" and dtype == torch.float32 and x.device.type != "mps":
             x = x.double()
         out = torch.fft.rfft(x, dim=-1).abs().to(dtype)
+        if not self.keep_nyquist:
+            out = out[..., : x.shape[-1] // 2]
         if self.power != 1.0:
             out = out.pow(self.power)
         if self.log:
