@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from service_fakes import FakeBundle  # noqa: E402
+from service_testlib import FakeBundle  # noqa: E402
 
 if __name__ == "__main__":
     import uvicorn

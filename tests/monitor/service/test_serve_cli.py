@@ -8,8 +8,7 @@ import sys
 import types
 
 import pytest
-from conftest import TOKEN
-from service_fakes import FakeBundle
+from service_testlib import FakeBundle, TOKEN
 from typer.testing import CliRunner
 
 from auscult.cli import app

@@ -8,8 +8,7 @@ import struct
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import TOKEN, wav_bytes
-from service_fakes import FakeBundle, tone
+from service_testlib import FakeBundle, TOKEN, tone, wav_bytes
 
 from auscult.errors import ConfigError
 from auscult.monitor.service import ServiceConfig, create_app

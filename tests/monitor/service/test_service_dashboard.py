@@ -12,8 +12,7 @@ from html.parser import HTMLParser
 import httpx
 import numpy as np
 import pytest
-from conftest import TOKEN, ThreadServer, wav_bytes
-from service_fakes import FakeBundle, tone
+from service_testlib import FakeBundle, ThreadServer, TOKEN, tone, wav_bytes
 
 from auscult.monitor.service import ServiceConfig, create_app
 

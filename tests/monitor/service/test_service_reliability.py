@@ -12,8 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TOKEN, ThreadServer, free_port, wav_bytes
-from service_fakes import FakeBundle, tone
+from service_testlib import FakeBundle, free_port, ThreadServer, TOKEN, tone, wav_bytes
 
 from auscult.monitor.service import ServiceConfig, create_app
 from auscult.monitor.service.uploads import BodySizeLimit

@@ -1,14 +1,73 @@
-"""A small stand-in for auscult.monitor.bundle's Bundle: same methods, trivial maths.
+"""Helpers for the service tests (imported by name; conftest.py only holds fixtures).
 
-score = RMS of the clip; the heat map is a short-time power spectrum (so a loud burst in the
-clip lights up where it is). Deterministic, fast, no torch.
+``FakeBundle``: a small stand-in for auscult.monitor.bundle's Bundle, with the same methods and
+trivial maths: score = RMS of the clip; the heat map is a short-time power spectrum (so a loud
+burst in the clip lights up where it is). Deterministic, fast, no torch.
+``ThreadServer``: uvicorn on 127.0.0.1 in a background thread. ``wav_bytes``, ``tone``.
 """
 
 from __future__ import annotations
 
+import io
+import socket
+import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import soundfile as sf
+
+TOKEN = "test-token-0123456789abcdef"
+
+
+def wav_bytes(x: np.ndarray, sr: int, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ThreadServer:
+    """uvicorn serving an app on 127.0.0.1 from a background thread."""
+
+    app: object
+    port: int = field(default_factory=free_port)
+
+    def __post_init__(self):
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ThreadServer":
+        self.thread.start()
+        t0 = time.monotonic()
+        while not self.server.started:
+            if time.monotonic() - t0 > 20 or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 @dataclass
@@ -47,8 +106,6 @@ class FakeBundle:
         self._check(wave, sample_rate, machine)
         self.calls += 1
         if self.delay_s:
-            import time
-
             time.sleep(self.delay_s)
         s = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
         return ScoreResult(s, s > self.threshold, self.threshold, 0.01, machine or self.machine_ids[0],
