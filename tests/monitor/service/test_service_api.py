@@ -129,6 +129,7 @@ def _nan_wav() -> bytes:
     ("nan", 422, "NaN"),
     ("8k", 422, "sample rate 8000 Hz"),
     ("zero", 422, "zero samples"),
+    ("flac-cut", 422, "truncated or corrupt FLAC"),
 ])
 def test_bad_uploads_get_a_clear_4xx(client, data, status, words):
     if data is None:
@@ -139,6 +140,10 @@ def test_bad_uploads_get_a_clear_4xx(client, data, status, words):
         data = wav_bytes(tone(sr=8000), 8000)
     elif data == "zero":
         data = wav_bytes(np.zeros(0, np.float32), 16000)
+    elif data == "flac-cut":
+        full = wav_bytes(tone(amp=0.3, seed=3) + 0.05 * np.random.default_rng(0).standard_normal(16000)
+                         .astype(np.float32), 16000, fmt="FLAC")
+        data = full[: len(full) // 2]
     r = _score(client, data=data)
     assert r.status_code == status, r.text
     assert words in r.json()["detail"]

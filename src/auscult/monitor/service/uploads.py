@@ -246,8 +246,10 @@ def _wav_truncation(data: bytes) -> Optional[str]:
 def decode_upload(data: bytes, expected_rate: int, resample: bool = False) -> DecodedUpload:
     """Decode an uploaded audio file held in memory.
 
-    Raises :class:`UploadProblem` with 422 (empty, truncated, NaN/Inf, wrong sample rate when
-    ``resample`` is False, zero samples) or 415 (not an audio file libsndfile can read).
+    Raises :class:`UploadProblem` with 415 when libsndfile does not recognise the bytes as audio,
+    and 422 when it does but the content is unusable: empty, truncated (a WAV shorter than its
+    header says; a FLAC stream that breaks off), corrupt, NaN/Inf, zero samples, or a sample rate
+    other than ``expected_rate`` while ``resample`` is False.
     Multichannel audio is averaged to mono.
     """
     import soundfile as sf
@@ -259,12 +261,18 @@ def decode_upload(data: bytes, expected_rate: int, resample: bool = False) -> De
     if problem:
         raise UploadProblem(422, f"truncated audio: {problem}; re-send the complete file")
     try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
-            sr, n_ch, fmt = int(f.samplerate), int(f.channels), str(f.format)
-            frames = f.read(dtype="float32", always_2d=True)
+        f = sf.SoundFile(io.BytesIO(data))
     except Exception as exc:
         reason = str(exc).split(": ", 1)[-1][:200]
         raise UploadProblem(415, f"not a readable audio file ({reason}); send WAV, FLAC or OGG audio") from None
+    try:  # the header was understood: a failure from here on is a damaged file, not a wrong type
+        with f:
+            sr, n_ch, fmt = int(f.samplerate), int(f.channels), str(f.format)
+            frames = f.read(dtype="float32", always_2d=True)
+    except Exception as exc:
+        reason = str(exc).split(": ", 1)[-1].strip()[:200]
+        raise UploadProblem(422, f"truncated or corrupt {f.format} audio ({reason}); re-send the complete "
+                                 f"file") from None
     if frames.shape[0] == 0:
         raise UploadProblem(422, "the audio file holds zero samples; send a recording")
     x = frames[:, 0] if n_ch == 1 else frames.mean(axis=1, dtype=np.float64).astype(np.float32)
