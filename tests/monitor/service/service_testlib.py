@@ -54,7 +54,7 @@ class ThreadServer:
         self.thread.start()
         t0 = time.monotonic()
         while not self.server.started:
-            if time.monotonic() - t0 > 20 or not self.thread.is_alive():
+            if time.monotonic() - t0 > 60 or not self.thread.is_alive():
                 raise RuntimeError("uvicorn did not start")
             time.sleep(0.02)
         return self

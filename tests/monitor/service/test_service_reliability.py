@@ -55,7 +55,7 @@ def test_50_concurrent_scoring_requests_store_each_row_once(tmp_path):
     assert bundle.calls == 50
 
 
-def _wait_up(url, proc, timeout=30.0):
+def _wait_up(url, proc, timeout=90.0):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if proc.poll() is not None:
