@@ -127,6 +127,13 @@ def test_scans_through_the_data_layer(ds2023):
         r = by_name[(c.machine, c.name)]
         assert (c.section, c.domain, c.split, c.label) == (r["section"], r["domain"], r["split"], r["label"])
     assert len(idx.select(machine="valve", split="test", label="anomaly")) == 4
+    from typer.testing import CliRunner
+
+    from auscult.cli import app
+
+    res = CliRunner().invoke(app, ["data", "scan", str(ds2023)])
+    assert res.exit_code == 0, res.output
+    assert f"{len(rows)} clips, 3 machine types" in res.output
 
 
 def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path):

@@ -383,13 +383,13 @@ class Bearing(Machine):
     shift = "vel (shaft speed, rps): target runs faster"
     kinds = _k(
         AnomalyKind("outer_race", "outer-race spall: impacts at BPFO, constant amplitude", "high",
-                    level_db=-4.0),
+                    level_db=-6.0),
         AnomalyKind("inner_race", "inner-race spall: impacts at BPFI, amplitude-modulated at 1x",
-                    "high", level_db=-4.0),
+                    "high", level_db=-6.0),
         AnomalyKind("ball", "rolling-element defect: impacts at 2x BSF, modulated at the cage rate",
-                    "high", level_db=-4.0),
+                    "high", level_db=-6.0),
         AnomalyKind("imbalance", "rotor imbalance: the 1x shaft-rate component grows", "low",
-                    level_db=-2.0),
+                    level_db=-4.0),
     )
 
     def sample_unit(self, rng):

@@ -218,7 +218,9 @@ def _render_job(args) -> tuple[dict, np.ndarray]:
                               background=cfg.background, return_info=True)
     path = Path(out_dir) / job.relpath
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), audio, cfg.sample_rate, subtype=cfg.subtype, format="WAV")
+    buf = io.BytesIO()  # encode in memory, then one write: much faster than libsndfile's small writes
+    sf.write(buf, audio, cfg.sample_rate, subtype=cfg.subtype, format="WAV")
+    path.write_bytes(buf.getvalue())
     params = {k: v for k, v in info.params.items() if k != "attrs"}
     row = {
         "file": job.relpath, "name": Path(job.relpath).name, "dev_name": job.dev_name,
@@ -235,6 +237,15 @@ def _render_job(args) -> tuple[dict, np.ndarray]:
         "params": json.dumps(params, sort_keys=True, default=_json_default),
     }
     return row, clip_feature(audio, cfg.sample_rate)
+
+
+def _single_thread():
+    """Limit BLAS/OpenMP pools of this process to one thread (returns the limiter, or None)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - ships with scikit-learn
+        return None
+    return threadpool_limits(1)
 
 
 def _fmt(v) -> str:
@@ -308,12 +319,15 @@ def generate_dataset(preset: str | Preset, out_dir: str | os.PathLike, seed: int
     feats: list[np.ndarray] = []
     args = [(cfg, j, str(out)) for j in jobs]
     workers = max(1, int(workers))
+    # one BLAS/OpenMP thread per process: the per-clip matrix work is tiny, and oversubscribed
+    # BLAS threads made it 10-50x slower on a busy 2-core machine
+    limits = _single_thread()
     if workers == 1:
         it = map(_render_job, args)
         pool = None
     else:
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        pool = ctx.Pool(workers)
+        pool = ctx.Pool(workers, initializer=_single_thread)
         it = pool.imap(_render_job, args, chunksize=4)
     try:
         for k, (row, f) in enumerate(it):
@@ -337,6 +351,8 @@ def generate_dataset(preset: str | Preset, out_dir: str | os.PathLike, seed: int
 
         auc = run_probe(rows, np.stack(feats))
         (out / "difficulty.json").write_text(json.dumps(auc, indent=2, sort_keys=True) + "\n")
+    if limits is not None:
+        limits.restore_original_limits()
     from .card import write_card
 
     write_card(out, cfg, rows, auc, render_s, workers)
