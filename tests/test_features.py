@@ -176,6 +176,7 @@ def test_cpu_fast_path_equals_dense_matmul(monkeypatch):
     from auscult.features import frontends
 
     monkeypatch.setattr(frontends, "CPU_CHUNK_SAMPLES", 40000)  # 2 s clips: one clip per chunk
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # chunking is for one thread only
     clips = torch.from_numpy(generated_clips(seconds=2.0))
     calls = []
     module_forward = LogMel._forward
@@ -360,6 +361,9 @@ def test_config_round_trip_and_unknown_keys():
     assert set(c.to_dict()) == {f.name for f in dataclasses.fields(FeatureConfig)}
     with pytest.raises(ConfigError, match="n_mel"):
         FeatureConfig.from_dict({"n_mel": 64})
+    with pytest.raises(ConfigError, match="power"):
+        LinearSpectrogram(c, power=0.0)
+    assert n_frames(np.int64(160000), np.int64(512)) == 313
     with pytest.raises(ConfigError, match="unknown frontend 'mfcc'"):
         build_frontend("mfcc")
     assert isinstance(build_frontend("logmel", {"n_mels": 32}), LogMel)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
+
+import numpy as np
 
 from ..errors import AuscultError, ConfigError
 
@@ -20,7 +23,7 @@ class FeatureInputError(AuscultError, ValueError):
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def _is_number(value: Any) -> bool:
@@ -176,6 +179,7 @@ def n_frames(n_samples: int, hop_length: int, *, n_fft: int | None = None, cente
         raise FeatureInputError(f"n_samples={n_samples!r} must be a non-negative integer")
     if not _is_int(hop_length) or hop_length <= 0:
         raise ConfigError(f"hop_length={hop_length!r} must be a positive integer")
+    n_samples, hop_length = int(n_samples), int(hop_length)
     if center:
         return 1 + n_samples // hop_length
     if n_fft is None:

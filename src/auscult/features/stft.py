@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .config import FeatureConfig, FeatureInputError
 
 _CACHE: dict[tuple[Any, ...], torch.Tensor] = {}
@@ -99,8 +100,8 @@ class Spectrogram(nn.Module):
         super().__init__()
         self.config = config or FeatureConfig()
         self.power = float(self.config.power if power is None else power)
-        if self.power <= 0:
-            raise FeatureInputError(f"power={power!r} must be positive")
+        if not self.power > 0:
+            raise ConfigError(f"Spectrogram power={power!r} must be positive (1 = magnitude, 2 = power)")
         self.register_buffer("window", hann_window(self.config), persistent=False)
         if self.config.stft_impl == "conv":
             self.register_buffer("basis", dft_basis(self.config), persistent=False)
