@@ -207,3 +207,28 @@ def test_probe_log_mel_matches_librosa():
     ref = librosa.feature.melspectrogram(y=x, sr=SR, n_fft=1024, hop_length=512, n_mels=128, htk=True,
                                          norm=None, power=2.0, pad_mode="reflect")
     np.testing.assert_allclose(log_mel(x, SR), np.log(ref + 1e-8), atol=1e-4)
+
+
+def test_toy_train_rail_joints_repeat_at_speed_over_spacing():
+    unit = unit_for("ToyTrain", "00", 0)
+    x, info = render_clip("ToyTrain", {"spd": 8}, seed=4, unit=unit, duration=8.0, background=False,
+                          return_info=True)
+    rate = info.params["speed_m_s"] / unit["joint_m"]
+    f, e = _envelope_spectrum(x, 0.8 * unit["click_hz"], 1.2 * unit["click_hz"])
+    band = (f > 0.5) & (f < 1.5 * rate)
+    assert abs(f[band][np.argmax(e[band])] - rate) < 0.05 * rate
+
+
+def test_slider_rail_damage_clicks_once_per_stroke_at_the_dent():
+    normal, anom, ni, ai = _pair("slider", "rail_damage", params={"vel": 500, "ac": 0.2}, duration=8.0)
+    ev = np.asarray(ai.events_s)
+    assert len(ev) >= 4
+    # strokes alternate direction, so successive crossings alternate between two gaps that sum
+    # to one back-and-forth period
+    gaps = np.diff(ev)
+    assert np.allclose(gaps[:-2:2] + gaps[1:-1:2], (gaps[0] + gaps[1]), rtol=0.15)
+    # each click is where the anomaly component is loud
+    d = anom.astype(np.float64) - normal
+    for t in ev:
+        i = int(t * SR)
+        assert np.abs(d[i:i + int(0.01 * SR)]).max() > 0.3 * np.abs(d).max()

@@ -150,6 +150,21 @@ def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path):
     assert strip((a / "README.md").read_text()) == strip((b / "README.md").read_text())
 
 
+def test_regenerate_from_config_gives_the_same_bytes(tmp_path):
+    from auscult.data.synth import regenerate
+    from auscult.data.synth.writer import Preset
+
+    custom = Preset("custom", "dcase2023", ("gearbox", "ToyTrain"), ("00", "01"), 3, 1, 1, 2, duration=0.5)
+    a = generate_dataset(custom, tmp_path / "a", seed=5, probe=False, eval_names=True)
+    assert "--from-config" in (a / "README.md").read_text()
+    b = regenerate(a / "synth_config.json", tmp_path / "b")
+    ha, hb = _hashes(a, skip=("README.md", "difficulty.json")), _hashes(b, skip=("README.md", "difficulty.json"))
+    assert ha == hb and len(ha) > 20
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ConfigError, match="synth_config"):
+        regenerate(tmp_path / "bad.json", tmp_path / "c")
+
+
 def test_dcase2022_three_sections_are_different_units(tmp_path):
     root = _gen(tmp_path, "d22", "dcase2022", machines=["gearbox"], scale=0.01)
     rows = load_metadata(root)

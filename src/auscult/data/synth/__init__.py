@@ -19,7 +19,7 @@ _EXPORTS = {
     "MACHINES": "machines", "bearing_frequencies": "machines",
     "ClipInfo": "render", "render_clip": "render", "unit_for": "render",
     "PRESETS": "writer", "Preset": "writer", "SynthConfig": "writer", "generate_dataset": "writer",
-    "load_metadata": "writer", "plan": "writer",
+    "load_metadata": "writer", "plan": "writer", "regenerate": "writer",
     "PROFILES": "background", "BackgroundProfile": "background",
     "render_previews": "preview",
 }

@@ -16,7 +16,11 @@ from .render import LEVEL_DBFS, unit_for
 
 
 def _cmd(cfg) -> str:
+    from .writer import PRESETS
+
     p = cfg.preset
+    if p.name not in PRESETS:
+        return "auscult synth --from-config THIS_FOLDER/synth_config.json --out OUT   # custom preset"
     parts = [f"auscult synth --preset {p.name} --out OUT --seed {cfg.seed}",
              f"--machines {','.join(p.machines)}", f"--scale {cfg.scale:g}", f"--duration {p.duration:g}",
              f"--sample-rate {cfg.sample_rate}", f"--subtype {cfg.subtype}",
@@ -45,7 +49,8 @@ def write_card(out: Path, cfg, rows: list[dict], auc: Optional[dict], render_s: 
         "```",
         "",
         f"Same auscult version + same arguments → identical WAV, metadata and ground-truth bytes "
-        f"(only the timing line below differs). Full configuration: `synth_config.json`.",
+        f"(only the timing line below differs). Full configuration: `synth_config.json` "
+        f"(`auscult synth --from-config` regenerates from it).",
         "",
         "## Parameters",
         "",
@@ -60,7 +65,8 @@ def write_card(out: Path, cfg, rows: list[dict], auc: Optional[dict], render_s: 
         f"level − {SEVERITY_RANGE_DB:g}·(1 − s) dB relative to the healthy machine",
         f"- background: {'on' if cfg.background else 'off'}; test names: "
         f"{'anonymised (eval_data/, labels only in ground truth)' if cfg.eval_names else 'development style'}",
-        f"- total clips: {n_clips}",
+        f"- total clips: {n_clips}; peak-limited (scaled down to avoid clipping): "
+        f"{sum(int(r['peak_limited']) for r in rows)}",
         "",
         "## Domains and background",
         "",

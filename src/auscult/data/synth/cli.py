@@ -23,6 +23,8 @@ def synth(
     workers: int = typer.Option(0, "--workers", help="Processes (0: all CPU cores)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset already in --out."),
     preview: bool = typer.Option(False, "--preview", help="Render spectrogram PNGs instead of a dataset."),
+    from_config: Optional[Path] = typer.Option(
+        None, "--from-config", help="Regenerate the dataset described by a synth_config.json."),
 ) -> None:
     """Generate a synthetic machine-sound dataset in a DCASE layout (or --preview spectrograms)."""
     import os
@@ -43,10 +45,14 @@ def synth(
         lo, hi = (float(v) for v in severity.split(","))
     except ValueError:
         raise ConfigError(f"--severity must be 'lo,hi' (e.g. 0.1,1.0), got {severity!r}") from None
-    from .writer import generate_dataset
+    from .writer import generate_dataset, regenerate
 
     n_workers = workers or (os.cpu_count() or 1)
     t0 = time.perf_counter()
+    if from_config is not None:
+        root = regenerate(from_config, out, workers=n_workers, overwrite=overwrite)
+        typer.echo(f"wrote {root} in {time.perf_counter() - t0:.1f} s (card: {root / 'README.md'})")
+        return
     root = generate_dataset(preset, out, seed=seed, machines=mach, scale=scale, duration=duration,
                             sample_rate=sample_rate, subtype=subtype, severity_range=(lo, hi),
                             eval_names=eval_names, background=background, workers=n_workers,

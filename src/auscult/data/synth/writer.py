@@ -415,6 +415,27 @@ def _write_attributes(out: Path, cfg: SynthConfig, rows: list[dict]) -> None:
         (out / top / mach / f"attributes_{sec}.csv").write_text(buf.getvalue())
 
 
+def regenerate(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, workers: int = 1,
+               overwrite: bool = False) -> Path:
+    """Generate the dataset described by a ``synth_config.json`` again (same bytes, any preset)."""
+    path = Path(config_path)
+    if path.is_dir():
+        path = path / "synth_config.json"
+    try:
+        d = json.loads(path.read_text())
+        pd = dict(d["preset"])
+        pd["machines"] = tuple(pd["machines"])
+        pd["sections"] = tuple(pd["sections"])
+        preset = Preset(**pd)  # counts are stored already scaled
+        kw = dict(seed=d["seed"], sample_rate=d["sample_rate"], subtype=d["subtype"],
+                  severity_range=tuple(d["severity_range"]), eval_names=d["eval_names"],
+                  background=d["background"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a readable synth_config.json ({exc}); "
+                          f"point to the file written next to a generated dataset") from None
+    return generate_dataset(preset, out_dir, workers=workers, overwrite=overwrite, **kw)
+
+
 def load_metadata(root: str | os.PathLike) -> list[dict]:
     """Rows of ``<root>/metadata.csv`` (strings, as written)."""
     path = Path(root) / "metadata.csv"
@@ -424,5 +445,5 @@ def load_metadata(root: str | os.PathLike) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-__all__ = ["PRESETS", "Preset", "SynthConfig", "generate_dataset", "plan", "load_metadata",
+__all__ = ["PRESETS", "Preset", "SynthConfig", "generate_dataset", "regenerate", "plan", "load_metadata",
            "dev_file_name", "eval_file_name", "attr_string", "SEVERITY_RANGE_DB", "PROFILES", "MACHINES"]
