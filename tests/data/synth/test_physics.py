@@ -232,3 +232,11 @@ def test_slider_rail_damage_clicks_once_per_stroke_at_the_dent():
     for t in ev:
         i = int(t * SR)
         assert np.abs(d[i:i + int(0.01 * SR)]).max() > 0.3 * np.abs(d).max()
+
+
+@pytest.mark.parametrize("machine,kind", KINDS)
+def test_every_kind_is_present_even_in_a_short_clip(machine, kind):
+    """An anomalous label must never ship a clip without anomaly content."""
+    for seed in range(3):
+        normal, anom, _, ai = _pair(machine, kind, severity=0.1, seed=seed, duration=0.3)
+        assert np.abs(anom.astype(np.float64) - normal).max() > 1e-4, (machine, kind, seed)

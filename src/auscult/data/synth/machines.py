@@ -26,6 +26,14 @@ def _unit_rms(x: np.ndarray) -> np.ndarray:
     return x / r if r > 0 else x
 
 
+def _at_least_one(times: np.ndarray, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """``times`` inside the clip, or one random instant when none is (very short clips): an
+    anomalous clip must always carry its anomaly."""
+    times = np.asarray(times, dtype=float)
+    times = times[(times >= 0) & (times < n / sr)]
+    return times if len(times) else np.array([rng.uniform(0.05, 0.8) * n / sr])
+
+
 def _window(rng: np.random.Generator, dur: float, lo: float, hi: float) -> tuple[float, float]:
     """A random time window of length in [lo, hi] (fraction of the clip) inside the clip."""
     length = dur * rng.uniform(lo, hi)
@@ -243,6 +251,8 @@ class Slider(Machine):
         if g:
             x0 = u["dent_at"] * u["stroke_m"]
             cross = np.nonzero(np.diff(np.sign(pos - x0)) != 0)[0] / sr
+            if not len(cross):  # a clip too short to reach the dent: it is hit mid-travel
+                cross = np.array([rng.uniform(0.1, 0.9) * n / sr])
             hit = dsp.ring(dsp.impulse_train(n, sr, cross, 1.0), dsp.resonance_kernel(sr, u["dent_hz"], 0.004))
             if len(cross):  # sparse clicks: scaled by peak, not RMS (a crest factor of ~50)
                 extra += g * r * 3.0 * hit / (np.max(np.abs(hit)) + 1e-12)
@@ -253,7 +263,10 @@ class Slider(Machine):
         g = self.gain(kind, "no_lubrication", severity)
         if g:
             f_sq = dsp.drifting_rate(u["squeal_hz"], n, sr, rng, jitter=0.03, knots_per_s=4)
-            sq = np.sin(2 * np.pi * dsp.phase_of(f_sq, sr)) * np.clip(2 * speed - 1, 0, 1)
+            fast = np.clip(2 * speed - 1, 0, 1)
+            if not fast.any():  # short clip without a fast stretch: squeal while moving at all
+                fast = speed / speed.max() if speed.any() else np.ones(n)
+            sq = np.sin(2 * np.pi * dsp.phase_of(f_sq, sr)) * fast
             extra += g * r * _unit_rms(sq)
             out.band_hz = (0.95 * u["squeal_hz"], 1.05 * u["squeal_hz"])
         g = self.gain(kind, "loose_belt", severity)
@@ -302,7 +315,7 @@ class Valve(Machine):
 
     def _events(self, pat, dur, rng):
         opens, closes = [], []
-        t = rng.uniform(0.0, 0.5)
+        t = rng.uniform(0.0, min(0.5, 0.3 * dur))
         while t < dur:
             for o, c in _VALVE_PATTERNS[pat]:
                 j = rng.normal(0.0, 0.005, 2)
@@ -338,7 +351,10 @@ class Valve(Machine):
         extra = np.zeros(n)
         out = Rendered(base, extra)
         if kind == "timing_fault":
-            on, off = _window(rng, dur, 0.3, 0.5)
+            k = int(rng.integers(0, max(int(np.sum(opens < dur)), 1)))  # a stretch holding >= 1 opening
+            length = dur * rng.uniform(0.3, 0.5)
+            on = float(max(0.0, opens[k] - rng.uniform(0.0, 0.5) * length))
+            off = float(min(dur, on + length))
             sel = (opens >= on) & (opens < off)
             delay = 0.01 + 0.09 * severity
             o2 = np.where(sel, opens + delay, opens)
@@ -357,7 +373,10 @@ class Valve(Machine):
             out.band_hz = (4000.0, 7800.0)
         g = self.gain(kind, "water_hammer", severity)
         if g:
-            knock = dsp.ring(dsp.impulse_train(n, sr, closes + 0.01, 1.0),
+            # surge after each closing (after the opening when no closing falls in the clip)
+            at = closes[closes + 0.01 < dur] + 0.01
+            at = at if len(at) else _at_least_one(opens, n, sr, rng)
+            knock = dsp.ring(dsp.impulse_train(n, sr, at, 1.0),
                              dsp.resonance_kernel(sr, u["hammer_hz"], 0.06))
             extra += g * r * _unit_rms(knock)
             out.band_hz = (0.7 * u["hammer_hz"], 1.3 * u["hammer_hz"])
@@ -571,7 +590,7 @@ class ToyCar(Machine):
             out.events_s = list(t)
         g = self.gain(kind, "brush_spark", severity)
         if g:
-            bursts = dsp.impulse_train(n, sr, dsp.poisson_times(n / sr, 6.0, rng), 1.0)
+            bursts = dsp.impulse_train(n, sr, _at_least_one(dsp.poisson_times(n / sr, 6.0, rng), n, sr, rng), 1.0)
             env = dsp.ring(bursts, np.ones(int(0.06 * sr)))
             crack = dsp.bandlimit(rng.standard_normal(n) * env * (rng.random(n) < 0.2), sr, 5000, 7800)
             extra += g * r * _unit_rms(crack)
@@ -628,13 +647,14 @@ class ToyTrain(Machine):
         out = Rendered(base, extra)
         g = self.gain(kind, "flat_wheel", severity)
         if g:
-            t = dsp.events_at_rate(dist / (np.pi * u["wheel_m"]), sr)
+            t = _at_least_one(dsp.events_at_rate(dist / (np.pi * u["wheel_m"]), sr), n, sr, rng)
             th = dsp.ring(dsp.impulse_train(n, sr, t, 1.0), dsp.resonance_kernel(sr, u["flat_hz"], 0.04))
             extra += g * r * _unit_rms(th)
             out.band_hz = (0.7 * u["flat_hz"], 1.3 * u["flat_hz"])
         g = self.gain(kind, "rail_damage", severity)
-        if g and len(joints):
-            j = joints[rng.integers(0, len(joints))]
+        if g:
+            # the broken joint is one of those crossed in the clip (any instant if none is)
+            j = joints[rng.integers(0, len(joints))] if len(joints) else rng.uniform(0.0, 0.8) * n / sr
             t = np.array([j, j + lag])
             cl = dsp.ring(dsp.impulse_train(n, sr, t, 1.0), dsp.resonance_kernel(sr, u["clack_hz"], 0.01))
             # scaled against the clip, not the event: a single clack is short
