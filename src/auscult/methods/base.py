@@ -83,3 +83,38 @@ class Method(ABC):
 class AudioSourceLike:  # documentation-only protocol (see auscult.data.source.AudioSource)
     """``load(clip) -> np.ndarray`` (float32 mono, length policy applied) and
     ``batch(clips) -> torch.Tensor [B, T]`` (equal lengths), both through the waveform cache."""
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers shared by methods
+# ------------------------------------------------------------------------------------------------
+def backend_to_state(backend: Any) -> dict[str, Any]:
+    """A fitted :mod:`auscult.backends` back-end as plain data (for ``Method.state_dict``)."""
+    return {
+        "name": backend.name,
+        "params": dict(backend.params),
+        "dim": backend.dim_,
+        "groups": [[list(k), {n: np.asarray(a) for n, a in st.items()}] for k, st in sorted(backend.groups_.items())],
+    }
+
+
+def backend_from_state(state: dict[str, Any]) -> Any:
+    """Inverse of :func:`backend_to_state`."""
+    from ..backends import BACKENDS
+
+    be = BACKENDS.build(state["name"], **state["params"])
+    be.groups_ = {tuple(k): {n: np.asarray(a) for n, a in st.items()} for k, st in state["groups"]}
+    be.dim_ = state["dim"]
+    return be
+
+
+def section_of(config: dict[str, Any], key: str) -> dict[str, Any]:
+    """``config[key]`` as a dict (``{}`` when absent or null); a non-mapping raises ConfigError."""
+    from ..errors import ConfigError
+
+    v = config.get(key)
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ConfigError(f"recipe key {key!r} must be a mapping, got {type(v).__name__}")
+    return dict(v)

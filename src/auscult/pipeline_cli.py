@@ -1,0 +1,168 @@
+"""``auscult train / score / run / list / demo``: a thin layer over :mod:`auscult.pipeline`.
+
+Heavy imports (torch, numpy, the pipeline) happen inside the commands so ``auscult --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import ConfigError
+
+_SET_HELP = "Override a recipe value, YAML-typed: --set train.epochs=5 (repeatable)."
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _progress(console):
+    def cb(msg: str, done: int, total: int) -> None:
+        console.print(f"[dim][{done}/{total}][/dim] {msg}")
+
+    return cb
+
+
+def _headline(console, result) -> None:
+    if result is None:
+        return
+    if result.official_score is not None:
+        console.print(f"[bold]official score: {result.official_score:.4f}[/bold]  [dim]{result.official_definition}[/dim]")
+    for m in result.machines:
+        parts = [f"{k}={v:.3f}" for k, v in m.items() if k != "machine" and isinstance(v, float)]
+        console.print(f"  {m.get('machine')}: " + "  ".join(parts[:4]))
+
+
+def train_cmd(
+    recipe: str = typer.Argument(..., help="Recipe name (<dataset>/<method>, see 'auscult list') or a .yaml path."),
+    data: Path = typer.Option(..., "--data", help="Dataset root (DCASE layout, own folders, or a manifest CSV)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<recipe>-<time>)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] | mps"),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run in --out from its checkpoints."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Train a recipe's models (one per model_per group) on the training normals under --data."""
+    from .pipeline import train
+
+    console = _console()
+    rd = train(recipe, data, out, overrides=set_ or [], device=device, resume=resume, quiet=quiet,
+               progress=_progress(console))
+    console.print(f"trained -> {rd}")
+    typer.echo(str(rd))
+
+
+def score_cmd(
+    target: Path = typer.Argument(..., help="A run directory, or a model bundle file ending in .auscult."),
+    files: Optional[List[Path]] = typer.Argument(None, help="With a .auscult bundle: the audio files to score."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Run form: dataset root with the test clips (default: the run's data)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] | mps"),
+    machine: Optional[str] = typer.Option(None, "--machine", help="Bundle form: the machine type, when the bundle holds several."),
+    json_out: bool = typer.Option(False, "--json", help="Bundle form: print JSON."),
+    csv_out: bool = typer.Option(False, "--csv", help="Bundle form: print CSV."),
+) -> None:
+    """Score test clips with a trained run (official CSVs + decisions), or files with a model bundle."""
+    if target.suffix == ".auscult":
+        if json_out and csv_out:
+            raise ConfigError("choose one of --json and --csv")
+        if not files:
+            raise ConfigError(f"{target}: give the audio files to score after the bundle")
+        try:
+            from .monitor.cli import score_files
+        except ImportError as exc:
+            raise ConfigError(f"scoring with a model bundle needs auscult.monitor.cli.score_files, which is not "
+                              f"available in this installation ({exc})") from None
+        raise typer.Exit(score_files(target, list(files), machine=machine,
+                                     output="json" if json_out else "csv" if csv_out else "table"))
+    if files:
+        raise ConfigError(f"{target}: extra arguments {[str(f) for f in files]}; a run directory is scored with "
+                          f"--data ROOT (file lists go with a .auscult bundle)")
+    from .pipeline import score
+
+    console = _console()
+    sub = score(target, data, device=device, progress=_progress(console))
+    console.print(f"submission files -> {sub}")
+    typer.echo(str(sub))
+
+
+def run_cmd(
+    recipe: str = typer.Argument(..., help="Recipe name (<dataset>/<method>) or a .yaml path."),
+    data: Path = typer.Option(..., "--data", help="Dataset root."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<recipe>-<time>)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] | mps"),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run in --out."),
+    ground_truth: Optional[Path] = typer.Option(None, "--ground-truth", help="Official ground-truth folder (evaluation data)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Train, score and evaluate: the run directory ends with the submission files and report.html."""
+    from .pipeline import run
+
+    console = _console()
+    rd, result = run(recipe, data, out, overrides=set_ or [], device=device, resume=resume, quiet=quiet,
+                     ground_truth=ground_truth, progress=_progress(console))
+    _headline(console, result)
+    if result is None:
+        console.print("no labels for the test clips: scored only (pass --ground-truth DIR to evaluate)")
+    else:
+        console.print(f"report -> {Path(rd) / 'report.html'}")
+    typer.echo(str(rd))
+
+
+def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List nets, losses, back-ends, methods and recipes (walks the registries)."""
+    import importlib
+    import json
+
+    sections = {}
+    for title, module, attr in (("nets", "auscult.nets", "NETS"), ("losses", "auscult.losses", "LOSSES"),
+                                ("backends", "auscult.backends", "BACKENDS"), ("methods", "auscult.methods", "METHODS")):
+        try:
+            reg = getattr(importlib.import_module(module), attr)
+            sections[title] = [{"name": e.name, "description": e.description} for e in reg.entries()]
+        except (ImportError, AttributeError) as exc:
+            sections[title] = [{"name": "?", "description": f"unavailable: {exc}"}]
+    from .recipes import list_recipes
+
+    sections["recipes"] = [{"name": r["name"], "description": r["description"]} for r in list_recipes()]
+    if json_out:
+        typer.echo(json.dumps(sections, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for title, rows in sections.items():
+        t = Table(title=f"{title} ({len(rows)})", title_justify="left")
+        t.add_column("name")
+        t.add_column("description")
+        for r in rows:
+            t.add_row(r["name"], r["description"] or "")
+        console.print(t)
+
+
+def demo_cmd(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the dataset and the run go."),
+    seed: int = typer.Option(0, "--seed"),
+    epochs: int = typer.Option(30, "--epochs", help="Autoencoder epochs."),
+    workers: int = typer.Option(2, "--workers", help="Processes for generating the dataset."),
+    overwrite: bool = typer.Option(True, "--overwrite/--keep", help="Replace an earlier demo in --out."),
+) -> None:
+    """Generate a small synthetic dataset, train the autoencoder baseline, score, evaluate, write the report."""
+    from .demo import run_demo
+
+    run_demo(out, seed=seed, epochs=epochs, workers=workers, overwrite=overwrite)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``score``, ``run``, ``list`` and ``demo`` to the root app."""
+    app.command("train")(train_cmd)
+    app.command("score")(score_cmd)
+    app.command("run")(run_cmd)
+    app.command("list")(list_cmd)
+    app.command("demo")(demo_cmd)
