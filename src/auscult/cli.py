@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "auscult.eval.cli",
     "auscult.monitor.serve_cli",
     "auscult.data.synth.cli",
+    "auscult.pipeline_cli",
 ]
 
 app = typer.Typer(
