@@ -13,16 +13,15 @@ import typer
 from ..errors import ConfigError
 
 
-def resolve_run_dir(run_dir: Path) -> tuple[Path, Path, int]:
-    """Seam for ``auscult evaluate RUN``: map a run directory to ``(scores_dir, ground_truth_dir, year)``.
+def resolve_run_dir(run_dir: Path, ground_truth: Optional[Path] = None) -> tuple[Path, Path, int]:
+    """``auscult evaluate RUN``: map a scored run directory to ``(scores_dir, ground_truth_dir, year)``.
 
-    The training pipeline owns the run-directory layout and replaces this function (or the
-    command's body) when runs write their submissions; until then it says what to do instead.
+    The submission is the run's ``submission/``; the ground truth is ``ground_truth`` when given,
+    else the files the run wrote from the labels in the dev clip names (see :mod:`auscult.pipeline`).
     """
-    raise ConfigError(
-        f"{run_dir}: evaluating a run directory is not available yet; "
-        "use 'auscult evaluate --scores DIR --ground-truth DIR --year YYYY'"
-    )
+    from ..pipeline import resolve_run
+
+    return resolve_run(run_dir, ground_truth)
 
 
 def _print_result(result) -> None:
@@ -55,7 +54,7 @@ def _print_result(result) -> None:
 
 def evaluate(
     run: Optional[Path] = typer.Argument(
-        None, help="A run directory (reserved: the pipeline will fill this in). Use --scores/--ground-truth now."
+        None, help="A scored run directory: evaluates its submission/ and writes report/ and report.html in it."
     ),
     scores: Optional[Path] = typer.Option(None, "--scores", help="Submission folder with anomaly_score_*.csv (and decision_result_*.csv)."),
     ground_truth: Optional[Path] = typer.Option(
@@ -73,7 +72,27 @@ def evaluate(
     from .submission import evaluate_submission
 
     if run is not None:
-        scores, ground_truth, year = resolve_run_dir(run)
+        if scores is not None:
+            raise ConfigError("give either a RUN directory or --scores DIR, not both")
+        from ..pipeline import evaluate as evaluate_run
+
+        resolve_run_dir(run, ground_truth)  # clear error before any work
+        result = evaluate_run(run, ground_truth, year)
+        if json_out:
+            typer.echo(json.dumps(result.to_dict(), indent=2))
+        else:
+            _print_result(result)
+        typer.secho(f"report -> {Path(run) / 'report.html'}; tables -> {Path(run) / 'report'}", err=True)
+        if out is not None:
+            from .report import write_tables
+
+            write_tables(result, out)
+            (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+        if report is not None:
+            from .report import write_report
+
+            write_report(result, report)
+        return
     if scores is None or ground_truth is None:
         raise ConfigError("give both --scores DIR and --ground-truth DIR")
     if year is None:
