@@ -169,6 +169,11 @@ def test_batched_and_single_inputs_agree():
         np.testing.assert_allclose(single, batch[i], atol=1e-4)
     channel = ours(module, clips[:, None, :])  # [B, 1, T]
     np.testing.assert_allclose(channel, batch, atol=1e-4)
+    frozen = clips.copy()
+    frozen.setflags(write=False)  # e.g. a read-only memory-mapped cache
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(module(frozen).numpy(), batch)
 
 
 def test_cpu_fast_path_equals_dense_matmul(monkeypatch):

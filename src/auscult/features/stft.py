@@ -61,7 +61,8 @@ def dft_basis(config: FeatureConfig, dtype=torch.float32, device=None) -> torch.
 def as_batch(x: torch.Tensor | np.ndarray, what: str = "waveform") -> tuple[torch.Tensor, bool]:
     """Accept ``[T]``, ``[B, T]`` or ``[B, 1, T]``; return ``([B, T] float tensor, was_1d)``."""
     if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
+        # read-only arrays (memory-mapped caches) are copied: torch cannot wrap them safely
+        x = torch.from_numpy(np.ascontiguousarray(x) if x.flags.writeable else np.array(x))
     if not isinstance(x, torch.Tensor):
         raise FeatureInputError(f"{what} must be a torch.Tensor or numpy array, got {type(x).__name__}")
     if not (x.is_floating_point()):
