@@ -22,17 +22,13 @@ import multiprocessing as mp
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from ... import __version__
 from ...errors import ConfigError
-from .background import PROFILES
-from .base import SEVERITY_RANGE_DB
-from .machines import MACHINES
 from .render import get_machine, render_clip, seed_sequence, unit_for
 
 LAYOUTS = ("dcase2020", "dcase2022", "dcase2023")
@@ -446,4 +442,4 @@ def load_metadata(root: str | os.PathLike) -> list[dict]:
 
 
 __all__ = ["PRESETS", "Preset", "SynthConfig", "generate_dataset", "regenerate", "plan", "load_metadata",
-           "dev_file_name", "eval_file_name", "attr_string", "SEVERITY_RANGE_DB", "PROFILES", "MACHINES"]
+           "dev_file_name", "eval_file_name", "attr_string"]
