@@ -121,7 +121,7 @@ def test_logmel_matches_librosa_on_real_audio(real_clips, config):
 
 @pytest.mark.parametrize("config", PARITY_CONFIGS, ids=PARITY_IDS)
 def test_logmel_matches_librosa_on_generated_audio(config):
-    clips = recorded_like_clips(seconds=2.0)
+    clips = recorded_like_clips(seconds=1.5)
     ref = librosa_logmel(clips, config)
     for variant in (config, config.replace(stft_precision="float32"), config.replace(stft_impl="conv")):
         got = ours(LogMel(variant), clips)
@@ -138,7 +138,7 @@ def test_default_precision_matches_librosa_over_a_huge_dynamic_range(config):
     """Pure tones and a noiseless chirp put mel bands 120+ dB below the frame's peak; the default
     float64 STFT still agrees with librosa there (a float32 FFT is off by up to ~30 dB in such
     bands with power=1, which is why float64 is the default)."""
-    clips = generated_clips()
+    clips = generated_clips(seconds=1.5)
     ref = librosa_logmel(clips, config)
     got = ours(LogMel(config), clips)
     assert np.abs(got - ref).max() < TOL_DB
