@@ -235,6 +235,14 @@ def _render_job(args) -> tuple[dict, np.ndarray]:
     return row, clip_feature(audio, cfg.sample_rate)
 
 
+def _pool_context():
+    """``fork`` where available: no ``if __name__ == "__main__"`` guard needed in user scripts, and
+    workers only run numpy/scipy (no OpenMP), so a parent that already used torch is fine."""
+    if "fork" in mp.get_all_start_methods():
+        return mp.get_context("fork")
+    return mp.get_context("spawn")  # pragma: no cover - Windows/macOS defaults
+
+
 def _single_thread():
     """Limit BLAS/OpenMP pools of this process to one thread (returns the limiter, or None)."""
     try:
@@ -322,8 +330,7 @@ def generate_dataset(preset: str | Preset, out_dir: str | os.PathLike, seed: int
         it = map(_render_job, args)
         pool = None
     else:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        pool = ctx.Pool(workers, initializer=_single_thread)
+        pool = _pool_context().Pool(workers, initializer=_single_thread)
         it = pool.imap(_render_job, args, chunksize=4)
     try:
         for k, (row, f) in enumerate(it):
