@@ -32,7 +32,7 @@ def _cmd(cfg) -> str:
     return " ".join(parts)
 
 
-def write_card(out: Path, cfg, rows: list[dict], auc: Optional[dict], render_s: float, workers: int) -> None:
+def write_card(out: Path, cfg, rows: list[dict], auc: Optional[dict], timing: dict) -> None:
     p = cfg.preset
     n_clips = len(rows)
     lines = [
@@ -104,8 +104,9 @@ def write_card(out: Path, cfg, rows: list[dict], auc: Optional[dict], render_s: 
         for mach, a in auc.items():
             lines.append(f"| {mach} | {a['all']:.3f} | {a['source']:.3f} | {a['target']:.3f} |")
     lines += ["", "## Generation", "",
-              f"Rendered and written in {render_s:.1f} s with {workers} worker(s) on "
-              f"{platform.machine()} ({platform.python_implementation()} {platform.python_version()}).", ""]
+              f"Rendered and written in {timing['wall_s']:.1f} s wall, {timing['cpu_s']:.1f} s CPU, with "
+              f"{timing['workers']} worker(s) on {platform.machine()} ({platform.python_implementation()} "
+              f"{platform.python_version()}; load average {timing['load_avg']:.1f}).", ""]
     (out / "README.md").write_text("\n".join(lines))
 
 
