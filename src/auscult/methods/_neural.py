@@ -1,0 +1,173 @@
+"""Helpers shared by the neural methods of this package (CLSIA, ProtoASD).
+
+Nothing here is a method; the pieces every embedding method needs around the engine:
+
+* :func:`split_train_section` — a recipe's ``train:`` section split into the engine's
+  :class:`~auscult.engine.TrainConfig`, an :class:`~auscult.engine.optim.OptimConfig` and the
+  loader settings (``batch_size``, ``num_workers``), with the ``multistep`` schedule
+  (``milestones`` in epochs, ``gamma``) that the engine's closed-form schedules lack;
+* :func:`build_frontend_from_recipe` — the ``features:`` section as a front-end module;
+* :func:`clip_length` — the fixed clip length the nets are built for (from the audio config, else
+  from the first training clip);
+* :func:`stage_run_dir` — a sub-run directory (``<run>/models/<group>/<stage>``) for a training
+  stage's checkpoints, or ``None`` when the method runs without a run directory;
+* :func:`clip_meta` / :func:`meta_from_state` — the per-clip metadata kept in ``state_dict`` so a
+  back-end can be refitted exactly after loading.
+"""
+
+from __future__ import annotations
+
+import bisect
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from ..data.clip import Clip
+from ..errors import ConfigError
+
+#: keys of a recipe's ``train:`` section that go to the optimiser / schedule
+OPTIM_KEYS = {"optimizer": "name", "lr": "lr", "weight_decay": "weight_decay", "momentum": "momentum",
+              "nesterov": "nesterov", "betas": "betas", "eps": "eps", "schedule": "schedule",
+              "warmup_steps": "warmup_steps", "eta_min": "eta_min", "step_size": "step_size", "gamma": "gamma"}
+#: keys handled here (not by the engine's TrainConfig)
+LOADER_KEYS = ("batch_size", "num_workers", "milestones")
+#: keys of TrainConfig a recipe may set (device/seed/resume come from the FitContext)
+TRAIN_KEYS = ("epochs", "amp", "grad_clip", "scheduler_interval", "log_every", "checkpoint_every_steps",
+              "keep_epoch_checkpoints", "monitor", "monitor_mode", "patience", "min_delta", "eval_with_ema")
+
+
+def split_train_section(train: Mapping[str, Any] | None, context: Any, what: str = "train"
+                        ) -> tuple[Any, Any, dict[str, Any]]:
+    """Split a recipe's ``train:`` mapping into ``(TrainConfig, OptimConfig, loader_settings)``.
+
+    ``schedule: multistep`` with ``milestones: [50, 90]`` (epochs) and ``gamma`` is supported on
+    top of the engine's schedules (see :func:`build_schedule`). Unknown keys raise
+    :class:`ConfigError` naming the section.
+    """
+    from ..engine.optim import OptimConfig
+    from ..engine.trainer import TrainConfig
+
+    train = dict(train or {})
+    known = set(OPTIM_KEYS) | set(LOADER_KEYS) | set(TRAIN_KEYS)
+    unknown = sorted(set(train) - known)
+    if unknown:
+        raise ConfigError(f"{what}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    optim = {OPTIM_KEYS[k]: v for k, v in train.items() if k in OPTIM_KEYS}
+    multistep = str(optim.get("schedule", "constant")).lower() == "multistep"
+    if multistep:
+        optim["schedule"] = "constant"  # the real schedule is built by build_schedule
+    if "betas" in optim:
+        optim["betas"] = tuple(optim["betas"])
+    ocfg = OptimConfig.from_dict(optim)
+    tcfg = TrainConfig.from_dict({
+        **{k: train[k] for k in TRAIN_KEYS if k in train},
+        "seed": int(getattr(context, "seed", 0)),
+        "device": str(getattr(context, "device", "cpu")),
+        "resume": bool(getattr(context, "resume", False)),
+        "quiet": True if getattr(context, "quiet", False) else None,
+    })
+    loader = {"batch_size": int(train.get("batch_size", 32)), "num_workers": int(train.get("num_workers", 0)),
+              "multistep": multistep, "milestones": [int(m) for m in train.get("milestones", [])]}
+    if loader["batch_size"] < 1:
+        raise ConfigError(f"{what}.batch_size must be >= 1, got {loader['batch_size']}")
+    if multistep and not loader["milestones"]:
+        raise ConfigError(f"{what}: schedule 'multistep' needs milestones (epochs), e.g. [50, 90]")
+    if loader["milestones"] != sorted(loader["milestones"]):
+        raise ConfigError(f"{what}.milestones must be increasing, got {loader['milestones']}")
+    return tcfg, ocfg, loader
+
+
+def build_schedule(optimizer: Any, ocfg: Any, loader: Mapping[str, Any], steps_per_epoch: int, epochs: int) -> Any:
+    """The learning-rate schedule, stepped once per optimiser step.
+
+    ``multistep``: ``lr = base * gamma ** (number of milestones passed)`` with milestones given in
+    epochs (e.g. ProtoASD's 0.1 / 0.01 / 0.001 for 50 / 40 / 30 epochs is ``lr: 0.1``,
+    ``milestones: [50, 90]``, ``gamma: 0.1``). Otherwise the engine's closed-form schedules.
+    """
+    import torch
+
+    from ..engine.optim import build_scheduler
+
+    if loader.get("multistep"):
+        bounds = [int(m) * steps_per_epoch for m in loader["milestones"]]
+        gamma = float(ocfg.gamma)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: gamma ** bisect.bisect_right(bounds, t))
+    return build_scheduler(optimizer, ocfg, total_steps=max(1, steps_per_epoch * epochs))
+
+
+def build_frontend_from_recipe(features: Mapping[str, Any] | None, default: str = "logmel") -> Any:
+    """``features:`` -> a front-end module; ``frontend`` picks it (``logmel``, ``inverted_logmel``),
+    every other key is a :class:`~auscult.features.FeatureConfig` field."""
+    from ..features import FeatureConfig, build_frontend
+
+    feats = dict(features or {})
+    name = str(feats.pop("frontend", default))
+    if name not in ("logmel", "inverted_logmel"):
+        raise ConfigError(f"features.frontend must be 'logmel' or 'inverted_logmel' here, got {name!r}")
+    try:
+        cfg = FeatureConfig.from_dict(feats)
+    except TypeError as e:  # pragma: no cover - from_dict reports unknown keys itself
+        raise ConfigError(f"features: {e}") from None
+    return build_frontend(name, cfg)
+
+
+def clip_length(train: Sequence[Clip], audio: Any) -> int:
+    """Samples per clip: the audio config's fixed length, else the first training clip's length."""
+    n = getattr(audio, "n_samples", None)
+    if n:
+        return int(n)
+    if not train:
+        raise ConfigError("no training clips: cannot tell the clip length the network is built for")
+    return int(audio.load(train[0]).shape[0])
+
+
+def stage_run_dir(context: Any, stage: str) -> Optional[Any]:
+    """``<run_dir>/models/<group>/<stage>`` as an engine RunDir (``None`` without a run dir)."""
+    from ..engine.rundir import RunDir
+
+    root = getattr(context, "run_dir", None)
+    if root is None:
+        return None
+    group = str(getattr(context, "group", "all")).replace("/", "__")
+    path = Path(root) / "models" / group / stage
+    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return RunDir(path)
+
+
+def clip_meta(clips: Sequence[Clip]) -> list[dict[str, Any]]:
+    """Plain per-clip metadata (machine, section, domain, attribute) for ``state_dict``."""
+    return [{"machine": c.machine, "section": c.section, "domain": c.domain, "attribute": c.attribute_key}
+            for c in clips]
+
+
+def meta_from_state(rows: Sequence[Mapping[str, Any]]) -> Any:
+    """A :class:`~auscult.backends.BackendMeta` from :func:`clip_meta` rows."""
+    from ..backends import BackendMeta
+
+    return BackendMeta(n=len(rows), section=[r["section"] for r in rows], domain=[r["domain"] for r in rows],
+                       machine=[r["machine"] for r in rows], attribute=[r["attribute"] for r in rows])
+
+
+def build_backend(section: Mapping[str, Any] | None, default: Mapping[str, Any]) -> Any:
+    """A back-end from a recipe's ``backend:`` mapping (``name`` + its parameters)."""
+    from ..backends import BACKENDS
+
+    params = dict(default)
+    params.update(dict(section or {}))
+    name = params.pop("name")
+    return BACKENDS.build(name, **params)
+
+
+def loader_for(dataset: Any, batch_size: int, *, shuffle: bool, drop_last: bool, num_workers: int = 0,
+               batch_sampler: Any = None, collate_fn: Any = None) -> Any:
+    """A DataLoader stacking equal-length waveforms (default collate:
+    :func:`auscult.data.datasets.collate_waveforms`)."""
+    import torch
+
+    from ..data.datasets import collate_waveforms
+
+    collate = collate_fn or collate_waveforms
+    if batch_sampler is not None:
+        return torch.utils.data.DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate,
+                                           num_workers=num_workers)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                                       collate_fn=collate, num_workers=num_workers)

@@ -1,0 +1,591 @@
+"""CLSIA: contrastive learning with spectrum information augmentation (MoCo on log-mel views).
+
+Views (training only; :class:`CLSIAViews`): each clip's log-mel is pre-normalised with statistics
+of the training set, mixed with a random past input by log-mixup-exp against a FIFO memory bank
+(``lam ~ U(0, alpha)``, ``alpha = 0.4``), randomly resized-cropped and post-normalised (per batch).
+Two independent views of a clip differ most in the detail the mix and the frequency stretch
+change: fine high-frequency structure.
+
+Contrast (``mode: moco``; :class:`MoCo`, :func:`contrastive_loss`): the query encoder (net +
+projection MLP) is trained by back-propagation on view 1; the key encoder is a copy that never
+receives gradients and follows ``theta_k <- m theta_k + (1 - m) theta_q`` (``m = 0.99``) on view 2.
+Keys carry a label and go into a FIFO queue (labels alongside, :class:`LabelledKeyQueue`). The loss
+is InfoNCE with temperature ``tau`` over the batch's keys and the queue, with every key of the
+anchor's label counted as a positive:
+
+* ``positives: section`` (default): positives are views of clips of the same section (across
+  domains); negatives are keys of clips of *other sections of the same machine type*
+  (``negatives: same_machine``; ``any`` takes any other section in the fitted group);
+* with ``per_section: true`` (the DCASE 2020 recipe: one model per machine ID) every section of the
+  group gets its own model, trained with that section's clips as anchors and the other sections'
+  clips as negatives (they only pass through the key encoder). Fit the group per machine type
+  (``model_per: machine``) so the other IDs are there;
+* a group with no other section to contrast against falls back to instance discrimination
+  (positive = the other view of the same clip, negatives = everything else), which is also
+  ``positives: instance``.
+
+Fine-tuning (``mode: finetune``, the DCASE 2022 recipe): a section x attribute classifier
+(ArcFace head) on the same views, initialised from an instance-discrimination pre-training
+checkpoint (``clsia.pretrained``, written by ``auscult pretrain FOLDER``; see
+:mod:`auscult.methods.clsia_pretrain`).
+
+Score: distance in embedding space (encoder output, before the projection head): by default the
+cosine distance to the nearest training embedding of the clip's section (``knn``, k = 1,
+min over source and target); any back-end can be set under ``backend:``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..augment import MemoryBank, PreNorm, log_mixup_exp, post_norm, random_resized_crop
+from ..data.clip import Clip
+from ..errors import CheckpointError, ConfigError, DataError
+from ..losses import InfoNCEMoCo, momentum_update
+from ..losses.heads import ProjectionMLP
+from ..nets import NETS
+from . import _neural as nu
+from .base import METHODS, Method
+
+log = logging.getLogger("auscult.methods.clsia")
+
+#: defaults of the recipe's ``clsia:`` section
+CLSIA_DEFAULTS: dict[str, Any] = {
+    "mode": "moco",              # moco | finetune
+    "per_section": True,         # one model per section of the group (moco)
+    "positives": "section",      # section | instance
+    "negatives": "same_machine",  # same_machine | any
+    "momentum": 0.99,
+    "queue_size": 4096,
+    "temperature": 0.07,
+    "proj_dim": 128,
+    "proj_hidden": 512,
+    "pretrained": None,          # finetune: checkpoint of `auscult pretrain`
+    "arcface_scale": 30.0,       # finetune head
+    "arcface_margin": 0.5,
+    "embed_batch_size": 64,
+}
+#: defaults of the recipe's ``augment:`` section
+AUGMENT_DEFAULTS: dict[str, Any] = {
+    "logmixupexp": {"alpha": 0.4, "bank_size": 2048},
+    "rrc": {"freq_scale": [0.6, 1.5], "time_scale": [0.6, 1.5], "canvas_scale": [1.0, 1.5]},
+}
+BACKEND_DEFAULT = {"name": "knn", "k": 1, "metric": "cosine", "group_by": "section"}
+
+
+def _merged(defaults: Mapping[str, Any], given: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ConfigError(f"{what}: unknown setting(s) {unknown}; known: {sorted(defaults)}")
+    out = copy.deepcopy(dict(defaults))
+    for k, v in given.items():
+        out[k] = {**out[k], **v} if isinstance(out.get(k), dict) and isinstance(v, Mapping) else v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# views
+class CLSIAViews(nn.Module):
+    """Pre-norm -> log-mixup-exp against a FIFO bank -> random resized crop -> post-norm.
+
+    ``normalize(x)`` applies the pre-normalisation only (what the encoder sees at scoring time);
+    ``views(x, n)`` returns ``n`` independent augmented views of a pre-normalised batch and then
+    pushes the (un-mixed) batch into the bank. Randomness comes from torch's global generator
+    (checkpointed by the trainer) unless a ``generator`` is given.
+    """
+
+    def __init__(self, alpha: float = 0.4, bank_size: int = 2048, freq_scale=(0.6, 1.5),
+                 time_scale=(0.6, 1.5), canvas_scale=(1.0, 1.5), warmup_batches: int = 0):
+        super().__init__()
+        if not 0.0 <= alpha <= 1.0:
+            raise ConfigError(f"augment.logmixupexp.alpha must be in [0, 1], got {alpha}")
+        self.alpha = float(alpha)
+        self.freq_scale, self.time_scale, self.canvas_scale = tuple(freq_scale), tuple(time_scale), tuple(canvas_scale)
+        self.prenorm = PreNorm(warmup_batches=warmup_batches)
+        self.bank = MemoryBank(bank_size)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prenorm(x)
+
+    def view(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One augmented view of a pre-normalised ``[B, F, T]`` batch (the bank is not changed)."""
+        b = x.shape[0]
+        y = x
+        if len(self.bank) > 0 and self.alpha > 0:
+            other = self.bank.sample(b, generator).to(x)
+            lam = torch.rand(b, generator=generator) * self.alpha
+            y = log_mixup_exp(x, other, lam.to(x.device))
+        y = random_resized_crop(y, self.freq_scale, self.time_scale, self.canvas_scale, 0.0, generator)
+        return post_norm(y)
+
+    def views(self, x: torch.Tensor, n: int = 2, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        out = [self.view(x, generator) for _ in range(n)]
+        self.bank.push(x)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# MoCo
+class MoCo(nn.Module):
+    """Query encoder (net + projection) trained by back-prop; key encoder updated by momentum.
+
+    The key encoder's parameters have ``requires_grad=False`` and are only changed by
+    :meth:`momentum_update` (``theta_k <- m theta_k + (1 - m) theta_q``; buffers copied).
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, momentum: float = 0.99):
+        super().__init__()
+        if not 0.0 <= momentum <= 1.0:
+            raise ConfigError(f"clsia.momentum must be in [0, 1], got {momentum}")
+        self.momentum = float(momentum)
+        self.encoder, self.head = encoder, head
+        self.key_encoder, self.key_head = copy.deepcopy(encoder), copy.deepcopy(head)
+        for p in list(self.key_encoder.parameters()) + list(self.key_head.parameters()):
+            p.requires_grad_(False)
+
+    def query(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+    @torch.no_grad()
+    def key(self, x: torch.Tensor) -> torch.Tensor:
+        return self.key_head(self.key_encoder(x))
+
+    @torch.no_grad()
+    def momentum_update(self) -> None:
+        momentum_update(self.key_encoder, self.encoder, self.momentum)
+        momentum_update(self.key_head, self.head, self.momentum)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+
+class LabelledKeyQueue(nn.Module):
+    """A MoCo FIFO queue of keys (:class:`~auscult.losses.InfoNCEMoCo`'s buffer) with a label per key.
+
+    The queue starts with random unit keys labelled ``-1`` (negatives for everyone). ``enqueue``
+    overwrites the oldest entries; ``keys``/``labels`` are in slot order.
+    """
+
+    def __init__(self, emb_dim: int, size: int = 4096, temperature: float = 0.07, seed: int | None = None):
+        super().__init__()
+        self.infonce = InfoNCEMoCo(emb_dim=emb_dim, queue_size=size, temperature=temperature, seed=seed)
+        self.register_buffer("labels", torch.full((size,), -1, dtype=torch.long))
+
+    @property
+    def keys(self) -> torch.Tensor:
+        return self.infonce.queue
+
+    @property
+    def temperature(self) -> float:
+        return self.infonce.temperature
+
+    @property
+    def ptr(self) -> int:
+        return int(self.infonce.ptr)
+
+    def __len__(self) -> int:
+        return int(self.infonce.queue.shape[0])
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor, labels: torch.Tensor) -> None:
+        size = len(self)
+        if keys.shape[0] != labels.shape[0]:
+            raise ConfigError(f"{keys.shape[0]} keys but {labels.shape[0]} labels")
+        if keys.shape[0] > size:
+            keys, labels = keys[-size:], labels[-size:]
+        idx = (self.ptr + torch.arange(keys.shape[0], device=self.labels.device)) % size
+        self.labels[idx] = labels.to(self.labels)
+        self.infonce.enqueue(keys)
+
+
+def contrastive_loss(q: torch.Tensor, q_labels: torch.Tensor, keys: torch.Tensor, key_labels: torch.Tensor,
+                     queue: LabelledKeyQueue, own: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """InfoNCE over ``[batch keys, queue]`` with every same-label key a positive.
+
+    For query ``i``, positives ``P(i)`` are the keys labelled ``q_labels[i]`` (batch and queue) plus
+    ``own[i]`` (the column of the query's own positive key, always counted); negatives ``N(i)`` are
+    all other keys. Each positive forms one InfoNCE term against the negatives::
+
+        L_i = mean_{p in P(i)} -log( exp(s_ip) / (exp(s_ip) + sum_{n in N(i)} exp(s_in)) ),
+        s_ij = q_i . k_j / tau   (q, k L2-normalised; keys are constants)
+
+    so the loss is 0 at best whatever the number of positives (a queue filling up with same-section
+    keys does not raise its floor). With a single positive it is MoCo's InfoNCE exactly.
+    """
+    qn = F.normalize(q, dim=1)
+    cols = torch.cat([F.normalize(keys.detach(), dim=1), queue.keys.clone().detach().to(qn)], 0)
+    col_labels = torch.cat([key_labels.to(queue.labels.device), queue.labels.clone()], 0).to(qn.device)
+    logits = qn @ cols.T / queue.temperature
+    pos = q_labels[:, None].to(qn.device) == col_labels[None, :]
+    if own is not None:
+        pos[torch.arange(qn.shape[0], device=qn.device), own.to(qn.device)] = True
+    if not bool(pos.any(1).all()):
+        raise ConfigError("contrastive loss: a query has no positive key (pass own= or same-label keys)")
+    neg_lse = torch.logsumexp(logits.masked_fill(pos, float("-inf")), dim=1, keepdim=True)  # -inf: no negatives
+    terms = torch.logaddexp(logits, neg_lse) - logits  # -log(e^s / (e^s + sum_neg e^n))
+    posf = pos.to(qn.dtype)
+    return ((terms * posf).sum(1) / posf.sum(1)).mean()
+
+
+def moco_step(model: MoCo, views: CLSIAViews, queue: LabelledKeyQueue, frontend: nn.Module,
+              batch: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One CLSIA training step's forward: returns the loss (the caller back-propagates it).
+
+    ``batch`` is ``(anchors [B, T], anchor labels [B], index)`` or ``(anchors, negatives [B, T],
+    anchor labels, negative labels, index)``. Order: log-mel -> pre-norm -> two views of the
+    anchors (then the bank takes the anchors) -> momentum update of the key encoder -> keys of
+    view 2 (and of one view of each negative clip) -> queries of view 1 -> loss against the batch's
+    keys and the queue -> the batch's keys enter the queue.
+    """
+    if len(batch) == 5:
+        xa, xn, ya, yn, _ = batch
+    else:
+        (xa, ya, _), xn, yn = batch, None, None
+    with torch.no_grad():
+        v1, v2 = views.views(views.normalize(frontend(xa)), 2)
+        model.momentum_update()
+        keys, key_labels = model.key(v2.unsqueeze(1)), ya
+        if xn is not None:
+            kn = model.key(views.view(views.normalize(frontend(xn))).unsqueeze(1))
+            keys, key_labels = torch.cat([keys, kn]), torch.cat([ya, yn])
+    q = model.query(v1.unsqueeze(1))
+    own = torch.arange(q.shape[0], device=q.device)
+    loss = contrastive_loss(q, ya, keys, key_labels, queue, own=own)
+    queue.enqueue(keys, key_labels)
+    return loss
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+class _AnchorNegativeDataset:
+    """Item ``i``: ``(anchor waveform, negative waveform, anchor label, negative label, i)``.
+
+    The negative clip of item ``i`` is drawn from ``negatives`` by a generator seeded with
+    ``(seed, epoch, i)`` (reproducible, fresh every epoch). Without negatives an item is
+    ``(anchor waveform, anchor label, i)``.
+    """
+
+    def __init__(self, anchors: Sequence[Clip], labels: Sequence[int], audio: Any,
+                 negatives: Sequence[Clip] = (), negative_labels: Sequence[int] = (), seed: int = 0):
+        self.anchors, self.labels = list(anchors), [int(v) for v in labels]
+        self.negatives, self.negative_labels = list(negatives), [int(v) for v in negative_labels]
+        self.audio, self.seed, self.epoch = audio, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+    def __getitem__(self, i: int):
+        xa = torch.from_numpy(self.audio.load(self.anchors[i]))
+        if not self.negatives:
+            return xa, self.labels[i], i
+        j = int(np.random.default_rng([self.seed, self.epoch, int(i)]).integers(len(self.negatives)))
+        xn = torch.from_numpy(self.audio.load(self.negatives[j]))
+        return xa, xn, self.labels[i], self.negative_labels[j], i
+
+
+def _collate(items):
+    cols = list(zip(*items))
+    n_wave = 2 if len(cols) == 5 else 1
+    return tuple([torch.stack(list(c), 0) for c in cols[:n_wave]]
+                 + [torch.as_tensor(c, dtype=torch.long) for c in cols[n_wave:]])
+
+
+# ---------------------------------------------------------------------------------------------
+class _Classifier(nn.Module):
+    """Encoder + margin head for the fine-tuning stage."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+
+@METHODS.register("clsia", description="CLSIA: MoCo contrastive learning on log-mixup-exp / random-resized-crop "
+                                       "log-mel views; kNN distance in embedding space")
+class CLSIA(Method):
+    """CLSIA (see the module docstring). Recipe sections: ``features``, ``net``, ``augment``,
+    ``train``, ``clsia``, ``backend``."""
+
+    name = "clsia"
+
+    def __init__(self, config: dict[str, Any], context: Any = None):
+        super().__init__(config, context)
+        self.opts = _merged(CLSIA_DEFAULTS, config.get("clsia"), "clsia")
+        self.aug = _merged(AUGMENT_DEFAULTS, config.get("augment"), "augment")
+        if self.opts["mode"] not in ("moco", "finetune"):
+            raise ConfigError(f"clsia.mode must be 'moco' or 'finetune', got {self.opts['mode']!r}")
+        if self.opts["positives"] not in ("section", "instance"):
+            raise ConfigError(f"clsia.positives must be 'section' or 'instance', got {self.opts['positives']!r}")
+        if self.opts["negatives"] not in ("same_machine", "any"):
+            raise ConfigError(f"clsia.negatives must be 'same_machine' or 'any', got {self.opts['negatives']!r}")
+        net = dict(config.get("net") or {"name": "mobilefacenet"})
+        self.net_name = str(net.pop("name", "mobilefacenet"))
+        self.net_kwargs = net
+        NETS.get(self.net_name)  # typed error for unknown nets
+        self.frontend = nu.build_frontend_from_recipe(config.get("features"))
+        self.backend_cfg = {**BACKEND_DEFAULT, **dict(config.get("backend") or {})}
+        nu.split_train_section(config.get("train"), self.context)  # validate early
+        self.n_samples: Optional[int] = None
+        self.models: dict[str, dict[str, Any]] = {}  # section key -> {"encoder": nn.Module, "prenorm": (m, s)}
+        self.classes: list[str] = []
+        self.train_embeddings: Optional[np.ndarray] = None
+        self.train_meta: list[dict[str, Any]] = []
+        self.backend = None
+        self.history: dict[str, list[dict[str, Any]]] = {}
+
+    # ---- building blocks ----------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        from ..engine.runtime import resolve_device
+
+        return resolve_device(str(self.context.device))
+
+    def _input_shape(self) -> tuple[int, int, int]:
+        assert self.n_samples is not None
+        m, t = self.frontend.output_shape(self.n_samples)
+        return (1, int(m), int(t))
+
+    def _build_encoder(self) -> nn.Module:
+        return NETS.build(self.net_name, **{**self.net_kwargs, "input_shape": self._input_shape()})
+
+    def _views(self) -> CLSIAViews:
+        lme, rrc = self.aug["logmixupexp"], self.aug["rrc"]
+        return CLSIAViews(alpha=float(lme.get("alpha", 0.4)), bank_size=int(lme.get("bank_size", 2048)),
+                          freq_scale=rrc.get("freq_scale", (0.6, 1.5)), time_scale=rrc.get("time_scale", (0.6, 1.5)),
+                          canvas_scale=rrc.get("canvas_scale", (1.0, 1.5)))
+
+    @staticmethod
+    def section_key(clip: Clip) -> str:
+        return f"{clip.machine}/{clip.section}"
+
+    @torch.no_grad()
+    def _feature_stats(self, clips: Sequence[Clip], audio: Any) -> tuple[float, float]:
+        """Mean and std of the log-mel over the training clips (the pre-normalisation)."""
+        fe = self.frontend.to(self.device)
+        s = s2 = n = 0.0
+        for _, xb in audio.iter_batches(list(clips), int(self.opts["embed_batch_size"])):
+            f = fe(xb.to(self.device)).double()
+            s += float(f.sum()); s2 += float((f * f).sum()); n += f.numel()
+        mean = s / n
+        return mean, max((s2 / n - mean * mean), 1e-12) ** 0.5
+
+    # ---- fit ----------------------------------------------------------------------------------
+    def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "CLSIA":
+        from ..engine.runtime import seed_everything
+
+        train = list(train)
+        if len(train) < 2:
+            raise DataError(f"clsia needs at least 2 training clips, got {len(train)}")
+        self.n_samples = nu.clip_length(train, audio)
+        seed_everything(int(self.context.seed))
+        self.models, self.history = {}, {}
+        keys = sorted({self.section_key(c) for c in train})
+        if self.opts["mode"] == "finetune":
+            self._fit_finetune(train, audio)
+        elif self.opts["per_section"]:
+            for key in keys:
+                anchors = [c for c in train if self.section_key(c) == key]
+                machine = anchors[0].machine
+                pool = [c for c in train if self.section_key(c) != key
+                        and (self.opts["negatives"] == "any" or c.machine == machine)]
+                self._fit_moco(key, anchors, pool, audio)
+        else:
+            self._fit_moco("*", train, [], audio)
+        self._fit_backend(train, audio)
+        return self
+
+    def _labels(self, anchors: Sequence[Clip], pool: Sequence[Clip]) -> tuple[list[int], list[int], str]:
+        anchor_keys = sorted({self.section_key(c) for c in anchors})
+        pool_keys = sorted({self.section_key(c) for c in pool} - set(anchor_keys))
+        if self.opts["positives"] == "instance" or (len(anchor_keys) == 1 and not pool_keys):
+            lab = {k: len(anchors) + i for i, k in enumerate(pool_keys)}
+            return list(range(len(anchors))), [lab[self.section_key(c)] for c in pool], "instance"
+        table = {k: i for i, k in enumerate(anchor_keys + pool_keys)}
+        return ([table[self.section_key(c)] for c in anchors], [table[self.section_key(c)] for c in pool], "section")
+
+    def _fit_moco(self, key: str, anchors: Sequence[Clip], pool: Sequence[Clip], audio: Any) -> None:
+        from ..engine.trainer import Trainer
+
+        if len(anchors) < 2:
+            raise DataError(f"clsia: section {key} has {len(anchors)} training clip(s); need at least 2 "
+                            "(or set clsia.per_section: false)")
+        tcfg, ocfg, ld = nu.split_train_section(self.config.get("train"), self.context)
+        y_anchor, y_pool, kind = self._labels(anchors, pool)
+        log.info("clsia %s: %d anchors, %d negative clips, positives by %s", key, len(anchors), len(pool), kind)
+        views = self._views()
+        views.prenorm.set_stats(*self._feature_stats(anchors, audio))
+        encoder = self._build_encoder()
+        dim = int(encoder.output_shape[0])
+        head = ProjectionMLP(dim, int(self.opts["proj_hidden"]), int(self.opts["proj_dim"]), n_layers=2)
+        model = MoCo(encoder, head, float(self.opts["momentum"]))
+        queue = LabelledKeyQueue(int(self.opts["proj_dim"]), int(self.opts["queue_size"]),
+                                 float(self.opts["temperature"]), seed=int(self.context.seed))
+        ds = _AnchorNegativeDataset(anchors, y_anchor, audio, pool, y_pool, seed=int(self.context.seed))
+        bs = min(int(ld["batch_size"]), len(anchors))
+        loader = nu.loader_for(ds, bs, shuffle=True, drop_last=len(anchors) % bs == 1 or len(anchors) > bs,
+                               num_workers=ld["num_workers"], collate_fn=_collate)
+        loader.sampler.set_epoch = ds.set_epoch  # type: ignore[attr-defined]  (fresh negatives per epoch)
+        fe = self.frontend.to(self.device)
+        views = views.to(self.device)
+        queue = queue.to(self.device)
+
+        def step_fn(batch, net, state):
+            return {"loss": moco_step(getattr(net, "module", net), views, queue, fe, batch)}
+
+        opt_params = [p for p in model.parameters() if p.requires_grad]
+        from ..engine.optim import build_optimizer
+
+        opt = build_optimizer(opt_params, ocfg)
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        stage = nu.stage_run_dir(self.context, "clsia_" + key.replace("/", "_").replace("*", "all"))
+        trainer = Trainer(model, step_fn, loader, opt, sched, tcfg, run_dir=stage,
+                          extra_state={"views": views, "queue": queue})
+        self.history[key] = trainer.fit()
+        model.eval()
+        self.models[key] = {"encoder": model.encoder, "prenorm": (float(views.prenorm.mean), float(views.prenorm.var.sqrt()))}
+
+    def _fit_finetune(self, train: Sequence[Clip], audio: Any) -> None:
+        from ..engine.checkpoint import load_model_state
+        from ..engine.optim import build_optimizer
+        from ..engine.trainer import Trainer
+        from ..losses import LOSSES
+        from ..data.datasets import ClipDataset
+
+        tcfg, ocfg, ld = nu.split_train_section(self.config.get("train"), self.context)
+        self.classes = sorted({f"{c.machine}/{c.section}/{c.attribute_key}" for c in train})
+        cid = {k: i for i, k in enumerate(self.classes)}
+        targets = [cid[f"{c.machine}/{c.section}/{c.attribute_key}"] for c in train]
+        views = self._views()
+        encoder = self._build_encoder()
+        if self.opts["pretrained"]:
+            from .clsia_pretrain import load_pretrained
+
+            ck = load_pretrained(self.opts["pretrained"])
+            if ck["net"] != self.net_name:
+                raise CheckpointError(
+                    f"{self.opts['pretrained']}: pre-trained encoder is {ck['net']!r} but net.name is "
+                    f"{self.net_name!r}; pre-train the same architecture (auscult pretrain --net {self.net_name})")
+            load_model_state(encoder, ck["encoder"], source=self.opts["pretrained"])
+        views.prenorm.set_stats(*self._feature_stats(train, audio))
+        dim = int(encoder.output_shape[0])
+        head = LOSSES.build("arcface", emb_dim=dim, n_classes=len(self.classes),
+                            scale=float(self.opts["arcface_scale"]), margin=float(self.opts["arcface_margin"]))
+        model = _Classifier(encoder, head)
+        ds = ClipDataset(train, audio, targets=targets)
+        bs = min(int(ld["batch_size"]), len(train))
+        loader = nu.loader_for(ds, bs, shuffle=True, drop_last=len(train) > bs, num_workers=ld["num_workers"])
+        fe = self.frontend.to(self.device)
+        views = views.to(self.device)
+
+        def step_fn(batch, net, state):
+            net = getattr(net, "module", net)
+            x, y, _ = batch
+            with torch.no_grad():
+                f = views.normalize(fe(x))
+                (v,) = views.views(f, 1)
+            loss = net.head(net.encoder(v.unsqueeze(1)), y)
+            return {"loss": loss}
+
+        opt = build_optimizer(model, ocfg)
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        trainer = Trainer(model, step_fn, loader, opt, sched, tcfg, run_dir=nu.stage_run_dir(self.context, "clsia_finetune"),
+                          extra_state={"views": views})
+        self.history["*"] = trainer.fit()
+        model.eval()
+        self.models["*"] = {"encoder": encoder, "prenorm": (float(views.prenorm.mean), float(views.prenorm.var.sqrt()))}
+
+    def _fit_backend(self, train: Sequence[Clip], audio: Any) -> None:
+        self.train_embeddings = self.embed(train, audio)
+        self.train_meta = nu.clip_meta(train)
+        self.backend = nu.build_backend(self.backend_cfg, BACKEND_DEFAULT)
+        self.backend.fit(self.train_embeddings, nu.meta_from_state(self.train_meta))
+
+    # ---- embed / score ----------------------------------------------------------------------
+    def _model_for(self, clip: Clip) -> str:
+        key = self.section_key(clip)
+        if key in self.models:
+            return key
+        if "*" in self.models:
+            return "*"
+        raise DataError(f"{clip.path}: clsia has no model for section {key} (trained: {sorted(self.models)}); "
+                        "score clips of the sections it was fitted on")
+
+    @torch.no_grad()
+    def embed(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
+        """Encoder embeddings ``[N, D]`` (pre-normalised log-mel, no augmentation)."""
+        if not self.models:
+            raise ConfigError("clsia: call fit() (or load_state_dict()) before embed()/score()")
+        clips = list(clips)
+        owner = [self._model_for(c) for c in clips]
+        fe = self.frontend.to(self.device)
+        out: Optional[np.ndarray] = None
+        for key in sorted(set(owner)):
+            idx = [i for i, o in enumerate(owner) if o == key]
+            enc = self.models[key]["encoder"].to(self.device).eval()
+            mean, std = self.models[key]["prenorm"]
+            sub = [clips[i] for i in idx]
+            rows = []
+            for _, xb in audio.iter_batches(sub, int(self.opts["embed_batch_size"])):
+                if self.n_samples is not None and xb.shape[1] != self.n_samples:
+                    raise DataError(f"clsia: clips of {xb.shape[1]} samples but the model was built for "
+                                    f"{self.n_samples}; use the recipe's audio settings (length/duration)")
+                f = (fe(xb.to(self.device)) - mean) / std
+                rows.append(enc(f.unsqueeze(1)).float().cpu().numpy())
+            emb = np.concatenate(rows, 0)
+            if out is None:
+                out = np.zeros((len(clips), emb.shape[1]), dtype=np.float32)
+            out[idx] = emb
+        assert out is not None
+        return out
+
+    def score(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
+        from ..backends import BackendMeta
+
+        if self.backend is None:
+            raise ConfigError("clsia: call fit() (or load_state_dict()) before score()")
+        clips = list(clips)
+        if not clips:
+            return np.zeros(0, dtype=np.float64)
+        emb = self.embed(clips, audio)
+        return np.asarray(self.backend.score(emb, BackendMeta.from_clips(clips)), dtype=np.float64)
+
+    # ---- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.name, "version": 1, "n_samples": self.n_samples, "classes": list(self.classes),
+            "models": {k: {"encoder": {n: t.detach().cpu().clone() for n, t in m["encoder"].state_dict().items()},
+                           "prenorm": list(m["prenorm"])} for k, m in self.models.items()},
+            "train_embeddings": None if self.train_embeddings is None else np.array(self.train_embeddings),
+            "train_meta": [dict(r) for r in self.train_meta],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from ..engine.checkpoint import load_model_state
+
+        if state.get("method") != self.name:
+            raise CheckpointError(f"state is for method {state.get('method')!r}, not {self.name!r}")
+        self.n_samples = int(state["n_samples"])
+        self.classes = list(state.get("classes") or [])
+        self.models = {}
+        for key, m in state["models"].items():
+            enc = self._build_encoder()
+            load_model_state(enc, m["encoder"], source=f"clsia state ({key})")
+            enc.eval()
+            self.models[key] = {"encoder": enc, "prenorm": tuple(float(v) for v in m["prenorm"])}
+        self.train_embeddings = np.asarray(state["train_embeddings"], dtype=np.float32)
+        self.train_meta = [dict(r) for r in state["train_meta"]]
+        self.backend = nu.build_backend(self.backend_cfg, BACKEND_DEFAULT)
+        self.backend.fit(self.train_embeddings, nu.meta_from_state(self.train_meta))

@@ -1,0 +1,237 @@
+"""CLSIA: MoCo mechanics (key encoder, momentum rule, queue), the loss definition, and a short
+fit on an easy synthetic set (well-formed outputs, loss going down, state round trip, better than
+chance)."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from auscult.errors import ConfigError, DataError
+from auscult.methods import METHODS, FitContext, build_method
+from auscult.methods.clsia import CLSIA, CLSIAViews, LabelledKeyQueue, MoCo, contrastive_loss, moco_step
+from auscult.losses.heads import ProjectionMLP
+from auscult.nets import NETS
+
+SR, DUR = 16000, 2.0
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    # the CI box has 2 cores shared with other jobs: one torch thread per process is much faster there
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def easy(tmp_path_factory):
+    """Fan, two sections, 2 s clips, no factory background, anomalies at severity 0.9-1.0."""
+    from auscult.audio import AudioConfig
+    from auscult.data.index import DatasetIndex
+    from auscult.data.source import AudioSource
+    from auscult.data.synth import Preset, generate_dataset
+
+    root = tmp_path_factory.mktemp("clsia_easy")
+    preset = Preset("easy", "dcase2022", ("fan",), ("00", "01"), 20, 4, 6, 6, DUR)
+    generate_dataset(preset, root, seed=0, severity_range=(0.9, 1.0), background=False, probe=False,
+                     overwrite=True, workers=2)
+    idx = DatasetIndex.scan(root)
+    audio = AudioSource(AudioConfig(sample_rate=SR, length="tile", duration=DUR), memory=True)
+    return idx.select(split="train"), idx.select(split="test"), audio
+
+
+def small_config(**clsia):
+    return {
+        "method": "clsia",
+        "features": {"n_mels": 64},
+        "net": {"name": "mobilefacenet", "activation": "relu"},
+        "augment": {"rrc": {"freq_scale": [0.9, 1.1], "time_scale": [0.8, 1.2], "canvas_scale": [1.0, 1.2]}},
+        "train": {"epochs": 6, "batch_size": 8, "optimizer": "adam", "lr": 1e-3},
+        "clsia": {"queue_size": 16, "momentum": 0.9, **clsia},
+    }
+
+
+def tiny_moco(m=0.99):
+    torch.manual_seed(0)
+    enc = NETS.build("mobilefacenet", input_shape=(1, 32, 32), emb_dim=16, activation="relu")
+    return MoCo(enc, ProjectionMLP(16, 32, 8), momentum=m)
+
+
+# ---- mechanics ---------------------------------------------------------------------------------
+def test_key_encoder_gets_no_gradient_and_follows_the_momentum_rule(one_thread):
+    from auscult.features import FeatureConfig, LogMel
+
+    m = 0.9
+    model = tiny_moco(m)
+    fe = LogMel(FeatureConfig(n_mels=32, n_fft=256, hop_length=64))
+    n = 64 * 31  # 32 frames
+    views = CLSIAViews(alpha=0.4, bank_size=16)
+    views.prenorm.set_stats(-40.0, 20.0)
+    queue = LabelledKeyQueue(8, size=32, temperature=0.1, seed=0)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    g = torch.Generator().manual_seed(1)
+    for step in range(3):
+        # perturb the key encoder so query and key differ before the update
+        if step == 0:
+            with torch.no_grad():
+                for p in model.key_encoder.parameters():
+                    p.add_(0.01 * torch.randn(p.shape, generator=g))
+        kq = {n_: p.detach().clone() for n_, p in model.encoder.named_parameters()}
+        kk = {n_: p.detach().clone() for n_, p in model.key_encoder.named_parameters()}
+        hq = {n_: p.detach().clone() for n_, p in model.head.named_parameters()}
+        hk = {n_: p.detach().clone() for n_, p in model.key_head.named_parameters()}
+        x = torch.randn(4, n, generator=g)
+        xn = torch.randn(4, n, generator=g)
+        batch = (x, xn, torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long), torch.arange(4))
+        ptr0 = queue.ptr
+        opt.zero_grad()
+        loss = moco_step(model, views, queue, fe, batch)
+        loss.backward()
+        # no gradient ever reaches the key encoder
+        for p in list(model.key_encoder.parameters()) + list(model.key_head.parameters()):
+            assert not p.requires_grad and p.grad is None
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+        # theta_k <- m theta_k + (1 - m) theta_q, with theta_q before this step's optimiser update
+        for name, p in model.key_encoder.named_parameters():
+            torch.testing.assert_close(p.detach(), m * kk[name] + (1 - m) * kq[name], rtol=1e-6, atol=1e-7)
+        for name, p in model.key_head.named_parameters():
+            torch.testing.assert_close(p.detach(), m * hk[name] + (1 - m) * hq[name], rtol=1e-6, atol=1e-7)
+        # the batch's 8 keys (4 anchors label 0, 4 negatives label 1) are now the newest queue entries
+        idx = (ptr0 + torch.arange(8)) % len(queue)
+        assert queue.labels[idx].tolist() == [0] * 4 + [1] * 4
+        norms = queue.keys[idx].norm(dim=1)
+        torch.testing.assert_close(norms, torch.ones(8))
+        opt.step()
+    # buffers (BN statistics) are copied by the update (the key forward then runs in train mode)
+    model.momentum_update()
+    for (bn, bk), (_, bq) in zip(model.key_encoder.named_buffers(), model.encoder.named_buffers()):
+        assert torch.equal(bk, bq), bn
+    # the optimiser never touched the key encoder's parameters (it does not hold them)
+    held = {id(p) for g_ in opt.param_groups for p in g_["params"]}
+    assert not any(id(p) in held for p in model.key_encoder.parameters())
+
+
+def test_queue_holds_exactly_the_last_keys_in_fifo_order():
+    q = LabelledKeyQueue(emb_dim=4, size=8, seed=0)
+    assert q.labels.tolist() == [-1] * 8  # random initial keys are everyone's negatives
+    g = torch.Generator().manual_seed(0)
+    pushed, labels = [], []
+    for b, n in enumerate([3, 3, 3, 5]):
+        k = torch.randn(n, 4, generator=g)
+        y = torch.arange(n) + 10 * b
+        q.enqueue(k, y)
+        pushed.append(F.normalize(k, dim=1))
+        labels.append(y)
+    allk, ally = torch.cat(pushed), torch.cat(labels)
+    oldest_first = torch.roll(q.keys, -q.ptr, dims=0)
+    torch.testing.assert_close(oldest_first, allk[-8:])
+    assert torch.roll(q.labels, -q.ptr).tolist() == ally[-8:].tolist()
+    # a batch larger than the queue keeps only its last keys
+    big = torch.randn(11, 4, generator=g)
+    q.enqueue(big, torch.arange(11))
+    torch.testing.assert_close(torch.roll(q.keys, -q.ptr, dims=0), F.normalize(big[-8:], dim=1))
+    with pytest.raises(ConfigError):
+        q.enqueue(torch.randn(2, 4), torch.arange(3))
+
+
+def test_contrastive_loss_matches_a_loop_over_its_definition():
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(5, 6, generator=g)
+    k = torch.randn(7, 6, generator=g)
+    yq = torch.tensor([0, 0, 1, 2, 1])
+    yk = torch.tensor([0, 0, 1, 2, 1, 3, 0])
+    queue = LabelledKeyQueue(6, size=4, temperature=0.2, seed=1)
+    queue.enqueue(torch.randn(4, 6, generator=g), torch.tensor([1, 5, 0, 4]))
+    own = torch.arange(5)
+    got = contrastive_loss(q, yq, k, yk, queue, own=own)
+    qn, cols = F.normalize(q, dim=1), torch.cat([F.normalize(k, dim=1), queue.keys])
+    labs = torch.cat([yk, queue.labels]).tolist()
+    total = 0.0
+    for i in range(5):
+        s = [float(qn[i] @ cols[j]) / 0.2 for j in range(len(labs))]
+        pos = [j for j in range(len(labs)) if labs[j] == int(yq[i]) or j == i]
+        neg = [j for j in range(len(labs)) if j not in pos]
+        terms = [-math.log(math.exp(s[p]) / (math.exp(s[p]) + sum(math.exp(s[n]) for n in neg))) for p in pos]
+        total += sum(terms) / len(terms)
+    assert float(got) == pytest.approx(total / 5, rel=1e-5)
+    # one positive, rest negatives: plain MoCo InfoNCE (cross-entropy with the positive first)
+    queue2 = LabelledKeyQueue(6, size=4, temperature=0.2, seed=1)
+    one = contrastive_loss(q[:1], torch.tensor([9]), k[:1], torch.tensor([9]), queue2, own=torch.tensor([0]))
+    logits = torch.cat([F.normalize(q[:1], dim=1) @ F.normalize(k[:1], dim=1).T,
+                        F.normalize(q[:1], dim=1) @ queue2.keys.T], 1) / 0.2
+    assert float(one) == pytest.approx(float(F.cross_entropy(logits, torch.tensor([0]))), rel=1e-5)
+
+
+def test_views_mix_with_the_bank_and_leave_the_input_alone():
+    views = CLSIAViews(alpha=0.4, bank_size=4)
+    x = torch.randn(3, 16, 20)
+    v1, v2 = views.views(x.clone(), 2)
+    assert v1.shape == v2.shape == x.shape and not torch.allclose(v1, v2)
+    for v in (v1, v2):  # post-normalised per batch
+        assert abs(float(v.mean())) < 1e-4 and abs(float(v.std(unbiased=False)) - 1) < 1e-3
+    assert len(views.bank) == 3 and torch.equal(views.bank.items(), x)  # the bank stores un-mixed inputs
+
+
+def test_recipe_errors_are_typed():
+    with pytest.raises(ConfigError, match="clsia"):
+        build_method("clsia", {**small_config(), "clsia": {"queue": 3}})
+    with pytest.raises(ConfigError, match="mode"):
+        build_method("clsia", {**small_config(), "clsia": {"mode": "simclr"}})
+    with pytest.raises(ConfigError, match="train"):
+        build_method("clsia", {**small_config(), "train": {"epochz": 1}})
+    assert "clsia" in METHODS.names()
+
+
+# ---- a short fit -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fitted(easy, one_thread):
+    train, test, audio = easy
+    method = build_method("clsia", small_config(), FitContext(seed=0, quiet=True))
+    method.fit(train, [], audio)
+    return method, method.score(test, audio)
+
+
+def test_fit_is_well_formed_and_round_trips(fitted, easy):
+    method, scores = fitted
+    train, test, audio = easy
+    assert sorted(method.models) == ["fan/00", "fan/01"]  # one model per section (machine ID)
+    assert scores.shape == (len(test),) and np.isfinite(scores).all()
+    emb = method.embed(test[:3], audio)
+    assert emb.shape[0] == 3 and np.isfinite(emb).all()
+    fresh = build_method("clsia", small_config(), FitContext(seed=0, quiet=True))
+    fresh.load_state_dict(copy.deepcopy(method.state_dict()))
+    np.testing.assert_array_equal(fresh.score(test, audio), scores)
+    with pytest.raises(DataError, match="section"):
+        other = [c.__class__(**{**c.__dict__, "section": "07"}) for c in test[:1]]
+        method.score(other, audio)
+
+
+def test_loss_goes_down(fitted):
+    method, _ = fitted
+    for key, hist in method.history.items():
+        losses = [h["train_loss"] for h in hist]
+        assert all(np.isfinite(losses))
+        # the 16-key queue is refilled every step, so epochs are comparable; the first epoch starts
+        # against the random initial queue and is skipped
+        assert np.mean(losses[-2:]) < np.mean(losses[1:3]), (key, losses)
+
+
+def test_beats_chance_on_easy_synthetic_data(fitted, easy):
+    from sklearn.metrics import roc_auc_score
+
+    _, scores = fitted
+    _, test, _ = easy
+    y = np.array([c.label == "anomaly" for c in test])
+    aucs = []
+    for sec in ("00", "01"):
+        m = np.array([c.section == sec for c in test])
+        aucs.append(roc_auc_score(y[m], scores[m]))
+    print("CLSIA easy synthetic AUC per section:", [round(a, 3) for a in aucs])
+    assert np.mean(aucs) > 0.6
