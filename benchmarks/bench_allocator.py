@@ -5,6 +5,18 @@ times conv-net training steps (forward + backward + Adam) on log-mel-sized input
 the median step time with and without the tuning, and their ratio.
 
     .venv/bin/python benchmarks/bench_allocator.py [--steps 20] [--batch 16] [--threads 2]
+
+Measured on the project machine (2 CPU cores, torch 2.13.0+cpu, glibc 2.36), 2026-11-21, while
+other jobs kept the load average at 6-15 (so absolute times are inflated and noisy):
+
+    run 1 (2 runs each):  small median 0.144 -> 0.113 s/step (1.27x); wide median 13.1 -> 8.7 (1.50x),
+                          min 1.81 -> 0.70 (2.6x)
+    run 2 (3 runs each):  small median 2.46 -> 2.60 (0.95x), min 1.09x; wide median 9.21 -> 6.03 (1.53x),
+                          min 1.48x
+
+The wider net (larger activations, so more large malloc/free per step) gains ~1.5x consistently;
+the small net's gain is within the noise. No case measured slower beyond noise, so
+``setup_runtime`` applies the tuning for CPU training by default.
 """
 
 from __future__ import annotations
