@@ -286,8 +286,8 @@ def test_dualbranch_has_no_bias_terms(nets10):
     assert any(isinstance(m, ScaleBatchNorm) for m in net.modules())
 
 
-def test_dualbranch_branches_are_separately_addressable(nets10):
-    net = nets10["dualbranch"].eval()
+def test_dualbranch_branches_are_separately_addressable(nets_small):
+    net = nets_small["dualbranch"].eval()
     xs = net.example_inputs(3, seed=5)
     with torch.no_grad():
         a, b = net.forward_branches(*xs)
