@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "auscult.monitor.serve_cli",
     "auscult.data.synth.cli",
     "auscult.pipeline_cli",
+    "auscult.monitor.cli",
 ]
 
 app = typer.Typer(

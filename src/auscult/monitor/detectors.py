@@ -229,6 +229,19 @@ class AutoencoderDetector(Detector):
 KNN_DEFAULTS = {"k": 2, "sd_floor_db": 0.5}
 
 
+def knn_distances(stats: np.ndarray, bank: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """``[Q, N]`` RMS-per-dimension Euclidean distances after standardising with ``mu``/``sd``."""
+    z = (np.asarray(stats, dtype=np.float64) - mu) / sd
+    zb = (bank - mu) / sd
+    return np.sqrt(((z[:, None, :] - zb[None]) ** 2).mean(axis=2))
+
+
+def knn_score(stats: np.ndarray, bank: np.ndarray, mu: np.ndarray, sd: np.ndarray, k: int) -> np.ndarray:
+    """Mean distance to the ``k`` nearest bank rows (``k`` clipped to the bank size)."""
+    d = knn_distances(stats, bank, mu, sd)
+    return np.sort(d, axis=1)[:, :min(int(k), d.shape[1])].mean(axis=1)
+
+
 class LogMelKNNDetector(Detector):
     """k-NN on per-band log-mel mean and spread (see the module docstring).
 
@@ -291,18 +304,14 @@ class LogMelKNNDetector(Detector):
             raise ConfigError("logmel_knn: fit() or from_saved() before scoring")
 
     def _distances(self, stats: np.ndarray) -> np.ndarray:
-        z = (stats - self.mu) / self.sd
-        zb = (self.bank - self.mu) / self.sd
-        return np.sqrt(((z[:, None, :] - zb[None]) ** 2).mean(axis=2))  # [Q, N], RMS per dimension
+        return knn_distances(stats, self.bank, self.mu, self.sd)
 
     def score_waves(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         self._check()
         if len(waves) == 0:
             return np.zeros(0)
         stats = np.stack([self._stats(self._logmel(w)) for w in waves])
-        d = self._distances(stats)
-        k = min(self.k, d.shape[1])
-        return np.sort(d, axis=1)[:, :k].mean(axis=1)
+        return knn_score(stats, self.bank, self.mu, self.sd, self.k)
 
     def explain_wave(self, wave: np.ndarray) -> TFMap:
         from ..features import mel_center_frequencies

@@ -230,6 +230,7 @@ def calibrate_threshold(scores: Sequence[float], rate: float, method: str = "aut
         thr["note"] = f"empirical: at most {rate:g} of {s.size} held-out normal windows above it"
         return thr
     thr = gamma_threshold(s, quantile=1.0 - rate).to_dict()
+    thr["expected_false_alarm_rate"] = float(rate)  # 1 - (1 - rate) carries float noise
     thr["note"] = (f"gamma fit to {s.size} held-out normal scores, quantile {1 - rate:g} (extrapolated: "
                    f"{s.size} scores cannot measure a {rate:g} rate directly; add recordings to sharpen it)")
     return thr

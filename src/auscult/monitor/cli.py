@@ -1,0 +1,250 @@
+"""``auscult fit / explain / watch / export`` and the bundle form of ``auscult score``.
+
+Heavy imports (torch, numpy, matplotlib) happen inside the commands so ``auscult --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from ..errors import ConfigError
+
+
+def _err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def _parse_features(items: Optional[List[str]]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for it in items or []:
+        if "=" not in it:
+            raise ConfigError(f"--feature {it!r}: use KEY=VALUE, e.g. --feature n_mels=64")
+        k, v = it.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# fit
+# ------------------------------------------------------------------------------------------------
+def fit_cmd(
+    data: Path = typer.Argument(..., help="Folder of normal recordings (DIR/*.wav = one machine, DIR/<machine>/... = "
+                                          "several), one audio file, or a manifest CSV."),
+    out: Path = typer.Option(..., "--out", "-o", help="The model bundle to write (e.g. model.auscult)."),
+    machine: Optional[str] = typer.Option(None, "--machine", help="Machine id for a single-machine folder "
+                                                                  "(default: the folder name)."),
+    method: str = typer.Option("auto", "--method", help="auto | autoencoder | logmel_knn (auto: by data size)."),
+    window: float = typer.Option(5.0, "--window", help="Clip length in seconds (long recordings are cut)."),
+    hop: Optional[float] = typer.Option(None, "--hop", help="Hop of scoring windows for long inputs and watch "
+                                                            "(default: window / 2)."),
+    false_alarm_rate: float = typer.Option(0.01, "--false-alarm-rate", help="Target fraction of normal windows "
+                                                                            "flagged."),
+    calibration: float = typer.Option(0.25, "--calibration", help="Share of recordings held out for the threshold."),
+    threshold: str = typer.Option("auto", "--threshold", help="auto | empirical | gamma."),
+    sample_rate: int = typer.Option(16000, "--sample-rate", help="Everything is resampled to this rate."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Autoencoder epochs (default: scaled to the data)."),
+    min_net_windows: int = typer.Option(60, "--min-net-windows", help="From this many training windows on, auto "
+                                                                      "trains the autoencoder."),
+    feature: Optional[List[str]] = typer.Option(None, "--feature", help="Front-end option KEY=VALUE (repeatable), "
+                                                                        "e.g. --feature n_mels=64."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda[:N] | auto (autoencoder training)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the fit report as JSON."),
+) -> None:
+    """Fit a detector per machine on normal recordings and write one model bundle."""
+    from .fit import FitConfig, fit_bundle
+
+    cfg = FitConfig(method=method, sample_rate=sample_rate, window_s=window, hop_s=hop,
+                    false_alarm_rate=false_alarm_rate, calibration_fraction=calibration, threshold=threshold,
+                    epochs=epochs, min_net_windows=min_net_windows, features=_parse_features(feature), seed=seed,
+                    device=device)
+    bundle, report = fit_bundle(data, out, cfg, machine=machine, log=_err)
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), indent=1, default=str))
+        return
+    for m, r in report.machines.items():
+        typer.echo(f"{m}: {r['detector']} on {r['fit_windows']} windows ({r['split']})")
+        typer.echo(f"  why: {r['detector_reason']}")
+        typer.echo(f"  threshold {r['threshold']:.6g} ({r['threshold_method']}, expected false-alarm rate "
+                   f"{r['expected_false_alarm_rate']:.3g}; {r['empirical_false_alarm_rate']:.3g} on "
+                   f"{r['calibration_windows']} held-out windows)")
+    if report.skipped:
+        typer.echo(f"skipped {len(report.skipped)} file(s):")
+        for p, why in report.skipped[:20]:
+            typer.echo(f"  {p}: {why}")
+        if len(report.skipped) > 20:
+            typer.echo(f"  ... and {len(report.skipped) - 20} more (--json lists all)")
+    typer.echo(f"wrote {out} in {report.seconds:.1f} s")
+
+
+# ------------------------------------------------------------------------------------------------
+# score (dispatched from auscult.pipeline_cli for .auscult targets)
+# ------------------------------------------------------------------------------------------------
+def score_files(bundle_path: Path, files: List[Path], machine: Optional[str] = None, output: str = "table") -> int:
+    """Score audio files with a bundle and print one row per file; returns the exit code.
+
+    ``output``: ``table`` (aligned text), ``json`` (one list) or ``csv``. Columns: file, machine,
+    score, decision, threshold, expected_false_alarm_rate (and ``error`` for a file that could not be
+    scored: it is reported, the others are still scored, and the exit code is 1).
+    """
+    import csv
+    import warnings
+
+    from ..errors import AuscultError
+    from .bundle import load_bundle
+
+    if output not in ("table", "json", "csv"):
+        raise ConfigError(f"output must be table, json or csv, got {output!r}")
+    bundle = load_bundle(bundle_path)
+    machine = bundle.model(machine)[0]  # an unknown or missing machine is one error, before any file
+    rows: list[dict[str, Any]] = []
+    failed = 0
+    for f in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = bundle.score_file(f, machine=machine)
+            rows.append({"file": str(f), "machine": r.machine, "score": r.score, "decision": r.decision,
+                         "threshold": r.threshold, "expected_false_alarm_rate": r.expected_false_alarm_rate,
+                         "calibration_exceedance": r.extra.get("calibration_exceedance"), "error": None})
+        except AuscultError as exc:
+            failed += 1
+            rows.append({"file": str(f), "machine": machine, "score": None, "decision": None, "threshold": None,
+                         "expected_false_alarm_rate": None, "calibration_exceedance": None, "error": str(exc)})
+    if output == "json":
+        typer.echo(json.dumps(rows, indent=1))
+    elif output == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["file"], lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    else:
+        width = max([len(r["file"]) for r in rows] + [4])
+        typer.echo(f"{'file':<{width}}  {'machine':<12} {'score':>12} {'decision':>9} {'threshold':>12} {'exp.FA':>7}")
+        for r in rows:
+            if r["error"]:
+                typer.echo(f"{r['file']:<{width}}  error: {r['error']}")
+                continue
+            typer.echo(f"{r['file']:<{width}}  {r['machine']:<12} {r['score']:>12.6g} "
+                       f"{'ANOMALY' if r['decision'] else 'normal':>9} {r['threshold']:>12.6g} "
+                       f"{r['expected_false_alarm_rate']:>7.3g}")
+    if failed:
+        _err(f"{failed} of {len(files)} file(s) could not be scored")
+    return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------------------------------
+# explain
+# ------------------------------------------------------------------------------------------------
+def explain_cmd(
+    bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="The .auscult model bundle."),
+    file: Path = typer.Argument(..., help="The audio file to explain."),
+    out: Path = typer.Option(..., "--out", "-o", help="Figure to write (PNG, or .svg/.pdf)."),
+    machine: Optional[str] = typer.Option(None, "--machine", help="Machine id, when the bundle holds several."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the curve and map as JSON."),
+) -> None:
+    """Draw where in time and frequency a recording is anomalous (curve + heat map)."""
+    import warnings
+
+    from .bundle import load_bundle
+    from .explain import explanation_to_dict, plot_explanation
+
+    bundle = load_bundle(bundle_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expl = bundle.explain_file(file, machine=machine)
+    plot_explanation(expl, out, title=f"{file.name} ({expl.machine})")
+    if json_path is not None:
+        json_path.write_text(json.dumps(explanation_to_dict(expl)), encoding="utf-8")
+    peak = int(expl.frame_scores.argmax())
+    typer.echo(f"{file}: score {expl.score:.6g} ({'ANOMALY' if expl.decision else 'normal'}, threshold "
+               f"{expl.threshold:.6g}); most anomalous frame at {expl.times[peak]:.2f} s, band around "
+               f"{expl.freqs[int(expl.tf_map[:, peak].argmax())]:.0f} Hz -> {out}")
+
+
+# ------------------------------------------------------------------------------------------------
+# watch
+# ------------------------------------------------------------------------------------------------
+def watch_cmd(
+    bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="The .auscult model bundle."),
+    input: str = typer.Option(..., "--input", "-i", help="Audio file, folder of files, or '-' for raw PCM on stdin."),
+    machine: Optional[str] = typer.Option(None, "--machine", help="Machine id, when the bundle holds several."),
+    window: Optional[float] = typer.Option(None, "--window", help="Window seconds (default: the bundle's)."),
+    hop: Optional[float] = typer.Option(None, "--hop", help="Hop seconds (default: the bundle's)."),
+    k: int = typer.Option(3, "--k", help="Alert when at least k ..."),
+    n: int = typer.Option(5, "--n", help="... of the last n windows are anomalous."),
+    fmt: str = typer.Option("s16le", "--format", help="stdin PCM: s16le | s32le | f32le."),
+    rate: int = typer.Option(16000, "--rate", help="stdin PCM sample rate."),
+    channels: int = typer.Option(1, "--channels", help="stdin PCM interleaved channels (averaged)."),
+    chunk: float = typer.Option(0.5, "--chunk", help="Seconds read at a time (smallest detected gap)."),
+    gap_timeout: Optional[float] = typer.Option(None, "--gap-timeout", help="stdin: report a gap after this many "
+                                                                            "seconds without data."),
+    realtime: bool = typer.Option(False, "--realtime", help="Pace file input at real time."),
+    alerts_only: bool = typer.Option(False, "--alerts-only", help="Print alert/gap/bad-chunk/end events only."),
+) -> None:
+    """Score a long recording, a folder or a live PCM stream window by window; JSON lines out."""
+    import warnings
+
+    from .bundle import load_bundle
+    from .stream import WatchConfig, watch
+
+    cfg = WatchConfig(window_s=window, hop_s=hop, k=k, n=n, format=fmt, rate=rate, channels=channels, chunk_s=chunk,
+                      gap_timeout_s=gap_timeout, realtime=realtime)
+    bundle = load_bundle(bundle_path)
+    out = sys.stdout
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for ev in watch(bundle, input, machine=machine, config=cfg):
+            if alerts_only and ev["type"] == "window":
+                continue
+            out.write(json.dumps(ev) + "\n")
+            out.flush()
+
+
+# ------------------------------------------------------------------------------------------------
+# export
+# ------------------------------------------------------------------------------------------------
+def export_cmd(
+    bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="The .auscult model bundle."),
+    onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write (.json/.npz sidecars beside it)."),
+    machine: Optional[str] = typer.Option(None, "--machine", help="Machine id, when the bundle holds several."),
+    check: Optional[List[Path]] = typer.Option(None, "--check", help="Audio file(s) to compare torch and "
+                                                                     "onnxruntime scores on (default: synthetic clips)."),
+    tolerance: float = typer.Option(1e-4, "--tolerance", help="Fail when the relative score difference exceeds it."),
+) -> None:
+    """Export front-end + network to one ONNX graph (back-end state beside it) and check it."""
+    import warnings
+
+    from ..audio import AudioConfig, decode_audio
+    from ..export import export_onnx
+    from .bundle import load_bundle
+
+    bundle = load_bundle(bundle_path)
+    waves = None
+    if check:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            waves = [decode_audio(p, AudioConfig(sample_rate=bundle.sample_rate)) for p in check]
+    res = export_onnx(bundle, onnx, machine=machine, check_waves=waves)
+    typer.echo(f"wrote {res.onnx} (+ {Path(res.sidecar_json).name}, {Path(res.sidecar_npz).name}) for "
+               f"{res.machine} ({res.detector})")
+    typer.echo(f"torch vs onnxruntime on {res.checked_clips} clip(s): max abs diff {res.max_abs_diff:.3g}, "
+               f"max rel diff {res.max_rel_diff:.3g}")
+    if res.max_rel_diff is not None and res.max_rel_diff > tolerance:
+        _err(f"the exported graph differs from the bundle by more than {tolerance:g} (relative)")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``fit``, ``explain``, ``watch`` and ``export`` to the root app (``score`` lives in pipeline_cli)."""
+    app.command("fit")(fit_cmd)
+    app.command("explain")(explain_cmd)
+    app.command("watch")(watch_cmd)
+    app.command("export")(export_cmd)

@@ -1,0 +1,358 @@
+"""Watch long recordings or a live stream: sliding windows, JSON-line events, k-of-n alerts.
+
+``auscult watch model.auscult --input FILE|DIR|-`` feeds audio through a :class:`StreamScorer`:
+every ``hop_s`` seconds the last ``window_s`` seconds are scored with the bundle and one event is
+emitted; an *alert* is on while at least ``k`` of the last ``n`` windows are anomalous (single
+false alarms at the window's expected rate do not page anyone).
+
+Event lines (one JSON object each; ``time``/``end`` in seconds from the start of the source)::
+
+    {"type": "window", "source": "-", "time": 0.0, "end": 5.0, "score": 1.23, "decision": false,
+     "threshold": 2.5, "alert": false, "positives": 0}
+    {"type": "alert", "source": "-", "state": "on", "time": 40.0}       # and "off" when it clears
+    {"type": "gap", "source": "-", "time": 12.5, "reason": "...", "seconds": 1.0}
+    {"type": "bad_chunk", "source": "-", "time": 20.0, "reason": "..."}
+    {"type": "error", "source": "x.wav", "reason": "..."}               # a file that cannot be read
+    {"type": "end", "windows": 17, "alerts": 1, "gaps": 1, "bad_chunks": 1, "errors": 0, ...}
+
+Gaps and bad chunks never stop the watch: the window buffer restarts after them (a window never
+splices audio across a discontinuity), the event says what happened, and scoring resumes as soon as
+a full window of good audio has arrived. What counts:
+
+* **gap**: a stretch of exact digital silence (all samples 0: a dropped capture buffer) of a whole
+  read chunk, or -- on stdin with ``gap_timeout_s`` -- no data for that long;
+* **bad chunk**: samples that are NaN/Inf (float formats), a trailing partial frame at the end of
+  the stream, or an unreadable block of a file.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import select
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Iterator, Optional, Union
+
+import numpy as np
+
+from ..errors import AudioError, ConfigError
+
+__all__ = ["WatchConfig", "StreamScorer", "watch", "watch_pcm", "watch_file", "PCM_FORMATS"]
+
+PCM_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
+
+
+@dataclass
+class WatchConfig:
+    """Settings of :func:`watch`.
+
+    Attributes:
+        window_s, hop_s: scoring window and hop (default: the bundle's).
+        k, n: alert while at least ``k`` of the last ``n`` windows are anomalous.
+        format, rate, channels: raw PCM layout on stdin (``s16le``, ``s32le`` or ``f32le``,
+            interleaved channels, averaged to mono).
+        chunk_s: how much audio is read at a time (also the smallest detected gap).
+        gap_timeout_s: on stdin, report a gap after this long without data (None: wait forever).
+        realtime: pace file input at real time (for demos); default as fast as possible.
+    """
+
+    window_s: Optional[float] = None
+    hop_s: Optional[float] = None
+    k: int = 3
+    n: int = 5
+    format: str = "s16le"
+    rate: int = 16000
+    channels: int = 1
+    chunk_s: float = 0.5
+    gap_timeout_s: Optional[float] = None
+    realtime: bool = False
+
+    def __post_init__(self) -> None:
+        if not (1 <= int(self.k) <= int(self.n)):
+            raise ConfigError(f"watch: need 1 <= k <= n for k-of-n alerts, got k={self.k}, n={self.n}")
+        if self.format not in PCM_FORMATS:
+            raise ConfigError(f"watch: --format must be one of {sorted(PCM_FORMATS)}, got {self.format!r}")
+        if int(self.rate) <= 0 or int(self.channels) <= 0:
+            raise ConfigError(f"watch: --rate and --channels must be positive, got {self.rate}, {self.channels}")
+        for name in ("window_s", "hop_s", "chunk_s", "gap_timeout_s"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ConfigError(f"watch: {name} must be > 0, got {v}")
+
+
+class StreamScorer:
+    """Turns pushed audio into window events with k-of-n alert debouncing.
+
+    ``push(samples)`` (mono float32 at the bundle's rate) returns the events it produced;
+    ``gap(reason, seconds)`` / ``bad_chunk(reason)`` record a discontinuity (the window buffer
+    restarts); ``summary()`` is the final ``end`` event.
+    """
+
+    def __init__(self, bundle: Any, machine: Optional[str] = None, config: Optional[WatchConfig] = None,
+                 source: str = "-"):
+        self.bundle = bundle
+        self.machine, self.model = bundle.model(machine)
+        self.config = config or WatchConfig()
+        sr = bundle.sample_rate
+        self.window = max(1, int(round((self.config.window_s or bundle.window_s) * sr)))
+        self.hop = max(1, int(round((self.config.hop_s or bundle.hop_s) * sr)))
+        if self.window < self.model.detector.min_samples:
+            raise ConfigError(f"watch: a {self.window / sr:g} s window is shorter than the model needs "
+                              f"({self.model.detector.min_samples / sr:g} s)")
+        self.sr = sr
+        self.source = source
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._buf_start = 0  # sample index (in the source's timeline) of _buf[0]
+        self._pos = 0        # samples seen (including gaps we know the length of)
+        self._recent: collections.deque = collections.deque(maxlen=int(self.config.n))
+        self.alert = False
+        self.counts = {"windows": 0, "alerts": 0, "gaps": 0, "bad_chunks": 0, "errors": 0, "anomalous_windows": 0}
+        self.score_seconds = 0.0
+
+    def restart(self, source: str) -> None:
+        """A new source (next file): new timeline and buffer, alert history kept."""
+        self.source = source
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._buf_start = 0
+        self._pos = 0
+
+    def _t(self, sample: int) -> float:
+        return round(sample / self.sr, 6)
+
+    def push(self, samples: np.ndarray) -> list[dict[str, Any]]:
+        x = np.asarray(samples, dtype=np.float32).ravel()
+        events: list[dict[str, Any]] = []
+        if x.size == 0:
+            return events
+        if not self._buf.size:
+            self._buf_start = self._pos
+        self._buf = np.concatenate([self._buf, x]) if self._buf.size else x.copy()
+        self._pos += x.size
+        while self._buf.size >= self.window:
+            events.extend(self._score(self._buf[:self.window], self._buf_start))
+            self._buf = self._buf[self.hop:]
+            self._buf_start += self.hop
+        return events
+
+    def _score(self, w: np.ndarray, start: int) -> list[dict[str, Any]]:
+        t0 = time.perf_counter()
+        score = float(self.model.detector.score_waves([w])[0])
+        self.score_seconds += time.perf_counter() - t0
+        thr = self.model.threshold_value
+        decision = bool(score > thr)
+        self._recent.append(decision)
+        positives = int(sum(self._recent))
+        self.counts["windows"] += 1
+        self.counts["anomalous_windows"] += int(decision)
+        ev = [{"type": "window", "source": self.source, "machine": self.machine, "time": self._t(start),
+               "end": self._t(start + w.size), "score": score, "decision": decision, "threshold": thr,
+               "alert": False, "positives": positives}]
+        state = positives >= int(self.config.k)
+        if state != self.alert:
+            self.alert = state
+            if state:
+                self.counts["alerts"] += 1
+            ev.append({"type": "alert", "source": self.source, "machine": self.machine,
+                       "state": "on" if state else "off", "time": self._t(start + w.size),
+                       "positives": positives, "of": len(self._recent)})
+        ev[0]["alert"] = self.alert
+        return ev
+
+    def gap(self, reason: str, seconds: Optional[float] = None, samples: int = 0) -> dict[str, Any]:
+        """Record a gap (``samples`` of lost audio advance the timeline); the buffer restarts."""
+        t = self._t(self._pos)
+        self._pos += int(samples)
+        self._buf = np.zeros(0, dtype=np.float32)
+        self.counts["gaps"] += 1
+        ev = {"type": "gap", "source": self.source, "time": t, "reason": reason}
+        if seconds is not None:
+            ev["seconds"] = round(float(seconds), 6)
+        return ev
+
+    def bad_chunk(self, reason: str, samples: int = 0) -> dict[str, Any]:
+        """Record a bad chunk (its ``samples`` advance the timeline); the buffer restarts."""
+        t = self._t(self._pos)
+        self._pos += int(samples)
+        self._buf = np.zeros(0, dtype=np.float32)
+        self.counts["bad_chunks"] += 1
+        return {"type": "bad_chunk", "source": self.source, "time": t, "reason": reason}
+
+    def error(self, source: str, reason: str) -> dict[str, Any]:
+        self.counts["errors"] += 1
+        return {"type": "error", "source": source, "reason": reason}
+
+    def feed_chunk(self, x: np.ndarray) -> list[dict[str, Any]]:
+        """Classify a read chunk (bad / gap / audio) and push it."""
+        if not np.isfinite(x).all():
+            return [self.bad_chunk(f"{int((~np.isfinite(x)).sum())} NaN/Inf sample(s) in {x.size}; chunk skipped",
+                                   samples=x.size)]
+        if x.size and not np.any(x):
+            return [self.gap("digital silence (all samples zero: dropped audio?); not scored",
+                             seconds=x.size / self.sr, samples=x.size)]
+        return self.push(x)
+
+    def summary(self) -> dict[str, Any]:
+        return {"type": "end", "machine": self.machine, **self.counts,
+                "audio_seconds": round(self._pos / self.sr, 3), "score_cpu_seconds": round(self.score_seconds, 3),
+                "alert": self.alert}
+
+
+# ------------------------------------------------------------------------------------------------
+# sources
+# ------------------------------------------------------------------------------------------------
+def _read_ready(stream: BinaryIO, n: int, timeout: Optional[float]) -> Optional[bytes]:
+    """Up to ``n`` bytes; None when ``timeout`` passed without data; b"" at end of stream."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if fd is None:
+        return stream.read(n)
+    if timeout is not None:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            return None
+    return os.read(fd, n)
+
+
+def watch_pcm(stream: BinaryIO, scorer: StreamScorer, config: WatchConfig) -> Iterator[dict[str, Any]]:
+    """Events from raw interleaved PCM read from ``stream`` (e.g. ``sys.stdin.buffer``)."""
+    from ..audio import resample
+
+    dtype, scale = PCM_FORMATS[config.format]
+    frame = np.dtype(dtype).itemsize * int(config.channels)
+    chunk_frames = max(1, int(round(config.chunk_s * config.rate)))
+    want = chunk_frames * frame
+    pending = b""
+    if int(config.rate) != scorer.sr:
+        warnings.warn(f"stdin audio at {config.rate} Hz is resampled chunk by chunk to the bundle's {scorer.sr} Hz; "
+                      f"send {scorer.sr} Hz to avoid it", UserWarning, stacklevel=2)
+    waited = 0.0
+    while True:
+        data = _read_ready(stream, want - len(pending), config.gap_timeout_s)
+        if data is None:  # timeout
+            waited += float(config.gap_timeout_s or 0)
+            yield scorer.gap(f"no data for {waited:g} s", seconds=config.gap_timeout_s)
+            continue
+        waited = 0.0
+        if not data:
+            break
+        pending += data
+        if len(pending) < want:
+            continue
+        yield from _decode_and_feed(pending, dtype, scale, config, scorer, resample)
+        pending = b""
+    usable = len(pending) - len(pending) % frame
+    if usable:
+        yield from _decode_and_feed(pending[:usable], dtype, scale, config, scorer, resample)
+    if len(pending) % frame:
+        yield scorer.bad_chunk(f"stream ended inside a sample frame ({len(pending) % frame} trailing byte(s) of a "
+                               f"{frame}-byte frame dropped)")
+
+
+def _decode_and_feed(raw: bytes, dtype: str, scale: float, config: WatchConfig, scorer: StreamScorer, resample):
+    x = np.frombuffer(raw, dtype=dtype).astype(np.float32)
+    if scale != 1.0:
+        x = x / np.float32(scale)
+    if int(config.channels) > 1:
+        x = x.reshape(-1, int(config.channels)).mean(axis=1)
+    if int(config.rate) != scorer.sr and np.isfinite(x).all():
+        x = resample(x, int(config.rate), scorer.sr)
+    yield from scorer.feed_chunk(x)
+
+
+def watch_file(path: Path, scorer: StreamScorer, config: WatchConfig) -> Iterator[dict[str, Any]]:
+    """Events from one audio file, read block by block (hours-long files are fine)."""
+    import soundfile as sf
+
+    from ..audio import AudioConfig, decode_audio
+
+    scorer.restart(str(path))
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:
+        yield scorer.error(str(path), f"cannot read ({exc.__class__.__name__}: {str(exc)[:200]})")
+        return
+    block = max(1, int(round(config.chunk_s * info.samplerate)))
+    t_start = time.perf_counter()
+    if info.samplerate != scorer.sr:  # resample the whole file once (per-block resampling leaves seams)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                x = decode_audio(path, AudioConfig(sample_rate=scorer.sr))
+        except AudioError as exc:
+            yield scorer.error(str(path), str(exc))
+            return
+        step = max(1, int(round(config.chunk_s * scorer.sr)))
+        blocks: Iterable[np.ndarray] = (x[i:i + step] for i in range(0, x.size, step))
+    else:
+        blocks = _sf_blocks(path, block, scorer)
+    done = 0
+    for b in blocks:
+        if isinstance(b, dict):
+            yield b
+            continue
+        yield from scorer.feed_chunk(b)
+        done += b.size
+        if config.realtime:
+            lag = done / scorer.sr - (time.perf_counter() - t_start)
+            if lag > 0:
+                time.sleep(lag)
+
+
+def _sf_blocks(path: Path, block: int, scorer: StreamScorer):
+    import soundfile as sf
+
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception as exc:
+        yield scorer.error(str(path), f"cannot open ({exc.__class__.__name__}: {str(exc)[:200]})")
+        return
+    with f:
+        while True:
+            try:
+                data = f.read(block, dtype="float32", always_2d=True)
+            except Exception as exc:  # a damaged block: say so, skip what is left of the file
+                yield scorer.bad_chunk(f"unreadable block ({exc.__class__.__name__}: {str(exc)[:200]}); rest of the "
+                                       f"file skipped")
+                return
+            if data.shape[0] == 0:
+                return
+            yield data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+
+
+def _files_of(path: Path) -> list[Path]:
+    from ..data.naming import is_audio_path
+
+    return sorted(p for p in path.rglob("*") if p.is_file() and is_audio_path(p))
+
+
+def watch(bundle: Any, input: Union[str, Path, BinaryIO], machine: Optional[str] = None,
+          config: Optional[WatchConfig] = None) -> Iterator[dict[str, Any]]:
+    """Events (dicts, see the module docstring) from a file, a folder (files in name order) or a
+    binary stream of raw PCM (``"-"`` = stdin). Ends with one ``end`` event."""
+    import sys
+
+    config = config or WatchConfig()
+    scorer = StreamScorer(bundle, machine, config, source="-")
+    if isinstance(input, (str, Path)) and str(input) == "-":
+        yield from watch_pcm(sys.stdin.buffer, scorer, config)
+    elif hasattr(input, "read"):
+        yield from watch_pcm(input, scorer, config)  # type: ignore[arg-type]
+    else:
+        p = Path(input)
+        if p.is_dir():
+            files = _files_of(p)
+            if not files:
+                raise ConfigError(f"{p}: no .wav/.flac files to watch")
+            for f in files:
+                yield from watch_file(f, scorer, config)
+        elif p.is_file():
+            yield from watch_file(p, scorer, config)
+        else:
+            raise ConfigError(f"{p}: not found (pass an audio file, a folder of them, or '-' for raw PCM on stdin)")
+    yield scorer.summary()
