@@ -352,3 +352,18 @@ def test_an_unexpected_model_failure_is_a_json_500(make_app):
                    headers={"Authorization": f"Bearer {TOKEN}"})
         assert r.status_code == 500 and "service log" in r.json()["detail"] and "bug" not in r.text
         assert c.get("/v1/machines/pump-1/history", headers={"Authorization": f"Bearer {TOKEN}"}).json()["count"] == 0
+
+
+def test_dashboard_assets_are_declared_package_data():
+    """A wheel only ships non-Python files that pyproject.toml declares; without them the dashboard 500s."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    globs = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["auscult"]
+    static = repo / "src" / "auscult" / "monitor" / "service" / "static"
+    files = [p.relative_to(repo / "src" / "auscult").as_posix() for p in static.iterdir() if p.is_file()]
+    assert {"monitor/service/static/dashboard.html", "monitor/service/static/dashboard.js"} <= set(files)
+    for f in files:
+        assert any(fnmatch.fnmatch(f, g) for g in globs), f"{f} is not in [tool.setuptools.package-data]"
