@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "auscult.data.synth.cli",
     "auscult.pipeline_cli",
     "auscult.monitor.cli",
+    "auscult.pretrain_cli",
 ]
 
 app = typer.Typer(

@@ -235,3 +235,44 @@ def test_beats_chance_on_easy_synthetic_data(fitted, easy):
         aucs.append(roc_auc_score(y[m], scores[m]))
     print("CLSIA easy synthetic AUC per section:", [round(a, 3) for a in aucs])
     assert np.mean(aucs) > 0.6
+
+
+# ---- pre-training on a folder, then fine-tuning from it -----------------------------------------
+def test_pretrain_folder_then_finetune_from_the_weights(easy, tmp_path, one_thread):
+    from typer.testing import CliRunner
+
+    from auscult.cli import app
+    from auscult.errors import CheckpointError
+    from auscult.methods.clsia_pretrain import load_pretrained
+
+    train, test, audio = easy
+    folder = tmp_path / "unlabelled"
+    folder.mkdir()
+    for c in train[:12]:  # any audio will do: no labels, no names needed
+        (folder / f"{c.path.stem}.wav").symlink_to(c.path)
+    out = tmp_path / "pre" / "mfn.pt"
+    res = CliRunner().invoke(app, ["pretrain", str(folder), "--out", str(out), "--net", "mobilefacenet",
+                                   "--activation", "relu", "--epochs", "2", "--batch-size", "6",
+                                   "--duration", str(DUR), "--n-mels", "64", "--queue-size", "24",
+                                   "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    state = load_pretrained(out)
+    assert state["net"] == "mobilefacenet" and state["files"] == 12 and np.isfinite(state["final_loss"])
+    assert (tmp_path / "pre" / "mfn_run" / "checkpoints" / "last.pt").exists()
+
+    # a vanishing learning rate: the fine-tuned encoder must still hold the pre-trained weights
+    cfg = {**small_config(mode="finetune", pretrained=str(out)), "train": {"epochs": 1, "batch_size": 8, "lr": 1e-12}}
+    ft = build_method("clsia", cfg, FitContext(seed=0, quiet=True))
+    sec0 = [c for c in train if c.section == "00"]
+    ft.fit(sec0, [], audio)
+    assert sorted(ft.models) == ["*"] and len(ft.classes) == len({c.attribute_key for c in sec0})
+    weights = dict(ft.models["*"]["encoder"].named_parameters())
+    for name, w in state["encoder"].items():
+        if name in weights:
+            torch.testing.assert_close(weights[name].detach(), w, atol=1e-6, rtol=0)
+    scores = ft.score([c for c in test if c.section == "00"], audio)
+    assert np.isfinite(scores).all()
+    # a mismatched architecture is refused with a message naming the file
+    bad = build_method("clsia", {**cfg, "net": {"name": "mobilenetv2_050"}}, FitContext(seed=0, quiet=True))
+    with pytest.raises(CheckpointError, match="mfn.pt"):
+        bad.fit(sec0, [], audio)
