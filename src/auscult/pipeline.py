@@ -476,6 +476,25 @@ def run(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], out
     return rd, evaluate(rd, ground_truth)
 
 
+def print_headline(result, console) -> None:
+    """The official score and a per-machine table (AUC source/target, pAUC, ...) on ``console``."""
+    from rich.table import Table
+
+    if result is None:
+        return
+    if result.official_score is not None:
+        console.print(f"[bold]official score: {result.official_score:.4f}[/bold]  [dim]({result.official_definition})[/dim]")
+    cols = [c for c in result.machine_columns if c != "machine"]
+    t = Table(title="per machine", title_justify="left")
+    t.add_column("machine")
+    for c in cols:
+        t.add_column(c, justify="right")
+    for m in result.machines:
+        t.add_row(str(m.get("machine")), *[f"{m[c]:.3f}" if isinstance(m.get(c), float) else str(m.get(c, ""))
+                                            for c in cols])
+    console.print(t)
+
+
 # ------------------------------------------------------------------------------------------------
 # demo
 # ------------------------------------------------------------------------------------------------
@@ -521,11 +540,7 @@ def demo(out: Union[str, Path] = "runs/demo", seed: int = 0, epochs: int = 30, w
     score(rd, data_dir, progress=prog)
     result = evaluate(rd, title="auscult demo · autoencoder baseline on synthetic machines")
     console.print()
-    if result.official_score is not None:
-        console.print(f"[bold]official score (hmean AUC/pAUC): {result.official_score:.4f}[/bold]")
-    for m in result.machines:
-        vals = "  ".join(f"{k}={v:.3f}" for k, v in m.items() if k != "machine" and isinstance(v, float))
-        console.print(f"  {m['machine']:<10} {vals}")
+    print_headline(result, console)
     console.print(f"\nreport:      {Path(rd) / 'report.html'}")
     console.print(f"submission:  {Path(rd) / 'submission'}")
     console.print(f"total time:  {time.perf_counter() - t0:.0f} s")

@@ -29,13 +29,9 @@ def _progress(console):
 
 
 def _headline(console, result) -> None:
-    if result is None:
-        return
-    if result.official_score is not None:
-        console.print(f"[bold]official score: {result.official_score:.4f}[/bold]  [dim]{result.official_definition}[/dim]")
-    for m in result.machines:
-        parts = [f"{k}={v:.3f}" for k, v in m.items() if k != "machine" and isinstance(v, float)]
-        console.print(f"  {m.get('machine')}: " + "  ".join(parts[:4]))
+    from .pipeline import print_headline
+
+    print_headline(result, console)
 
 
 def train_cmd(
@@ -154,7 +150,7 @@ def demo_cmd(
     overwrite: bool = typer.Option(True, "--overwrite/--keep", help="Replace an earlier demo in --out."),
 ) -> None:
     """Generate a small synthetic dataset, train the autoencoder baseline, score, evaluate, write the report."""
-    from .demo import run_demo
+    from .pipeline import demo as run_demo
 
     run_demo(out, seed=seed, epochs=epochs, workers=workers, overwrite=overwrite)
 
