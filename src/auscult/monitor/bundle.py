@@ -37,6 +37,7 @@ import platform
 import tempfile
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
@@ -313,7 +314,7 @@ class Bundle:
         The detector's raw map (see :mod:`auscult.monitor.detectors`) is divided, band by band, by
         its typical level on held-out normal audio (``1`` = normal for that band), frames whose
         analysis window runs past either end of the input are left out, and the per-frame curve is
-        the mean of each frame's most anomalous sixteenth of the bands
+        the mean of each frame's most anomalous 1/32 of the bands, smoothed over 5 frames
         (:func:`~auscult.monitor.detectors.frame_curve`).
         """
         from .detectors import calibrated_map, frame_curve, interior_frames
@@ -515,7 +516,8 @@ def load_bundle(path: Union[str, Path]) -> Bundle:
             raw_arrays = z.read(_ARRAYS)
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, UnicodeDecodeError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError,
+            UnicodeDecodeError) as exc:
         raise _bad(path, f"not a model bundle or truncated/corrupt ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(envelope, dict) or envelope.get("format") != BUNDLE_FORMAT:
         raise _bad(path, "not an auscult model bundle (no 'auscult-bundle' envelope)")
