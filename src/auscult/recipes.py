@@ -48,6 +48,26 @@ DATA_KEYS = {"machines": None, "sections": None, "holdout": 0.1, "include_supple
 THRESHOLD_KEYS = {"method": "gamma", "quantile": 0.9, "percentile": 90.0, "rate": 0.01, "on": "train"}
 
 
+def _yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` that also reads ``1e-4`` / ``5E3`` as floats (YAML 1.1 wants ``1.0e-4``)."""
+    import re
+
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+        list("-+0123456789."))
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def recipes_dir() -> Path:
     """Where named recipes live: ``$AUSCULT_RECIPES``, else ``recipes/`` of the source checkout."""
     env = os.environ.get("AUSCULT_RECIPES")
@@ -66,7 +86,7 @@ def list_recipes() -> list[dict[str, str]]:
         return out
     for p in sorted(root.glob("*/*.yaml")):
         try:
-            d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            d = _yaml_load(p.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError:
             d = {}
         d = d if isinstance(d, dict) else {}
@@ -105,7 +125,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key or any(not p for p in parts):
         raise ConfigError(f"--set {text!r}: bad key {key!r} (dotted path such as train.epochs)")
     try:
-        value = yaml.safe_load(raw) if raw.strip() != "" else ""
+        value = _yaml_load(raw) if raw.strip() != "" else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({exc.__class__.__name__})") from None
     return parts, value
@@ -229,7 +249,7 @@ def load_recipe(name_or_path: Union[str, Path, Mapping[str, Any]], overrides: It
         path = find_recipe(name_or_path)
         source = str(path)
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = _yaml_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
         if raw is None:

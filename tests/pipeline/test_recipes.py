@@ -1,0 +1,98 @@
+"""Recipes: lookup by name or path, --set overrides with YAML types, validation errors naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from auscult.errors import ConfigError
+from auscult.recipes import apply_overrides, find_recipe, list_recipes, load_recipe, parse_override
+
+
+def test_every_shipped_recipe_loads_and_builds():
+    names = [r["name"] for r in list_recipes()]
+    assert {f"dcase{y}/autoencoder" for y in (2020, 2021, 2022, 2023)} | {"synthetic/autoencoder"} <= set(names)
+    for name in names:
+        cfg = load_recipe(name)
+        assert cfg["name"] == name and cfg["model_per"] in ("all", "machine", "section")
+        assert cfg["threshold"]["method"] == "gamma" and cfg["threshold"]["quantile"] == 0.9
+
+
+def test_dcase_recipes_hold_the_baseline_settings():
+    for year in (2020, 2021, 2022, 2023):
+        cfg = load_recipe(f"dcase{year}/autoencoder")
+        assert cfg["year"] == year and cfg["model_per"] == "machine"
+        assert cfg["features"] == {"n_fft": 1024, "hop_length": 512, "n_mels": 128, "power": 2.0}
+        assert cfg["model"]["context"] == 5 and cfg["model"].get("normalize", False) is False
+        assert cfg["train"]["lr"] == 0.001 and cfg["train"]["optimizer"] == "adam"
+
+
+@pytest.mark.parametrize("text, value", [
+    ("train.epochs=5", 5), ("train.lr=1e-4", 1e-4), ("train.patience=null", None), ("train.patience=~", None),
+    ("data.machines=[fan, valve]", ["fan", "valve"]), ("model.normalize=true", True), ("description=a b", "a b"),
+    ("score.kind='mse'", "mse"), ("audio.channel=0", 0),
+])
+def test_override_values_are_yaml_typed(text, value):
+    path, v = parse_override(text)
+    assert v == value and type(v) is type(value)
+    cfg = apply_overrides({"train": {"epochs": 1}}, [text])
+    node = cfg
+    for p in path:
+        node = node[p]
+    assert node == value
+
+
+def test_overrides_do_not_touch_the_input_and_apply_in_order():
+    base = {"train": {"epochs": 1}}
+    out = apply_overrides(base, ["train.epochs=2", "train.epochs=3", "new.deep.key=1"])
+    assert base == {"train": {"epochs": 1}}
+    assert out["train"]["epochs"] == 3 and out["new"]["deep"]["key"] == 1
+
+
+def test_override_applies_through_load_recipe():
+    cfg = load_recipe("synthetic/autoencoder", ["train.epochs=7", "model_per=section", "data.sections=[0]"])
+    assert cfg["train"]["epochs"] == 7 and cfg["model_per"] == "section" and cfg["data"]["sections"] == ["00"]
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["trian.epochs=3"], r"unknown recipe key\(s\) \['trian'\]"),
+    (["train.epochz=3"], "epochz"),
+    (["model_per=rack"], "model_per"),
+    (["score.kind=l2"], "score.kind"),
+    (["threshold.quantile=1.5"], "threshold.quantile"),
+    (["threshold.method=otsu"], "threshold.method"),
+    (["threshold.on=test"], "threshold.on"),
+    (["data.holdout=1"], "data.holdout"),
+    (["data.holdout=0.1", "data.bogus=1"], "bogus"),
+    (["audio.length=crop"], "duration"),
+    (["seed=abc"], "seed"),
+    (["year=1999"], "year"),
+    (["method=nope"], "unknown method 'nope'"),
+    (["train=3", "train.epochs=1"], "train is a int"),
+    (["train.epochs"], "key=value"),
+    (["=3"], "bad key"),
+    (["train.epochs=[1"], "not valid YAML"),
+])
+def test_validation_errors_name_the_key(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_recipe("synthetic/autoencoder", overrides)
+
+
+def test_recipe_by_path_and_file_errors(tmp_path):
+    p = tmp_path / "mine.yaml"
+    p.write_text("method: autoencoder\ntrain: {epochs: 2}\n")
+    cfg = load_recipe(str(p))
+    assert cfg["train"]["epochs"] == 2 and cfg["model_per"] == "machine" and cfg["seed"] == 0
+    assert find_recipe(p) == p
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(ConfigError, match="empty"):
+        load_recipe(tmp_path / "empty.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_recipe(tmp_path / "list.yaml")
+    (tmp_path / "nomethod.yaml").write_text("train: {epochs: 2}\n")
+    with pytest.raises(ConfigError, match="no 'method'"):
+        load_recipe(tmp_path / "nomethod.yaml")
+    with pytest.raises(ConfigError, match="not found"):
+        load_recipe(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="synthetic/autoencoder"):  # the message lists known names
+        load_recipe("synthetic/autoencodr")
