@@ -27,13 +27,15 @@ def pretrain(
     cache: Optional[Path] = typer.Option(None, help="Waveform cache folder (decode each file once)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N, mps."),
     seed: int = typer.Option(0, help="Random seed."),
+    threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: all this process may use; 1 is "
+                                                     "often faster on a busy machine)."),
     resume: bool = typer.Option(False, help="Continue a killed run from <out stem>_run/checkpoints/last.pt."),
 ) -> None:
     """Pre-train an encoder by instance discrimination (MoCo on CLSIA views) on a folder of audio."""
     from .engine.runtime import setup_runtime
     from .methods.clsia_pretrain import pretrain as run_pretrain
 
-    setup_runtime(device)
+    setup_runtime(device, num_threads=threads)
     kwargs = {"activation": activation} if activation else {}
     path = run_pretrain(folder, out, net=net, net_kwargs=kwargs, features={"n_mels": n_mels}, duration=duration,
                         epochs=epochs, batch_size=batch_size, lr=lr, queue_size=queue_size,

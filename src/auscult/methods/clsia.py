@@ -68,6 +68,8 @@ CLSIA_DEFAULTS: dict[str, Any] = {
     "proj_dim": 128,
     "proj_hidden": 512,
     "pretrained": None,          # finetune: checkpoint of `auscult pretrain`
+    "pretrain": {"folder": None, "out": None, "net": None, "epochs": 100, "batch_size": 32, "lr": 1e-3,
+                 "queue_size": 4096},  # finetune: run the pre-training stage first (when pretrained is null)
     "arcface_scale": 30.0,       # finetune head
     "arcface_margin": 0.5,
     "embed_batch_size": 64,
@@ -320,10 +322,14 @@ class CLSIA(Method):
     ``train``, ``clsia``, ``backend``."""
 
     name = "clsia"
+    recipe_keys = ("clsia",)
 
     def __init__(self, config: dict[str, Any], context: Any = None):
         super().__init__(config, context)
         self.opts = _merged(CLSIA_DEFAULTS, config.get("clsia"), "clsia")
+        bad = sorted(set(self.opts["pretrain"]) - set(CLSIA_DEFAULTS["pretrain"]))
+        if bad:
+            raise ConfigError(f"clsia.pretrain: unknown setting(s) {bad}; known: {sorted(CLSIA_DEFAULTS['pretrain'])}")
         self.aug = _merged(AUGMENT_DEFAULTS, config.get("augment"), "augment")
         if self.opts["mode"] not in ("moco", "finetune"):
             raise ConfigError(f"clsia.mode must be 'moco' or 'finetune', got {self.opts['mode']!r}")
@@ -337,7 +343,7 @@ class CLSIA(Method):
         NETS.get(self.net_name)  # typed error for unknown nets
         self.frontend = nu.build_frontend_from_recipe(config.get("features"))
         self.backend_cfg = {**BACKEND_DEFAULT, **dict(config.get("backend") or {})}
-        nu.split_train_section(config.get("train"), self.context)  # validate early
+        self.threads = nu.split_train_section(config.get("train"), self.context)[2]["threads"]  # validates too
         self.n_samples: Optional[int] = None
         self.models: dict[str, dict[str, Any]] = {}  # section key -> {"encoder": nn.Module, "prenorm": (m, s)}
         self.classes: list[str] = []
@@ -384,6 +390,11 @@ class CLSIA(Method):
 
     # ---- fit ----------------------------------------------------------------------------------
     def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "CLSIA":
+        """Train on ``train`` (fixed schedule as in the paper: ``val`` is not used)."""
+        with nu.torch_threads(self.threads):
+            return self._fit(train, val, audio)
+
+    def _fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "CLSIA":
         from ..engine.runtime import seed_everything
 
         train = list(train)
@@ -457,6 +468,36 @@ class CLSIA(Method):
         model.eval()
         self.models[key] = {"encoder": model.encoder, "prenorm": (float(views.prenorm.mean), float(views.prenorm.var.sqrt()))}
 
+    def _pretrain_stage(self, audio: Any) -> Optional[str]:
+        """The recipe's pre-training stage (``clsia.pretrain.folder``): run once per run, reused by
+        every group (written next to the groups' folders unless ``pretrain.out`` is set)."""
+        from pathlib import Path
+
+        from .clsia_pretrain import pretrain
+
+        st = self.opts["pretrain"]
+        if not st.get("folder"):
+            log.warning("clsia finetune without pre-trained weights (clsia.pretrained and clsia.pretrain.folder "
+                        "are empty): training the classifier from scratch")
+            return None
+        if st.get("out"):
+            out = Path(st["out"])
+        elif self.context.run_dir is not None:
+            out = Path(self.context.run_dir).parent / "clsia_pretrain" / "encoder.pt"
+        else:
+            raise ConfigError("clsia.pretrain.folder is set but there is no run directory to write the weights to; "
+                              "set clsia.pretrain.out")
+        if not out.is_file():
+            feats = {k: v for k, v in dict(self.config.get("features") or {}).items() if k != "frontend"}
+            pretrain(st["folder"], out, net=st.get("net") or self.net_name, net_kwargs=self.net_kwargs,
+                     features=feats, duration=self.n_samples / audio.sample_rate, sample_rate=audio.sample_rate,
+                     epochs=int(st["epochs"]), batch_size=int(st["batch_size"]), lr=float(st["lr"]),
+                     queue_size=int(st["queue_size"]), momentum=float(self.opts["momentum"]),
+                     temperature=float(self.opts["temperature"]), augment=self.config.get("augment"),
+                     seed=int(self.context.seed), device=str(self.context.device), resume=True,
+                     quiet=bool(self.context.quiet))
+        return str(out)
+
     def _fit_finetune(self, train: Sequence[Clip], audio: Any) -> None:
         from ..engine.checkpoint import load_model_state
         from ..engine.optim import build_optimizer
@@ -470,15 +511,16 @@ class CLSIA(Method):
         targets = [cid[f"{c.machine}/{c.section}/{c.attribute_key}"] for c in train]
         views = self._views()
         encoder = self._build_encoder()
-        if self.opts["pretrained"]:
+        pretrained = self.opts["pretrained"] or self._pretrain_stage(audio)
+        if pretrained:
             from .clsia_pretrain import load_pretrained
 
-            ck = load_pretrained(self.opts["pretrained"])
+            ck = load_pretrained(pretrained)
             if ck["net"] != self.net_name:
                 raise CheckpointError(
-                    f"{self.opts['pretrained']}: pre-trained encoder is {ck['net']!r} but net.name is "
+                    f"{pretrained}: pre-trained encoder is {ck['net']!r} but net.name is "
                     f"{self.net_name!r}; pre-train the same architecture (auscult pretrain --net {self.net_name})")
-            load_model_state(encoder, ck["encoder"], source=self.opts["pretrained"])
+            load_model_state(encoder, ck["encoder"], source=pretrained)
         views.prenorm.set_stats(*self._feature_stats(train, audio))
         dim = int(encoder.output_shape[0])
         head = LOSSES.build("arcface", emb_dim=dim, n_classes=len(self.classes),
@@ -552,6 +594,10 @@ class CLSIA(Method):
         return out
 
     def score(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
+        with nu.torch_threads(self.threads):
+            return self._score(clips, audio)
+
+    def _score(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
         from ..backends import BackendMeta
 
         if self.backend is None:

@@ -145,6 +145,7 @@ class ProtoASD(Method):
     (pre-training), ``protoasd`` (crops, prototypes, ``finetune``)."""
 
     name = "protoasd"
+    recipe_keys = ("protoasd",)
 
     def __init__(self, config: dict[str, Any], context: Any = None):
         super().__init__(config, context)
@@ -164,7 +165,7 @@ class ProtoASD(Method):
         feats = dict(config.get("features") or {})
         feats.setdefault("frontend", "inverted_logmel")
         self.frontend = nu.build_frontend_from_recipe(feats)
-        nu.split_train_section(config.get("train"), self.context)
+        self.threads = nu.split_train_section(config.get("train"), self.context)[2]["threads"]
         nu.split_train_section(self._finetune_train_section(), self.context, "protoasd.finetune")
         self.n_samples: Optional[int] = None
         self.norm: tuple[float, float] = (0.0, 1.0)
@@ -228,6 +229,11 @@ class ProtoASD(Method):
 
     # ---- fit -------------------------------------------------------------------------------------
     def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "ProtoASD":
+        """Train on ``train`` (fixed schedule as in the paper: ``val`` is not used)."""
+        with nu.torch_threads(self.threads):
+            return self._fit(train, val, audio)
+
+    def _fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "ProtoASD":
         from ..data.datasets import ClipDataset
         from ..engine.runtime import seed_everything
 
@@ -371,6 +377,10 @@ class ProtoASD(Method):
         return np.concatenate(rows, 0) if rows else np.zeros((0, 0), np.float32)
 
     def score(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
+        with nu.torch_threads(self.threads):
+            return self._score(clips, audio)
+
+    def _score(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
         """Minimum Mahalanobis distance to the attribute prototypes of the clip's section."""
         from ..backends.mahalanobis import mahalanobis_sq
 
