@@ -32,6 +32,7 @@ What it does, per machine:
 from __future__ import annotations
 
 import math
+import re
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -48,7 +49,9 @@ __all__ = ["FitConfig", "FitReport", "fit_bundle", "discover_recordings", "choos
 
 METHOD_CHOICES = ("auto", "autoencoder", "logmel_knn")
 THRESHOLD_CHOICES = ("auto", "empirical", "gamma")
-_MACHINE_ID = __import__("re").compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_ANOMALY_NAME = re.compile(r"(^|[_-])(anomaly|abnormal)([_-]|$)")
+_DCASE_TEST_NAME = re.compile(r"^section_\d+_((source|target)_)?test_")
 
 
 @dataclass
@@ -133,7 +136,12 @@ def _not_normal_training(p: Path) -> Optional[str]:
 
     try:
         c = parse_path(p)
-    except (UnparsedNameError, Exception):  # own names: nothing to say
+    except (UnparsedNameError, Exception):  # not in a DCASE folder layout: look at the name alone
+        stem = p.stem.lower()
+        if _ANOMALY_NAME.search(stem):
+            return "its name marks it as an anomaly (fitting uses normal recordings only)"
+        if _DCASE_TEST_NAME.match(stem):
+            return "its name marks it as a DCASE test clip (fitting uses training recordings only)"
         return None
     if c.label == "anomaly":
         return "its name marks it as an anomaly (fitting uses normal recordings only)"

@@ -234,7 +234,11 @@ def watch_pcm(stream: BinaryIO, scorer: StreamScorer, config: WatchConfig) -> It
     waited = 0.0
     while True:
         data = _read_ready(stream, want - len(pending), config.gap_timeout_s)
-        if data is None:  # timeout
+        if data is None:  # timeout: score what arrived before the stall, then record the gap
+            usable = len(pending) - len(pending) % frame
+            if usable:
+                yield from _decode_and_feed(pending[:usable], dtype, scale, config, scorer, resample)
+                pending = pending[usable:]
             waited += float(config.gap_timeout_s or 0)
             yield scorer.gap(f"no data for {waited:g} s", seconds=config.gap_timeout_s)
             continue

@@ -1,0 +1,163 @@
+"""auscult fit: finding recordings, cutting, holding out, choosing the detector, setting the threshold."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from auscult.errors import ConfigError, DataError
+from auscult.monitor.fit import FitConfig, calibrate_threshold, choose_method, discover_recordings, fit_bundle
+
+from conftest import SR, WINDOW_S, render, write_wav
+
+
+def test_discovery_layouts_and_skips(tmp_path):
+    one = tmp_path / "press"
+    write_wav(one / "a.wav", render(1, duration=1.0))
+    write_wav(one / "b.flac", render(2, duration=1.0))
+    found, skipped = discover_recordings(one)
+    assert list(found) == ["press"] and len(found["press"]) == 2 and not skipped
+    assert list(discover_recordings(one, machine="press-7")[0]) == ["press-7"]
+
+    multi = tmp_path / "plant"
+    write_wav(multi / "pump-1" / "day1" / "x.wav", render(3, duration=1.0))
+    write_wav(multi / "fan-2" / "y.wav", render(4, duration=1.0))
+    # DCASE-named test / anomaly clips are not training data: skipped and reported
+    write_wav(multi / "fan-2" / "section_00_source_test_anomaly_0001_spd_1400_mic_1.wav", render(5, duration=1.0))
+    write_wav(multi / "fan-2" / "section_00_source_test_normal_0002_spd_1400_mic_1.wav", render(6, duration=1.0))
+    (multi / "fan-2" / "notes.mp3").write_bytes(b"ID3")
+    found, skipped = discover_recordings(multi)
+    assert sorted(found) == ["fan-2", "pump-1"]
+    assert [p.name for p in found["fan-2"]] == ["y.wav"]
+    reasons = {p.split("/")[-1]: why for p, why in skipped}
+    assert "anomaly" in reasons["section_00_source_test_anomaly_0001_spd_1400_mic_1.wav"]
+    assert "test clip" in reasons["section_00_source_test_normal_0002_spd_1400_mic_1.wav"]
+    assert "convert" in reasons["notes.mp3"]
+    with pytest.raises(ConfigError, match="single machine"):
+        discover_recordings(multi, machine="x")
+    bad = tmp_path / "bad name!"
+    write_wav(bad / "a.wav", render(1, duration=1.0))
+    with pytest.raises(ConfigError, match="rename the folder or pass --machine"):
+        discover_recordings(bad)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no normal"):
+        discover_recordings(tmp_path / "empty")
+    with pytest.raises(DataError, match="not found"):
+        discover_recordings(tmp_path / "nowhere")
+
+
+def test_manifest_input(tmp_path):
+    for i in range(2):
+        write_wav(tmp_path / "audio" / f"r{i}.wav", render(10 + i, duration=1.0))
+    (tmp_path / "m.csv").write_text("path,machine,split,label\naudio/r0.wav,comp-1,train,normal\n"
+                                    "audio/r1.wav,comp-1,test,anomaly\n")
+    found, skipped = discover_recordings(tmp_path / "m.csv")
+    assert {m: [p.name for p in ps] for m, ps in found.items()} == {"comp-1": ["r0.wav"]}
+    assert len(skipped) == 1 and "r1.wav" in skipped[0][0]
+
+
+def test_choose_method_by_data_size():
+    cfg = FitConfig(min_net_windows=60)
+    assert choose_method(59, cfg)[0] == "logmel_knn"
+    kind, why = choose_method(60, cfg)
+    assert kind == "autoencoder" and "60" in why
+    assert choose_method(10, FitConfig(method="autoencoder"))[0] == "autoencoder"
+    with pytest.raises(ConfigError):
+        FitConfig(method="magic")
+
+
+def test_knn_fit_report_holds_out_recordings(knn_fit):
+    bundle, report, _ = knn_fit
+    r = report.machines["fan"]
+    assert r["detector"] == "logmel_knn" and "too few" in r["detector_reason"]
+    # 16 recordings x 3 s, 1.5 s windows: 12 fit recordings -> 24 windows, 4 held out -> 8 windows
+    assert (r["n_recordings"], r["fit_windows"], r["calibration_windows"]) == (16, 24, 8)
+    assert "12 recordings fit, 4 held out" in r["split"]
+    # 8 held-out scores cannot measure 1 %: the gamma extrapolation is used and says so
+    assert r["threshold_method"] == "gamma" and r["expected_false_alarm_rate"] == pytest.approx(0.01)
+    assert "extrapolated" in bundle.models["fan"].threshold["note"]
+    assert bundle.window_s == WINDOW_S and bundle.hop_s == WINDOW_S / 2
+
+
+def test_single_long_recording_is_split_in_time(tmp_path):
+    x = np.concatenate([render(40 + i) for i in range(4)])  # 12 s
+    write_wav(tmp_path / "line" / "long.wav", x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b, rep = fit_bundle(tmp_path / "line", None, FitConfig(window_s=1.0, calibration_fraction=0.5))
+    r = rep.machines["line"]
+    assert r["split"].startswith("one recording") and (r["fit_windows"], r["calibration_windows"]) == (6, 6)
+
+
+def test_any_rate_and_channel_count(tmp_path):
+    """A 44.1 kHz stereo folder fits into a 16 kHz bundle; a corrupt file is skipped and reported."""
+    from auscult.audio import resample
+
+    d = tmp_path / "stereo"
+    for i in range(8):
+        x = resample(render(60 + i, duration=2.0), SR, 44100)
+        write_wav(d / f"r{i}.wav", np.stack([x, 0.5 * x], axis=1), sr=44100)
+    (d / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b, rep = fit_bundle(d, None, FitConfig(window_s=1.0, calibration_fraction=0.4))
+    assert b.sample_rate == SR and rep.machines["stereo"]["n_recordings"] == 8
+    assert [p.endswith("broken.wav") for p, _ in rep.skipped] == [True]
+
+
+def test_too_little_audio_says_how_much_is_needed(tmp_path):
+    write_wav(tmp_path / "tiny" / "a.wav", render(1, duration=1.0))
+    with pytest.raises(DataError, match="add recordings or use a shorter --window"):
+        fit_bundle(tmp_path / "tiny", None, FitConfig(window_s=0.5))
+
+
+def test_autoencoder_chosen_for_more_data(tmp_path):
+    d = tmp_path / "big"
+    for i in range(8):
+        write_wav(d / f"r{i}.wav", render(200 + i, duration=4.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b, rep = fit_bundle(d, None, FitConfig(window_s=0.5, min_net_windows=40, epochs=3))
+    r = rep.machines["big"]
+    assert r["detector"] == "autoencoder" and r["fit_windows"] >= 40 and r["epochs"] == 3
+    assert b.models["big"].detector.kind == "autoencoder"
+
+
+@pytest.mark.parametrize("n,expect", [(2000, "false_alarm_rate"), (40, "gamma")])
+def test_threshold_meets_the_target_rate_on_fresh_normals(n, expect):
+    """Scores from a known distribution: the fitted threshold's false-alarm rate on fresh draws is
+    close to the 1 % target (binomial slack: 200k fresh draws)."""
+    rng = np.random.default_rng(0)
+    draw = lambda size: rng.gamma(3.0, 2.0, size)  # noqa: E731
+    rates = []
+    for rep in range(20 if n == 40 else 3):
+        thr = calibrate_threshold(draw(n), 0.01)
+        assert thr["method"] == expect
+        rates.append(float((draw(200_000) > thr["value"]).mean()))
+    mean_rate = float(np.mean(rates))
+    if expect == "false_alarm_rate":
+        assert 0.006 < mean_rate <= 0.013, rates
+    else:  # 40 scores: an extrapolation, right on average
+        assert 0.004 < mean_rate < 0.025, rates
+    forced = calibrate_threshold(draw(2000), 0.01, method="gamma")
+    assert forced["method"] == "gamma"
+
+
+def test_fit_cli_json(fan_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from auscult.cli import app
+
+    out = tmp_path / "m.auscult"
+    res = CliRunner().invoke(app, ["fit", str(fan_dir), "--out", str(out), "--window", "1.5",
+                                   "--method", "logmel_knn", "--false-alarm-rate", "0.05", "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output[res.output.index("{"):])
+    assert rep["machines"]["fan"]["detector"] == "logmel_knn"
+    assert rep["machines"]["fan"]["expected_false_alarm_rate"] == pytest.approx(0.05)
+    assert out.is_file()
+    res = CliRunner().invoke(app, ["fit", str(fan_dir), "--out", str(out), "--method", "nope"])
+    assert res.exit_code != 0

@@ -1,0 +1,200 @@
+"""auscult watch: sliding windows, k-of-n alerts, and a stream with gaps or bad chunks keeps going."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from auscult.errors import ConfigError
+from auscult.monitor.bundle import Bundle, MachineModel
+from auscult.monitor.stream import StreamScorer, WatchConfig, watch
+
+from conftest import SR, render, write_wav
+
+
+class LevelDetector:
+    """Scores a window by its RMS: lets a test decide exactly which windows are anomalous."""
+
+    kind = "level"
+    sample_rate = SR
+    min_samples = 1
+
+    def score_waves(self, waves):
+        return np.array([float(np.sqrt(np.mean(np.square(w, dtype=np.float64)))) for w in waves])
+
+
+def level_bundle(window_s=1.0, hop_s=1.0, threshold=0.5) -> Bundle:
+    mm = MachineModel(LevelDetector(), {"value": threshold, "expected_false_alarm_rate": 0.01, "method": "test"},
+                      {"n": 0})
+    return Bundle({"m": mm}, SR, window_s, hop_s)
+
+
+def seconds_of(levels, sr=SR):
+    """A signal whose second i has RMS levels[i] (a constant-magnitude square-ish wave)."""
+    sign = np.where(np.arange(sr) % 2 == 0, 1.0, -1.0).astype(np.float32)
+    return np.concatenate([lv * sign for lv in levels]).astype(np.float32)
+
+
+def run(bundle, data: bytes, **kw):
+    cfg = WatchConfig(**kw)
+    return list(watch(bundle, io.BytesIO(data), config=cfg))
+
+
+def f32(x):
+    return np.asarray(x, dtype="<f4").tobytes()
+
+
+def test_windows_hops_and_times():
+    b = level_bundle(window_s=1.0, hop_s=0.5)
+    evs = run(b, f32(seconds_of([0.1] * 4)), format="f32le")
+    wins = [e for e in evs if e["type"] == "window"]
+    assert [(w["time"], w["end"]) for w in wins] == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0), (1.5, 2.5), (2.0, 3.0),
+                                                     (2.5, 3.5), (3.0, 4.0)]
+    assert all(w["score"] == pytest.approx(0.1, rel=1e-5) and not w["decision"] for w in wins)
+    end = evs[-1]
+    assert end["type"] == "end" and end["windows"] == 7 and end["audio_seconds"] == 4.0
+
+
+def test_k_of_n_debouncing():
+    # seconds:      0    1    2    3    4    5    6    7    8    9   10   11
+    levels = [0.1, 0.9, 0.1, 0.1, 0.9, 0.9, 0.1, 0.9, 0.1, 0.1, 0.1, 0.1]
+    evs = run(level_bundle(), f32(seconds_of(levels)), format="f32le", k=2, n=3)
+    wins = [e for e in evs if e["type"] == "window"]
+    assert [w["decision"] for w in wins] == [lv > 0.5 for lv in levels]
+    # windows 1 and 4 are lone positives (1 of the last 3); window 5 makes 2 of 3 (4, 5): on at its end
+    # (6.0 s); windows 6 and 7 keep 2 of 3; window 8 leaves 1 of 3 (7): off at its end (9.0 s)
+    assert [w["alert"] for w in wins] == [False, False, False, False, False, True, True, True, False, False,
+                                          False, False]
+    alerts = [(e["state"], e["time"]) for e in evs if e["type"] == "alert"]
+    assert alerts == [("on", 6.0), ("off", 9.0)]
+    assert evs[-1]["alerts"] == 1 and evs[-1]["anomalous_windows"] == 4
+    # a lone anomalous window never alerts with k=2
+    evs = run(level_bundle(), f32(seconds_of([0.1, 0.9, 0.1, 0.1, 0.9, 0.1])), format="f32le", k=2, n=3)
+    assert not [e for e in evs if e["type"] == "alert"]
+
+
+def test_gaps_and_bad_chunks_keep_going_and_say_so():
+    b = level_bundle()
+    x = seconds_of([0.1] * 3)
+    nan = np.full(SR // 2, np.nan, dtype=np.float32)
+    silence = np.zeros(SR, dtype=np.float32)
+    data = f32(x) + f32(nan) + f32(x) + f32(silence) + f32(x) + b"\x00\x01"  # + 2 stray bytes
+    evs = run(b, data, format="f32le", chunk_s=0.5)
+    kinds = [e["type"] for e in evs]
+    assert kinds.count("bad_chunk") == 2 and kinds.count("gap") == 2  # NaN chunk, trailing bytes; 2 x 0.5 s zeros
+    bad = [e for e in evs if e["type"] == "bad_chunk"]
+    assert "NaN" in bad[0]["reason"] and bad[0]["time"] == 3.0
+    assert "trailing byte" in bad[1]["reason"]
+    gap = [e for e in evs if e["type"] == "gap"]
+    assert gap[0]["time"] == 6.5 and "silence" in gap[0]["reason"]
+    wins = [e for e in evs if e["type"] == "window"]
+    # every window lies inside good audio: none straddles the NaN chunk or the silence
+    spans = [(w["time"], w["end"]) for w in wins]
+    assert spans == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.5, 4.5), (4.5, 5.5), (5.5, 6.5), (7.5, 8.5),
+                     (8.5, 9.5), (9.5, 10.5)]
+    end = evs[-1]
+    assert end["type"] == "end" and end["windows"] == 9 and end["gaps"] == 2 and end["bad_chunks"] == 2
+
+
+def test_gap_timeout_on_a_stalled_pipe():
+    """A live stream that stops delivering data for a while: a gap event, then scoring resumes."""
+    b = level_bundle()
+    r, w = os.pipe()
+    part = f32(seconds_of([0.1] * 2))
+
+    def writer():
+        os.write(w, part)
+        time.sleep(0.8)
+        os.write(w, part)
+        os.close(w)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    with os.fdopen(r, "rb", buffering=0) as stream:
+        evs = list(watch(b, stream, config=WatchConfig(format="f32le", gap_timeout_s=0.3)))
+    t.join()
+    gaps = [e for e in evs if e["type"] == "gap"]
+    assert gaps and "no data for" in gaps[0]["reason"]
+    assert evs[-1]["windows"] == 4  # 2 s before the stall, 2 s after
+
+
+def test_pcm_formats_channels_and_resampling():
+    b = level_bundle()
+    x = seconds_of([0.25] * 2)
+    s16 = np.round(x * 32767).astype("<i2")
+    evs = run(b, s16.tobytes(), format="s16le")
+    assert [round(e["score"], 3) for e in evs if e["type"] == "window"] == [0.25, 0.25]
+    stereo = np.stack([s16, s16], axis=1).ravel()
+    evs = run(b, stereo.tobytes(), format="s16le", channels=2)
+    assert sum(e["type"] == "window" for e in evs) == 2
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * 8000) / 8000)).astype("<f4")
+    with pytest.warns(UserWarning, match="resampled"):
+        evs = run(b, tone.tobytes(), format="f32le", rate=8000)
+    wins = [e for e in evs if e["type"] == "window"]
+    assert len(wins) == 2 and wins[0]["score"] == pytest.approx(0.3 / np.sqrt(2), rel=0.02)
+
+
+def test_folder_with_a_corrupt_file_keeps_going(knn_fit, tmp_path):
+    bundle = knn_fit[0]
+    write_wav(tmp_path / "a.wav", render(700, duration=4.0))
+    (tmp_path / "b.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really")
+    write_wav(tmp_path / "c.wav", render(701, duration=4.0))
+    evs = list(watch(bundle, tmp_path))
+    errors = [e for e in evs if e["type"] == "error"]
+    assert len(errors) == 1 and errors[0]["source"].endswith("b.wav")
+    per_file = {}
+    for e in evs:
+        if e["type"] == "window":
+            per_file.setdefault(e["source"].split("/")[-1], []).append(e["time"])
+    # 4 s files, 1.5 s windows every 0.75 s: 4 windows each, times restart per file
+    assert per_file == {"a.wav": [0.0, 0.75, 1.5, 2.25], "c.wav": [0.0, 0.75, 1.5, 2.25]}
+    assert evs[-1]["errors"] == 1 and evs[-1]["windows"] == 8
+
+
+def test_watch_scores_match_the_bundle(knn_fit):
+    bundle = knn_fit[0]
+    x = render(702, duration=3.0)
+    pcm = np.round(np.clip(x, -1, 1) * 32767).astype("<i2")
+    evs = run(bundle, pcm.tobytes(), format="s16le")
+    wins = [e for e in evs if e["type"] == "window"]
+    xs = pcm.astype(np.float32) / 32768
+    for w in wins:
+        a, e = round(w["time"] * SR), round(w["end"] * SR)
+        assert w["score"] == pytest.approx(bundle.score_waveform(xs[a:e], SR).score, rel=1e-6)
+
+
+def test_bad_settings():
+    with pytest.raises(ConfigError, match="k <= n"):
+        WatchConfig(k=4, n=3)
+    with pytest.raises(ConfigError, match="format"):
+        WatchConfig(format="mp3")
+    with pytest.raises(ConfigError, match="not found"):
+        list(watch(level_bundle(), "/nonexistent/file.wav"))
+    with pytest.raises(ConfigError, match="shorter than the model needs"):
+        b = level_bundle()
+        b.models["m"].detector.min_samples = SR * 2
+        StreamScorer(b, config=WatchConfig(window_s=1.0))
+
+
+def test_watch_cli_on_stdin(knn_fit):
+    """The real command, raw s16le PCM piped in, with a dropout and a stray byte: JSON lines out."""
+    _, _, path = knn_fit
+    x = np.concatenate([render(703, duration=3.0), np.zeros(SR, np.float32), render(704, duration=3.0)])
+    data = np.round(np.clip(x, -1, 1) * 32767).astype("<i2").tobytes() + b"\x07"
+    proc = subprocess.run([sys.executable, "-m", "auscult.cli", "watch", str(path), "--input", "-", "--format",
+                           "s16le", "--rate", str(SR), "--channels", "1", "--k", "2", "--n", "3"],
+                          input=data, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    kinds = [e["type"] for e in lines]
+    assert kinds[-1] == "end" and kinds.count("gap") == 2 and kinds.count("bad_chunk") == 1
+    assert lines[-1]["windows"] == 6 and lines[-1]["audio_seconds"] == 7.0
+    assert all({"time", "score", "decision"} <= set(e) for e in lines if e["type"] == "window")
