@@ -123,7 +123,7 @@ def main() -> int:
         for conc in args.concurrency:
             before = store.count(machine)
             with ThreadPoolExecutor(conc) as ex:
-                list(ex.map(one, range(min(conc, 8))))  # warm-up: connections, threads
+                list(ex.map(one, range(max(16, conc))))  # warm-up: connections, threads, first model calls
                 before = store.count(machine)
                 t0 = time.perf_counter()
                 lat = list(ex.map(one, range(args.requests)))

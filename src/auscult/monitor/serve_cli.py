@@ -34,6 +34,8 @@ def register(app: typer.Typer) -> None:
             False, "--resample/--reject-other-rates",
             help="Resample clips at another sample rate to the model's (default: reject them with 422)."),
         keep_clips: int = typer.Option(100, "--keep-clips", help="Clips (audio) kept per machine for explain views."),
+        torch_threads: int = typer.Option(
+            1, "--torch-threads", help="Intra-op threads per scoring call (requests already run in parallel)."),
         log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
     ) -> None:
         """Serve the models over HTTP: scoring, history, health, OpenAPI (/openapi.json) and a dashboard (/dashboard)."""
@@ -49,7 +51,7 @@ def register(app: typer.Typer) -> None:
         token = read_token_file(token_file) if token_file is not None else None
         cfg = ServiceConfig(models=paths, state_dir=state_dir, db_url=db, token=token, allow_no_auth=no_auth,
                             max_upload_mb=max_upload_mb, sample_rate_policy="resample" if resample else "reject",
-                            keep_clips=keep_clips)
+                            keep_clips=keep_clips, torch_threads=torch_threads)
         app_ = create_app(cfg)
         import uvicorn
 

@@ -87,6 +87,24 @@ def test_service_scores_equal_the_bundles_own(bundle_path, tmp_path):
         assert c.get("/v1/machines/fan/history").json()["count"] == 2
 
 
+def test_torch_threads_setting_applies_and_can_be_left_alone(bundle_path, tmp_path):
+    import torch
+
+    from auscult.monitor.service import ServiceConfig, create_app
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        app = create_app(ServiceConfig(models=[bundle_path], token=TOKEN, state_dir=tmp_path, torch_threads=None))
+        app.state.store.close()
+        assert torch.get_num_threads() == 2
+        app = create_app(ServiceConfig(models=[bundle_path], token=TOKEN, state_dir=tmp_path))  # default: 1
+        app.state.store.close()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.slow
 def test_auscult_serve_command_serves_a_bundle_file(bundle_path, tmp_path):
     token_file = tmp_path / "token"

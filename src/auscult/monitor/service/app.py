@@ -6,6 +6,7 @@ import hmac
 import logging
 import math
 import re
+import sys
 import threading
 from collections import OrderedDict
 from contextlib import asynccontextmanager
@@ -136,6 +137,8 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
     StoreError for a bad configuration, before serving anything.
     """
     models = load_models(config)
+    if config.torch_threads is not None and "torch" in sys.modules:  # never import torch just for this
+        sys.modules["torch"].set_num_threads(int(config.torch_threads))
     config.state_dir.mkdir(parents=True, exist_ok=True)
     own_store = store is None
     store = store or open_store(config.resolved_db_url, keep_clips=config.keep_clips)

@@ -36,6 +36,10 @@ class ServiceConfig:
         worst_window: the dashboard explains the worst of the newest this-many clips.
         bundles: already loaded bundle objects (used instead of / besides ``models``; tests).
         max_concurrent_scoring: scoring calls running at once (more requests wait).
+        torch_threads: intra-op threads per scoring call when the bundles use torch (default 1:
+            the service already scores requests in parallel, and torch's own thread team spinning
+            against busy cores made single calls 10-50x slower on a loaded 2-core box);
+            ``None`` leaves torch's setting alone.
     """
 
     models: Sequence[Path] = ()
@@ -49,6 +53,7 @@ class ServiceConfig:
     worst_window: int = 100
     bundles: Sequence[Any] = field(default_factory=list)
     max_concurrent_scoring: int = 4
+    torch_threads: Optional[int] = 1
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)
@@ -65,6 +70,8 @@ class ServiceConfig:
         elif not self.allow_no_auth:
             raise ConfigError("no API token configured: pass --token-file FILE (a file holding a long random "
                               "secret), or --no-auth to serve without authentication on a trusted network")
+        if self.torch_threads is not None and int(self.torch_threads) < 1:
+            raise ConfigError(f"torch_threads must be >= 1 or None, got {self.torch_threads}")
         if int(self.max_concurrent_scoring) < 1:
             raise ConfigError("max_concurrent_scoring must be >= 1")
         if not self.models and not self.bundles:
