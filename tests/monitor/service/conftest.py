@@ -41,3 +41,14 @@ def client(make_app):
     with TestClient(app) as c:
         c.headers["Authorization"] = f"Bearer {TOKEN}"
         yield c
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """create_app sets torch's thread count (ServiceConfig.torch_threads): give other tests theirs back."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and before is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)
