@@ -1,0 +1,497 @@
+"""OS-SCL: one-stage noise-supervised contrastive learning with feature perturbation.
+
+One model for every machine type of the data (``model_per: all``); the classes are the
+``machine/section`` pairs it sees (machine type x machine ID for DCASE 2020: 41 classes with the
+additional training data). Per training batch of waveforms ``x`` with class ids ``y``:
+
+1. **Mixup** on the waveform *and* on its log-mel with one shared partner permutation and ratio
+   ``lam ~ Beta(0.5, 0.5)`` (``augment.mixup``): ``x~ = lam x + (1 - lam) x[perm]`` and
+   ``M~ = lam M(x) + (1 - lam) M(x)[perm]`` (the log-mel is mixed in the log domain, as the
+   Noisy-ArcMix code does). The labels stay ``y_a = y`` (noisy labels) and ``y_b = y[perm]``.
+2. **Net**: MobileFaceNet on the 1-channel log-mel (``net.name: mobilefacenet``) or on the
+   TFSTgram stack log-mel + Tgram + TFgram (``net.name: tfstgram_mfn``; the Tgram/TFgram branches
+   read the mixed waveform) -> 128-d embedding ``e``.
+3. **Feature perturbation head** (``loss.head``: ``E -> R=64 -> E``, BN, LeakyReLU or ReLU,
+   L2-normalised) -> ``z``.
+4. **Loss** = noisy supervised contrastive loss on ``z`` with the labels ``y_a`` (``tau = 0.02``)
+   + Noisy-ArcMix on ``e`` (``s = 30``, ``m = 0.7`` with the log-mel / LeakyReLU head, ``0.4``
+   with TFSTgram / ReLU): ``lam CE(z_m, y_a) + (1 - lam) CE(z_m, y_b)`` with the margin on ``y_a``.
+
+Training runs in the engine's :class:`~auscult.engine.Trainer` (AdamW, cosine annealing, EMA of the
+weights, checkpoints/resume). Model selection: after each epoch the EMA model scores the held-out
+training normals (``val``, 5 % of the training normals in the recipe); the epoch with the lowest
+mean score (= mean cross-entropy of held-out normals at their own class) is kept. Without held-out
+clips the final EMA weights are used.
+
+Score (``score.kind``):
+
+* ``cross_entropy`` (published): ``-log softmax(s * cos(e, W))[own class]`` -- the clip's
+  cross-entropy at its own ``machine/section`` class, from the ArcFace class centres ``W``
+  without the margin (``score.margin: true`` applies the training margin to the own class);
+* ``backend``: any :mod:`auscult.backends` back-end on the 128-d embeddings (recipe ``backend:``,
+  default kNN, k = 1, cosine, per section).
+
+``score.recalibrate_bn: true`` re-estimates the batch-norm running statistics on one pass over the
+clean training clips after training (see :func:`recalibrate_batchnorm`; off in the paper recipes).
+
+``features.normalize: global`` standardises the log-mel with the training clips' global mean and
+standard deviation (the paper feeds the dB values as they are: ``none``, the default). In training
+mode the first batch norm removes that affine map anyway; it matters for short runs, where the
+batch-norm running statistics (used at test time) have not yet caught up with dB-scaled inputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.clip import Clip
+from ..errors import CheckpointError, ConfigError, DataError
+from . import _neural as nu
+from .base import METHODS, Method
+
+log = logging.getLogger("auscult.methods.osscl")
+
+#: defaults of the recipe sections this method reads (besides ``features``, ``net`` and ``train``)
+OSSCL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "augment": {"mixup": {"alpha": 0.5, "dist": "beta", "p": 1.0}},
+    "loss": {
+        "head": {"bottleneck": 64, "activation": "leaky_relu"},
+        "supcon": {"temperature": 0.02, "base_temperature": 0.02, "weight": 1.0},
+        "arcmix": {"scale": 30.0, "margin": 0.7, "weight": 1.0},
+    },
+    "score": {"kind": "cross_entropy", "margin": False, "batch_size": 32, "recalibrate_bn": False},
+}
+#: ``train:`` keys handled here (not by the engine)
+_OWN_TRAIN_KEYS = ("ema",)
+SCORE_KINDS = ("cross_entropy", "backend")
+NORMALIZE = ("none", "global")
+TWO_INPUT_NETS = ("stgram_mfn", "tfstgram_mfn")
+
+
+def merge_section(defaults: Mapping[str, Any], given: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    """``defaults`` updated by ``given`` (nested mappings merged); unknown keys raise ConfigError."""
+    if given is not None and not isinstance(given, Mapping):
+        raise ConfigError(f"recipe key {what!r} must be a mapping, got {type(given).__name__}")
+    out = copy.deepcopy(dict(defaults))
+    for k, v in dict(given or {}).items():
+        if k not in out:
+            raise ConfigError(f"{what}: unknown setting {k!r}; known: {sorted(out)}")
+        if isinstance(out[k], dict):
+            out[k] = merge_section(out[k], v, f"{what}.{k}")
+        else:
+            out[k] = v
+    return out
+
+
+def section_class(clip: Clip) -> str:
+    """OS-SCL's class of a clip: ``machine/section`` (machine type x machine ID / section)."""
+    return f"{clip.machine}/{clip.section}"
+
+
+def split_own_train_keys(train: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(engine train section, own keys)``: ``ema`` is read here, the rest goes to the engine."""
+    train = dict(train or {})
+    own = {k: train.pop(k) for k in _OWN_TRAIN_KEYS if k in train}
+    return train, own
+
+
+def parse_ema(ema: Any) -> Optional[dict[str, Any]]:
+    """``train.ema`` as ``{decay, warmup}`` or ``None`` (``null``/``false`` = none, ``true`` = defaults,
+    a number = the decay, or a mapping ``{decay, warmup}``)."""
+    if ema is None or ema is False:
+        return None
+    if ema is True:
+        ema = {}
+    if isinstance(ema, (int, float)):
+        ema = {"decay": float(ema)}
+    if not isinstance(ema, Mapping):
+        raise ConfigError(f"train.ema must be null, a decay or {{decay, warmup}}, got {ema!r}")
+    bad = sorted(set(ema) - {"decay", "warmup"})
+    if bad:
+        raise ConfigError(f"train.ema: unknown setting(s) {bad}; known: ['decay', 'warmup']")
+    out = {"decay": float(ema.get("decay", 0.999)), "warmup": bool(ema.get("warmup", False))}
+    if not 0.0 <= out["decay"] < 1.0:
+        raise ConfigError(f"train.ema.decay must be in [0, 1), got {out['decay']}")
+    return out
+
+
+def build_ema(model: nn.Module, ema: Optional[Mapping[str, Any]]) -> Any:
+    """A :class:`~auscult.engine.ModelEMA` from :func:`parse_ema`'s result (``None`` = no EMA)."""
+    from ..engine.ema import ModelEMA
+
+    if ema is None:
+        return None
+    return ModelEMA(model, decay=float(ema["decay"]), warmup=bool(ema["warmup"]))
+
+
+class BestWeights:
+    """Trainer callback: keep a copy of the weights (EMA weights when an EMA runs) of the best epoch."""
+
+    def __init__(self) -> None:
+        self.state: Optional[dict[str, torch.Tensor]] = None
+        self.epoch: Optional[int] = None
+
+    def on_epoch_end(self, trainer: Any, record: Mapping[str, Any]) -> None:
+        if trainer.best_epoch is not None and trainer.best_epoch == record.get("epoch"):
+            src = trainer.ema.module if trainer.ema is not None and trainer.config.eval_with_ema else trainer.raw_model
+            self.state = {k: v.detach().clone() for k, v in src.state_dict().items()}
+            self.epoch = int(record["epoch"])
+
+
+def restore_selected(model: nn.Module, trainer: Any, best: BestWeights, run_dir: Any) -> str:
+    """Put the selected weights into ``model``; returns which ones (for the history).
+
+    Order: the run directory's ``best.pt`` (EMA weights if saved: survives resume), else the
+    in-memory best epoch, else the final EMA weights, else the final weights.
+    """
+    from ..engine.trainer import load_trained_model
+
+    path = None if run_dir is None else run_dir.checkpoints / "best.pt"
+    if path is not None and path.exists():
+        load_trained_model(model, path, use_ema=True)
+        return f"best.pt (epoch {trainer.best_epoch})" if trainer.best_epoch is not None else "best.pt"
+    if best.state is not None:
+        model.load_state_dict(best.state)
+        return f"best epoch {best.epoch}"
+    if trainer.ema is not None:
+        model.load_state_dict(trainer.ema.module.state_dict())
+        return "final EMA"
+    return "final"
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, clips: Sequence[Clip], audio: Any, batch_size: int,
+                          device: torch.device) -> int:
+    """Re-estimate every batch norm's running mean / variance as the plain average over one pass of
+    the (un-augmented) training clips, weights unchanged; returns the number of layers reset.
+
+    Short runs leave the running statistics (what eval mode uses) behind the weights, and mixup
+    trains them on mixed inputs; this puts them on clean training clips, as test clips are.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns:
+        return 0
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average = plain mean over the batches
+    was = model.training
+    model.train()
+    try:
+        for _, xb in audio.iter_batches(list(clips), batch_size):
+            if xb.shape[0] > 1:
+                model(xb.to(device))
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+        model.train(was)
+    return len(bns)
+
+
+class OSSCLModel(nn.Module):
+    """Log-mel front-end + net + feature perturbation head + Noisy-ArcMix classifier (one module so
+    the trainer's checkpoints and EMA cover all of it)."""
+
+    def __init__(self, frontend: nn.Module, net: nn.Module, head: nn.Module, arcmix: nn.Module, two_inputs: bool):
+        super().__init__()
+        self.frontend = frontend
+        self.net = net
+        self.head = head
+        self.arcmix = arcmix
+        self.two_inputs = bool(two_inputs)
+        # log-mel standardisation (features.normalize: global); identity by default
+        self.register_buffer("mel_mean", torch.zeros(()))
+        self.register_buffer("mel_std", torch.ones(()))
+
+    def logmel(self, wave: torch.Tensor) -> torch.Tensor:
+        """The (standardised) log-mel ``[B, n_mels, frames]`` of waveforms ``[B, T]``."""
+        return (self.frontend(wave) - self.mel_mean) / self.mel_std
+
+    def embed_inputs(self, wave: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
+        """Embedding ``[B, E]`` of (possibly mixed) waveforms and their log-mels."""
+        if self.two_inputs:
+            return self.net(wave, logmel)
+        return self.net(logmel.unsqueeze(1))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.embed_inputs(wave, self.logmel(wave))
+
+
+@METHODS.register("osscl", description="OS-SCL: MobileFaceNet (log-mel or TFSTgram), mixup, noisy SupCon + "
+                                       "Noisy-ArcMix, one model for all machines; cross-entropy score")
+class OSSCL(Method):
+    """OS-SCL (see the module docstring). Recipe sections: ``features``, ``net``, ``augment``,
+    ``loss``, ``train`` (plus ``ema``), ``score``, ``backend``; the pipeline's ``data.holdout`` (5 %)
+    gives the held-out normals ``val`` used for model selection."""
+
+    name = "osscl"
+
+    def __init__(self, config: dict[str, Any], context: Any = None):
+        super().__init__(config, context)
+        self.opts = {k: merge_section(v, config.get(k), k) for k, v in OSSCL_DEFAULTS.items()}
+        if self.opts["score"]["kind"] not in SCORE_KINDS:
+            raise ConfigError(f"osscl: score.kind must be one of {SCORE_KINDS}, got {self.opts['score']['kind']!r}")
+        net = dict(config.get("net") or {"name": "mobilefacenet"})
+        self.net_name = str(net.pop("name", "mobilefacenet"))
+        self.net_kwargs = net
+        from ..nets import NETS
+
+        NETS.get(self.net_name)
+        self.two_inputs = self.net_name in TWO_INPUT_NETS
+        self.features_cfg = dict(config.get("features") or {})
+        self.normalize = str(self.features_cfg.pop("normalize", "none"))
+        if self.normalize not in NORMALIZE:
+            raise ConfigError(f"osscl: features.normalize must be one of {NORMALIZE}, got {self.normalize!r}")
+        nu.build_frontend_from_recipe(self.features_cfg)  # validate early
+        self.train_section, self.train_own = split_own_train_keys(config.get("train"))
+        self.ema_cfg = parse_ema(self.train_own.get("ema"))
+        nu.split_train_section(self.train_section, self.context)
+        self.backend_cfg = config.get("backend")
+        self.n_samples: Optional[int] = None
+        self.classes: list[str] = []
+        self.model: Optional[OSSCLModel] = None
+        self.backend: Any = None
+        self.train_embeddings: Optional[np.ndarray] = None
+        self.train_meta: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
+        self.selected: str = ""
+
+    # ---- building ------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        from ..engine.runtime import resolve_device
+
+        return resolve_device(str(self.context.device))
+
+    def _build_model(self) -> OSSCLModel:
+        from ..losses import FeaturePerturbationHead, NoisyArcMix
+        from ..nets import NETS
+
+        assert self.n_samples is not None
+        frontend = nu.build_frontend_from_recipe(self.features_cfg)
+        fc = frontend.config
+        n_frames = int(frontend.output_shape(self.n_samples)[-1])
+        if self.two_inputs:
+            for k, v in (("n_fft", fc.n_fft), ("hop_length", fc.hop_length), ("n_mels", fc.n_mels)):
+                if k in self.net_kwargs and int(self.net_kwargs[k]) != int(v):
+                    raise ConfigError(f"osscl: net.{k}={self.net_kwargs[k]} differs from features.{k}={v}")
+            net = NETS.build(self.net_name, **{**self.net_kwargs, "n_samples": self.n_samples, "n_fft": fc.n_fft,
+                                               "hop_length": fc.hop_length, "n_mels": fc.n_mels})
+        else:
+            net = NETS.build(self.net_name, **{**self.net_kwargs, "input_shape": (1, fc.n_mels, n_frames)})
+        emb_dim = int(net.output_shape[0])
+        lo = self.opts["loss"]
+        head = FeaturePerturbationHead(emb_dim, int(lo["head"]["bottleneck"]), str(lo["head"]["activation"]))
+        arc = NoisyArcMix(emb_dim, len(self.classes), scale=float(lo["arcmix"]["scale"]),
+                          margin=float(lo["arcmix"]["margin"]))
+        return OSSCLModel(frontend, net, head, arc, self.two_inputs)
+
+    # ---- fit -------------------------------------------------------------------------------------
+    def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "OSSCL":
+        from ..data.datasets import ClipDataset
+        from ..engine.optim import build_optimizer
+        from ..engine.runtime import seed_everything
+        from ..engine.trainer import Trainer
+
+        train, val = list(train), list(val)
+        if len(train) < 2:
+            raise DataError(f"osscl needs at least 2 training clips, got {len(train)}")
+        self.n_samples = nu.clip_length(train, audio)
+        seed_everything(int(self.context.seed))
+        self.classes = sorted({section_class(c) for c in train})
+        cid = {k: i for i, k in enumerate(self.classes)}
+        targets = [cid[section_class(c)] for c in train]
+        if len(self.classes) < 2:
+            log.warning("osscl: a single class (%s); the classifier loss is trivial - train one model for "
+                        "several machine types/sections (model_per: all)", self.classes[0])
+        self.model = self._build_model().to(self.device)
+        if self.normalize == "global":
+            self._set_feature_stats(train, audio)
+        tcfg, ocfg, ld = nu.split_train_section(self.train_section, self.context)
+        n = len(train)
+        bs = min(int(ld["batch_size"]), n)
+        ds = ClipDataset(train, audio, targets=targets)
+        loader = nu.loader_for(ds, bs, shuffle=True, drop_last=n > bs and n % bs == 1, num_workers=ld["num_workers"])
+
+        def step_fn(batch, model, state):
+            x, y, _ = batch
+            # randomness from the global RNG: the trainer checkpoints it (exact resume)
+            return self.training_loss(getattr(model, "module", model), x, y)
+
+        val_fn = None
+        if val:
+            unknown = sorted({section_class(c) for c in val} - set(self.classes))
+            if unknown:
+                raise DataError(f"osscl: held-out clips of classes {unknown} that have no training clips")
+            val_wave = audio.batch(val)
+            val_y = torch.as_tensor([cid[section_class(c)] for c in val], dtype=torch.long)
+
+            def val_fn(model, state):
+                model = getattr(model, "module", model)
+                s = self._ce_scores(model, val_wave, val_y)
+                return {"val_loss": float(s.mean())}
+
+        opt = build_optimizer(self.model, ocfg)
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        ema = build_ema(self.model, self.ema_cfg)
+        best = BestWeights()
+        run_dir = nu.stage_run_dir(self.context, "osscl")
+        trainer = Trainer(self.model, step_fn, loader, opt, sched, tcfg, run_dir=run_dir, val_fn=val_fn, ema=ema,
+                          callbacks=[best])
+        self.history = trainer.fit()
+        self.selected = restore_selected(self.model, trainer, best, run_dir)
+        if self.opts["score"]["recalibrate_bn"]:
+            recalibrate_batchnorm(self.model, train, audio, int(self.opts["score"]["batch_size"]), self.device)
+            self.selected += " + BN recalibrated"
+        log.info("osscl: scoring with %s weights", self.selected)
+        self.model.eval()
+        self.train_meta = [{**r, "class": section_class(c)} for r, c in zip(nu.clip_meta(train), train)]
+        if self.opts["score"]["kind"] == "backend":
+            self.train_embeddings = self.embed(train, audio)
+            self._fit_backend()
+        return self
+
+    def training_loss(self, model: OSSCLModel, x: torch.Tensor, y: torch.Tensor,
+                      generator: Optional[torch.Generator] = None) -> dict[str, torch.Tensor]:
+        """OS-SCL's loss on one batch of waveforms ``x`` with class ids ``y`` (see the module
+        docstring); also returns the two terms and the mixup ratio."""
+        from ..augment import mixup
+        from ..losses import SupConLoss
+
+        mix, lo = self.opts["augment"]["mixup"], self.opts["loss"]
+        with torch.no_grad():
+            mel = model.logmel(x)
+        m = mixup(x, alpha=float(mix["alpha"]), dist=str(mix["dist"]), p=float(mix["p"]), generator=generator)
+        lam = m.lam
+        mel_mix = lam * mel + (1 - lam) * mel[m.perm]
+        emb = model.embed_inputs(m.x, mel_mix)
+        z = model.head(emb)
+        supcon = SupConLoss(float(lo["supcon"]["temperature"]), float(lo["supcon"]["base_temperature"]))
+        l_sup = supcon(z, y)  # noisy labels: every mixed sample keeps y_a
+        l_arc = model.arcmix(emb, y, y[m.perm], lam)
+        loss = float(lo["supcon"]["weight"]) * l_sup + float(lo["arcmix"]["weight"]) * l_arc
+        return {"loss": loss, "supcon": l_sup.detach(), "arcmix": l_arc.detach(), "lam": lam.detach()}
+
+    @torch.no_grad()
+    def _set_feature_stats(self, clips: Sequence[Clip], audio: Any) -> None:
+        """Global mean / std of the training clips' log-mels into the model's buffers."""
+        assert self.model is not None
+        fe = self.model.frontend
+        s = s2 = n = 0.0
+        for _, xb in audio.iter_batches(list(clips), int(self.opts["score"]["batch_size"])):
+            f = fe(xb.to(self.device)).double()
+            s += float(f.sum())
+            s2 += float((f * f).sum())
+            n += f.numel()
+        mean = s / n
+        std = max(s2 / n - mean * mean, 1e-12) ** 0.5
+        self.model.mel_mean.fill_(mean)
+        self.model.mel_std.fill_(std)
+
+    # ---- scoring ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _ce_scores(self, model: OSSCLModel, wave: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of each clip at its own class, ``[B]`` (eval mode, batched)."""
+        was = model.training
+        model.eval()
+        out = []
+        bs = int(self.opts["score"]["batch_size"])
+        dev = next(model.parameters()).device
+        for i in range(0, wave.shape[0], bs):
+            emb = model(wave[i:i + bs].to(dev))
+            yi = y[i:i + bs].to(dev)
+            if self.opts["score"]["margin"]:
+                logits = model.arcmix.logits(emb, yi)
+            else:
+                logits = model.arcmix.scale * model.arcmix.cosine(emb)
+            out.append(-torch.log_softmax(logits.double(), dim=1).gather(1, yi[:, None])[:, 0].cpu())
+        model.train(was)
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+    def _check_ready(self) -> OSSCLModel:
+        if self.model is None:
+            raise ConfigError("osscl: call fit() (or load_state_dict()) before embed()/score()")
+        return self.model
+
+    def _check_length(self, xb: torch.Tensor) -> None:
+        if xb.shape[1] != self.n_samples:
+            raise DataError(f"osscl: clips of {xb.shape[1]} samples but the model was built for {self.n_samples}; "
+                            "use the recipe's audio settings (length/duration)")
+
+    @torch.no_grad()
+    def embed(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
+        """The net's embeddings ``[N, E]`` (eval mode, selected weights)."""
+        model = self._check_ready().to(self.device).eval()
+        rows = []
+        for _, xb in audio.iter_batches(list(clips), int(self.opts["score"]["batch_size"])):
+            self._check_length(xb)
+            rows.append(model(xb.to(self.device)).float().cpu().numpy())
+        return np.concatenate(rows, 0) if rows else np.zeros((0, 0), np.float32)
+
+    def _fit_backend(self) -> None:
+        assert self.train_embeddings is not None
+        self.backend = nu.build_backend(self.backend_cfg, {"name": "knn", "k": 1, "metric": "cosine",
+                                                           "group_by": "section"})
+        meta = nu.meta_from_state(self.train_meta)
+        self.backend.fit(self.train_embeddings, meta)
+
+    def score(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
+        """One score per clip, higher = more anomalous (see ``score.kind``)."""
+        from ..backends import BackendMeta
+
+        model = self._check_ready().to(self.device)
+        clips = list(clips)
+        if not clips:
+            return np.zeros(0, dtype=np.float64)
+        cid = {k: i for i, k in enumerate(self.classes)}
+        for c in clips:
+            if section_class(c) not in cid:
+                raise DataError(f"{c.path}: osscl was not trained on {section_class(c)} "
+                                f"(trained classes: {self.classes})")
+        if self.opts["score"]["kind"] == "backend":
+            emb = self.embed(clips, audio)
+            return np.asarray(self.backend.score(emb, BackendMeta.from_clips(clips)), dtype=np.float64)
+        out = []
+        bs = int(self.opts["score"]["batch_size"])
+        for sl, xb in audio.iter_batches(clips, bs):
+            self._check_length(xb)
+            y = torch.as_tensor([cid[section_class(c)] for c in clips[sl]], dtype=torch.long)
+            out.append(self._ce_scores(model, xb, y).numpy())
+        return np.concatenate(out).astype(np.float64)
+
+    # ---- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        if self.model is None:
+            raise ConfigError("osscl: nothing to save before fit()")
+        return {
+            "method": self.name, "version": 1, "n_samples": self.n_samples, "classes": list(self.classes),
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "train_embeddings": None if self.train_embeddings is None else np.array(self.train_embeddings),
+            "train_meta": [dict(r) for r in self.train_meta],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from ..engine.checkpoint import load_model_state
+
+        if state.get("method") != self.name:
+            raise CheckpointError(f"state is for method {state.get('method')!r}, not {self.name!r}")
+        self.n_samples = int(state["n_samples"])
+        self.classes = list(state["classes"])
+        self.model = self._build_model()
+        load_model_state(self.model, state["model"], source="osscl state")
+        self.model.to(self.device).eval()
+        self.train_meta = [dict(r) for r in state["train_meta"]]
+        emb = state.get("train_embeddings")
+        self.train_embeddings = None if emb is None else np.asarray(emb, dtype=np.float32)
+        if self.opts["score"]["kind"] == "backend":
+            if self.train_embeddings is None:
+                raise CheckpointError("osscl state has no training embeddings but score.kind is 'backend'; "
+                                      "refit, or score with kind 'cross_entropy'")
+            self._fit_backend()
