@@ -270,7 +270,13 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
         meta = rd.read_meta()
         done: list[str] = list(meta.get("groups_done", [])) if resume else []
         rd.write_meta(seed=int(cfg["seed"]), data=str(Path(data).resolve()), year=year, runtime=rt.__dict__,
-                      groups=list(groups), groups_done=done, stage="training")
+                      groups=list(groups), groups_done=done, stage="training",
+                      train_clips={k: len(v) for k, v in groups.items()},
+                      skipped_files=[{"path": str(u.path), "reason": u.reason} for u in index.unparsed])
+        if index.unparsed:
+            progress(f"skipped {len(index.unparsed)} file(s) under {data} (names not understood or not audio; "
+                     f"listed in {rd.meta_path}), e.g. {index.unparsed[0].path}: {index.unparsed[0].reason}",
+                     0, len(groups))
         audio = _audio_source(cfg, cache_dir)
         thresholds: dict[str, Any] = _read_json(rd.path / "thresholds.json", {}) if resume else {}
         h = cfg["data"]["holdout"] or 0.0
@@ -340,6 +346,7 @@ def score(run_dir: Union[str, Path], data: Union[str, Path, None] = None, device
     from .data.groundtruth import write_ground_truth
     from .engine import RunDir, setup_runtime
     from .eval.submission import write_submission
+    from .methods import Method
 
     progress = progress or _progress_noop
     rd = RunDir.open(run_dir)
@@ -382,7 +389,7 @@ def score(run_dir: Union[str, Path], data: Union[str, Path, None] = None, device
             if t is None:
                 raise DataError(f"{c.path}: no threshold for {c.machine} section {c.section} (no training clips of it)")
             all_dec.append(int(v > t["value"]))
-        if type(method).embed is not __import__("auscult.methods.base", fromlist=["Method"]).Method.embed:
+        if type(method).embed is not Method.embed:  # the method has embeddings: keep them
             emb = np.asarray(method.embed(gclips, audio))
             np.savez(rd.embeddings / f"{key.replace('/', '__')}_test.npz", embeddings=emb,
                      names=np.array([c.name for c in gclips]), scores=s)
@@ -405,6 +412,7 @@ def score(run_dir: Union[str, Path], data: Union[str, Path, None] = None, device
         shutil.rmtree(gt_dir, ignore_errors=True)
         write_ground_truth(all_clips, gt_dir, year)
     rd.write_meta(stage="scored", scored_data=str(Path(data).resolve()), year=year,
+                  skipped_test_files=[{"path": str(u.path), "reason": u.reason} for u in index.unparsed],
                   ground_truth=str(gt_dir) if labelled else None, n_test=len(all_clips))
     return sub
 
