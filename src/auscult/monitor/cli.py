@@ -76,11 +76,12 @@ def fit_cmd(
                    f"{r['expected_false_alarm_rate']:.3g}; {r['empirical_false_alarm_rate']:.3g} on "
                    f"{r['calibration_windows']} held-out windows)")
     if report.skipped:
-        typer.echo(f"skipped {len(report.skipped)} file(s):")
-        for p, why in report.skipped[:20]:
-            typer.echo(f"  {p}: {why}")
-        if len(report.skipped) > 20:
-            typer.echo(f"  ... and {len(report.skipped) - 20} more (--json lists all)")
+        by_reason: dict[str, list[str]] = {}
+        for p, why in report.skipped:
+            by_reason.setdefault(why, []).append(p)
+        typer.echo(f"skipped {len(report.skipped)} file(s) (--json lists every one):")
+        for why, paths in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+            typer.echo(f"  {len(paths)} x {why}; e.g. {paths[0]}")
     typer.echo(f"wrote {out} in {report.seconds:.1f} s")
 
 

@@ -50,6 +50,7 @@ __all__ = ["FitConfig", "FitReport", "fit_bundle", "discover_recordings", "choos
 METHOD_CHOICES = ("auto", "autoencoder", "logmel_knn")
 THRESHOLD_CHOICES = ("auto", "empirical", "gamma")
 _MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SPLIT_FOLDERS = ("train", "test", "source_test", "target_test", "supplemental")
 _ANOMALY_NAME = re.compile(r"(^|[_-])(anomaly|abnormal)([_-]|$)")
 _DCASE_TEST_NAME = re.compile(r"^section_\d+_((source|target)_)?test_")
 
@@ -175,8 +176,9 @@ def discover_recordings(data: Union[str, Path], machine: Optional[str] = None
         found[data.parent.name or "machine"] = [data]
     else:
         direct = sorted(p for p in data.iterdir() if _is_audio(p))
-        if direct:
-            found[data.resolve().name] = direct
+        if direct:  # a DCASE split folder (fan/train) is named after its machine folder
+            here = data.resolve()
+            found[here.parent.name if here.name in _SPLIT_FOLDERS else here.name] = direct
         for sub in sorted(p for p in data.iterdir() if p.is_dir() and not p.name.startswith(".")):
             files = sorted(p for p in sub.rglob("*") if _is_audio(p))
             if files:
