@@ -90,6 +90,18 @@ def test_beats_chance_on_real_gearbox_clips(shared_data, audio):
     assert a > 0.55
 
 
+def test_model_selection_keeps_the_best_held_out_epoch(small_synth, audio):
+    """Without a run directory, the weights of the epoch with the lowest held-out loss are kept."""
+    train = small_synth.select(machine="fan", split="train")
+    m = build_method("autoencoder", {"train": {"epochs": 4, "batch_size": 64, "lr": 0.05}}, FitContext(quiet=True))
+    m.fit(train[:-5], train[-5:], audio)
+    losses = [h["val_loss"] for h in m.history]
+    assert losses.index(min(losses)) < len(losses) - 1  # (lr 0.05 overshoots: the last epoch is not the best)
+    feats = m.features(train[-5:], audio)
+    now = float((m._residuals(feats, torch.device("cpu")) ** 2).mean())
+    assert now == pytest.approx(min(losses), rel=1e-4)
+
+
 def test_state_round_trip_and_refusals(small_synth, audio):
     train = small_synth.select(machine="slider", split="train")
     test = small_synth.select(machine="slider", split="test")[:6]

@@ -109,6 +109,17 @@ class _Features:
         return self.data[rows].reshape(rows.shape[0], -1)
 
 
+class _KeepBest:
+    """Trainer callback: a copy of the weights of the best validation epoch (runs without a run dir)."""
+
+    def __init__(self):
+        self.state = None
+
+    def on_epoch_end(self, trainer, record) -> None:
+        if trainer.best_epoch is not None and trainer.best_epoch == record.get("epoch"):
+            self.state = {k: v.detach().clone() for k, v in trainer.raw_model.state_dict().items()}
+
+
 class _Indices:
     """A map-style dataset of vector indices (the DataLoader shuffles them; the step gathers)."""
 
@@ -280,12 +291,14 @@ class AutoencoderMethod(Method):
                           log_every=tc["log_every"], checkpoint_every_steps=tc["checkpoint_every_steps"],
                           patience=tc["patience"], resume=bool(ctx.resume) and run is not None,
                           config_hash=config_hash(hash_src), quiet=True if ctx.quiet else None)
-        trainer = Trainer(self.net, step_fn, loader, opt, None, cfg, run_dir=run, val_fn=val_fn)
+        keep = _KeepBest()
+        trainer = Trainer(self.net, step_fn, loader, opt, None, cfg, run_dir=run, val_fn=val_fn, callbacks=[keep])
         self.history = trainer.fit()
+        # model selection on the held-out training normals: back to the best epoch's weights
         if run is not None and val_fn is not None and (run.checkpoints / "best.pt").exists():
             load_trained_model(self.net, run.checkpoints / "best.pt", use_ema=False)
-        elif val_fn is not None and trainer.best_epoch is not None and run is None:
-            pass  # no run directory: no best.pt to go back to; the final weights are used
+        elif val_fn is not None and keep.state is not None:
+            self.net.load_state_dict(keep.state)
         self.net = self.net.to(device).eval()
         self.best_epoch = trainer.best_epoch
         del data
