@@ -198,3 +198,54 @@ def test_watch_cli_on_stdin(knn_fit):
     assert kinds[-1] == "end" and kinds.count("gap") == 2 and kinds.count("bad_chunk") == 1
     assert lines[-1]["windows"] == 6 and lines[-1]["audio_seconds"] == 7.0
     assert all({"time", "score", "decision"} <= set(e) for e in lines if e["type"] == "window")
+
+
+def test_duration_limit():
+    b = level_bundle()
+    evs = run(b, f32(seconds_of([0.1] * 6)), format="f32le", duration_s=2.5)
+    assert evs[-1]["audio_seconds"] == 2.5 and evs[-1]["windows"] == 2
+
+
+class _FakeInputStream:
+    """Stands in for sounddevice.InputStream: delivers blocks from a thread, like PortAudio's callback."""
+
+    blocks: list = []
+
+    def __init__(self, samplerate, channels, dtype, device, blocksize, callback):
+        self.kw = dict(samplerate=samplerate, channels=channels, dtype=dtype, device=device, blocksize=blocksize)
+        self.callback = callback
+        _FakeInputStream.last = self
+
+    def __enter__(self):
+        def run_():
+            for data, status in self.blocks:
+                self.callback(data, len(data), None, status)
+
+        self.thread = threading.Thread(target=run_, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.thread.join(timeout=5)
+
+
+def test_microphone_input_through_sounddevice(monkeypatch):
+    import types
+
+    b = level_bundle()
+    half = SR // 2
+    sign = np.where(np.arange(half) % 2 == 0, 1.0, -1.0).astype(np.float32)[:, None]
+    _FakeInputStream.blocks = [(0.1 * sign, "")] * 4 + [(0.1 * sign, "input overflow")] + [(0.1 * sign, "")] * 3
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(InputStream=_FakeInputStream))
+    evs = list(watch(b, "mic:3", config=WatchConfig(duration_s=4.0, gap_timeout_s=2.0)))
+    assert _FakeInputStream.last.kw["device"] == 3 and _FakeInputStream.last.kw["samplerate"] == SR
+    gaps = [e for e in evs if e["type"] == "gap"]
+    assert len(gaps) == 1 and "input overflow" in gaps[0]["reason"] and gaps[0]["source"] == "mic:3"
+    # 2 s before the overflow (2 windows), the buffer restarts, 2 s after (2 windows)
+    assert evs[-1]["windows"] == 4 and evs[-1]["audio_seconds"] == 4.0
+
+
+def test_microphone_without_the_optional_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails
+    with pytest.raises(ConfigError, match="auscult\\[mic\\]"):
+        list(watch(level_bundle(), "mic"))

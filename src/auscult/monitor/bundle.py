@@ -228,8 +228,11 @@ class Bundle:
         if x.size == 0:
             raise EmptyAudioError(None, f"{what}: zero samples", "send a non-empty clip")
         if not np.issubdtype(x.dtype, np.floating):
-            if np.issubdtype(x.dtype, np.integer):
-                x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
+            if np.issubdtype(x.dtype, np.signedinteger):  # PCM: full scale is -2**(bits-1)
+                x = x.astype(np.float32) / float(-np.iinfo(x.dtype).min)
+            elif np.issubdtype(x.dtype, np.unsignedinteger):  # offset-binary PCM (8-bit WAV)
+                mid = float(np.iinfo(x.dtype).max // 2 + 1)
+                x = (x.astype(np.float32) - mid) / mid
             else:
                 raise DataError(f"{what}: samples of dtype {x.dtype} are not audio")
         x = x.astype(np.float32, copy=False)

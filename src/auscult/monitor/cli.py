@@ -175,7 +175,8 @@ def explain_cmd(
 # ------------------------------------------------------------------------------------------------
 def watch_cmd(
     bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="The .auscult model bundle."),
-    input: str = typer.Option(..., "--input", "-i", help="Audio file, folder of files, or '-' for raw PCM on stdin."),
+    input: str = typer.Option(..., "--input", "-i", help="Audio file, folder of files, '-' for raw PCM on stdin, or "
+                                                         "'mic' / 'mic:DEVICE' (needs the 'mic' extra)."),
     machine: Optional[str] = typer.Option(None, "--machine", help="Machine id, when the bundle holds several."),
     window: Optional[float] = typer.Option(None, "--window", help="Window seconds (default: the bundle's)."),
     hop: Optional[float] = typer.Option(None, "--hop", help="Hop seconds (default: the bundle's)."),
@@ -188,6 +189,7 @@ def watch_cmd(
     gap_timeout: Optional[float] = typer.Option(None, "--gap-timeout", help="stdin: report a gap after this many "
                                                                             "seconds without data."),
     realtime: bool = typer.Option(False, "--realtime", help="Pace file input at real time."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds of audio."),
     alerts_only: bool = typer.Option(False, "--alerts-only", help="Print alert/gap/bad-chunk/end events only."),
 ) -> None:
     """Score a long recording, a folder or a live PCM stream window by window; JSON lines out."""
@@ -197,16 +199,23 @@ def watch_cmd(
     from .stream import WatchConfig, watch
 
     cfg = WatchConfig(window_s=window, hop_s=hop, k=k, n=n, format=fmt, rate=rate, channels=channels, chunk_s=chunk,
-                      gap_timeout_s=gap_timeout, realtime=realtime)
+                      gap_timeout_s=gap_timeout, realtime=realtime, duration_s=duration)
     bundle = load_bundle(bundle_path)
     out = sys.stdout
+    events = watch(bundle, input, machine=machine, config=cfg)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        for ev in watch(bundle, input, machine=machine, config=cfg):
-            if alerts_only and ev["type"] == "window":
-                continue
-            out.write(json.dumps(ev) + "\n")
-            out.flush()
+        try:
+            for ev in events:
+                if alerts_only and ev["type"] == "window":
+                    continue
+                out.write(json.dumps(ev) + "\n")
+                out.flush()
+        except KeyboardInterrupt:  # Ctrl-C on a live stream: close the input, still print the summary
+            events.close()
+            _err("interrupted")
+        except BrokenPipeError:  # the reader went away (e.g. | head): stop quietly
+            return
 
 
 # ------------------------------------------------------------------------------------------------

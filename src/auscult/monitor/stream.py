@@ -23,6 +23,10 @@ a full window of good audio has arrived. What counts:
   read chunk, or -- on stdin with ``gap_timeout_s`` -- no data for that long;
 * **bad chunk**: samples that are NaN/Inf (float formats), a trailing partial frame at the end of
   the stream, or an unreadable block of a file.
+
+A microphone: ``--input mic`` (or ``mic:DEVICE``) reads the default (or named) input device through
+the optional ``sounddevice`` package (``pip install 'auscult[mic]'``); an input overflow reported by
+the device (samples lost) is a gap. Without it, pipe any capture tool into ``--input -``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import collections
 import math
 import os
+import queue
 import select
 import time
 import warnings
@@ -58,6 +63,7 @@ class WatchConfig:
         chunk_s: how much audio is read at a time (also the smallest detected gap).
         gap_timeout_s: on stdin, report a gap after this long without data (None: wait forever).
         realtime: pace file input at real time (for demos); default as fast as possible.
+        duration_s: stop after this many seconds of audio (None: until the input ends).
     """
 
     window_s: Optional[float] = None
@@ -70,6 +76,7 @@ class WatchConfig:
     chunk_s: float = 0.5
     gap_timeout_s: Optional[float] = None
     realtime: bool = False
+    duration_s: Optional[float] = None
 
     def __post_init__(self) -> None:
         if not (1 <= int(self.k) <= int(self.n)):
@@ -78,7 +85,7 @@ class WatchConfig:
             raise ConfigError(f"watch: --format must be one of {sorted(PCM_FORMATS)}, got {self.format!r}")
         if int(self.rate) <= 0 or int(self.channels) <= 0:
             raise ConfigError(f"watch: --rate and --channels must be positive, got {self.rate}, {self.channels}")
-        for name in ("window_s", "hop_s", "chunk_s", "gap_timeout_s"):
+        for name in ("window_s", "hop_s", "chunk_s", "gap_timeout_s", "duration_s"):
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise ConfigError(f"watch: {name} must be > 0, got {v}")
@@ -108,6 +115,7 @@ class StreamScorer:
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0  # sample index (in the source's timeline) of _buf[0]
         self._pos = 0        # samples seen (including gaps we know the length of)
+        self._total = 0      # samples read over all sources (for duration_s)
         self._recent: collections.deque = collections.deque(maxlen=int(self.config.n))
         self.alert = False
         self.counts = {"windows": 0, "alerts": 0, "gaps": 0, "bad_chunks": 0, "errors": 0, "anomalous_windows": 0}
@@ -185,8 +193,18 @@ class StreamScorer:
         self.counts["errors"] += 1
         return {"type": "error", "source": source, "reason": reason}
 
+    @property
+    def done(self) -> bool:
+        """True once ``config.duration_s`` seconds of audio have been seen."""
+        d = self.config.duration_s
+        return d is not None and self._total >= d * self.sr
+
     def feed_chunk(self, x: np.ndarray) -> list[dict[str, Any]]:
         """Classify a read chunk (bad / gap / audio) and push it."""
+        if self.config.duration_s is not None:
+            room = int(round(self.config.duration_s * self.sr)) - self._total
+            x = x[:max(0, room)]
+        self._total += x.size
         if not np.isfinite(x).all():
             return [self.bad_chunk(f"{int((~np.isfinite(x)).sum())} NaN/Inf sample(s) in {x.size}; chunk skipped",
                                    samples=x.size)]
@@ -250,6 +268,8 @@ def watch_pcm(stream: BinaryIO, scorer: StreamScorer, config: WatchConfig) -> It
             continue
         yield from _decode_and_feed(pending, dtype, scale, config, scorer, resample)
         pending = b""
+        if scorer.done:
+            return
     usable = len(pending) - len(pending) % frame
     if usable:
         yield from _decode_and_feed(pending[:usable], dtype, scale, config, scorer, resample)
@@ -301,6 +321,8 @@ def watch_file(path: Path, scorer: StreamScorer, config: WatchConfig) -> Iterato
             yield b
             continue
         yield from scorer.feed_chunk(b)
+        if scorer.done:
+            return
         done += b.size
         if config.realtime:
             lag = done / scorer.sr - (time.perf_counter() - t_start)
@@ -329,22 +351,56 @@ def _sf_blocks(path: Path, block: int, scorer: StreamScorer):
             yield data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
 
 
+def watch_microphone(device: Optional[str], scorer: StreamScorer, config: WatchConfig) -> Iterator[dict[str, Any]]:
+    """Events from a sound card input through the optional ``sounddevice`` package."""
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError) as exc:  # OSError: the package is there but PortAudio is not
+        raise ConfigError(f"--input mic needs the optional 'sounddevice' package and PortAudio ({exc}): "
+                          f"pip install 'auscult[mic]', or pipe a capture tool into --input -, e.g. "
+                          f"arecord -q -f S16_LE -r {scorer.sr} -c 1 | auscult watch MODEL --input -") from None
+    from ..audio import resample
+
+    rate, channels = int(config.rate), int(config.channels)
+    blocks: "queue.Queue[tuple[np.ndarray, str]]" = queue.Queue()
+
+    def callback(indata, frames, time_info, status):  # runs in the audio thread: copy and hand over
+        blocks.put((np.array(indata, dtype=np.float32, copy=True), str(status) if status else ""))
+
+    dev: Any = device
+    if device is not None and device.isdigit():
+        dev = int(device)
+    scorer.restart(f"mic:{device}" if device else "mic")
+    with sd.InputStream(samplerate=rate, channels=channels, dtype="float32", device=dev,
+                        blocksize=max(1, int(round(config.chunk_s * rate))), callback=callback):
+        while not scorer.done:
+            try:
+                data, status = blocks.get(timeout=config.gap_timeout_s)
+            except queue.Empty:
+                yield scorer.gap(f"no audio from the device for {config.gap_timeout_s:g} s",
+                                 seconds=config.gap_timeout_s)
+                continue
+            if status:  # e.g. "input overflow": the device dropped samples
+                yield scorer.gap(f"audio device reported: {status} (samples may be lost)")
+            x = data.mean(axis=1) if data.ndim == 2 else data.ravel()
+            if rate != scorer.sr and np.isfinite(x).all():
+                x = resample(x, rate, scorer.sr)
+            yield from scorer.feed_chunk(x)
+
+
 def _files_of(path: Path) -> list[Path]:
     from ..data.naming import is_audio_path
 
     return sorted(p for p in path.rglob("*") if p.is_file() and is_audio_path(p))
 
 
-def watch(bundle: Any, input: Union[str, Path, BinaryIO], machine: Optional[str] = None,
-          config: Optional[WatchConfig] = None) -> Iterator[dict[str, Any]]:
-    """Events (dicts, see the module docstring) from a file, a folder (files in name order) or a
-    binary stream of raw PCM (``"-"`` = stdin). Ends with one ``end`` event."""
+def _source_events(input: Any, scorer: StreamScorer, config: WatchConfig) -> Iterator[dict[str, Any]]:
     import sys
 
-    config = config or WatchConfig()
-    scorer = StreamScorer(bundle, machine, config, source="-")
     if isinstance(input, (str, Path)) and str(input) == "-":
         yield from watch_pcm(sys.stdin.buffer, scorer, config)
+    elif isinstance(input, str) and (input == "mic" or input.startswith("mic:")) and not Path(input).exists():
+        yield from watch_microphone(input[4:] or None, scorer, config)
     elif hasattr(input, "read"):
         yield from watch_pcm(input, scorer, config)  # type: ignore[arg-type]
     else:
@@ -355,8 +411,24 @@ def watch(bundle: Any, input: Union[str, Path, BinaryIO], machine: Optional[str]
                 raise ConfigError(f"{p}: no .wav/.flac files to watch")
             for f in files:
                 yield from watch_file(f, scorer, config)
+                if scorer.done:
+                    break
         elif p.is_file():
             yield from watch_file(p, scorer, config)
         else:
             raise ConfigError(f"{p}: not found (pass an audio file, a folder of them, or '-' for raw PCM on stdin)")
+
+
+def watch(bundle: Any, input: Union[str, Path, BinaryIO], machine: Optional[str] = None,
+          config: Optional[WatchConfig] = None) -> Iterator[dict[str, Any]]:
+    """Events (dicts, see the module docstring) from a file, a folder (files in name order), a
+    binary stream of raw PCM (``"-"`` = stdin) or a microphone (``"mic"`` / ``"mic:DEVICE"``).
+    Ends with one ``end`` event (``"interrupted": true`` after Ctrl-C)."""
+    config = config or WatchConfig()
+    scorer = StreamScorer(bundle, machine, config, source="-")
+    try:
+        yield from _source_events(input, scorer, config)
+    except KeyboardInterrupt:  # a live stream stopped with Ctrl-C: still say what was seen
+        yield {**scorer.summary(), "interrupted": True}
+        return
     yield scorer.summary()
