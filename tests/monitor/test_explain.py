@@ -101,3 +101,24 @@ def test_explain_cli(knn_fit, tmp_path):
     import json
 
     assert json.loads((tmp_path / "e.json").read_text())["machine"] == "fan"
+
+
+def test_explain_cli_crops_and_keeps_file_times(knn_fit, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from auscult.cli import app
+
+    _, _, path = knn_fit
+    x, info = render(SEEDS[2], anomaly="rub", info=True)
+    f = write_wav(tmp_path / "faulty.wav", np.concatenate([render(SEEDS[2] + 50), x]))  # fault 3 s later
+    res = CliRunner().invoke(app, ["explain", str(path), str(f), "--out", str(tmp_path / "e.png"), "--start", "3",
+                                   "--json", str(tmp_path / "e.json")])
+    assert res.exit_code == 0, res.output
+    d = json.loads((tmp_path / "e.json").read_text())
+    assert 3.0 < d["times"][0] < 3.1 and d["times"][-1] < 6.0
+    peak = d["times"][int(np.argmax(d["frame_scores"]))]
+    assert 3.0 + info.onset_s <= peak <= 3.0 + info.offset_s
+    res = CliRunner().invoke(app, ["explain", str(path), str(f), "--out", str(tmp_path / "x.png"), "--start", "9"])
+    assert res.exit_code != 0

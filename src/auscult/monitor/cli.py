@@ -152,17 +152,31 @@ def explain_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Figure to write (PNG, or .svg/.pdf)."),
     machine: Optional[str] = typer.Option(None, "--machine", help="Machine id, when the bundle holds several."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the curve and map as JSON."),
+    start: float = typer.Option(0.0, "--start", help="Explain from this second of the file."),
+    end: Optional[float] = typer.Option(None, "--end", help="... to this second (default: the end)."),
 ) -> None:
     """Draw where in time and frequency a recording is anomalous (curve + heat map)."""
     import warnings
 
+    import numpy as np
+
+    from ..audio import AudioConfig, decode_audio
     from .bundle import load_bundle
     from .explain import explanation_to_dict, plot_explanation
 
     bundle = load_bundle(bundle_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        expl = bundle.explain_file(file, machine=machine)
+        x = decode_audio(file, AudioConfig(sample_rate=bundle.sample_rate))
+        sr = bundle.sample_rate
+        a = int(round(max(0.0, start) * sr))
+        b = x.size if end is None else min(x.size, int(round(end * sr)))
+        if b <= a:
+            raise ConfigError(f"{file}: --start {start:g} / --end {end} select no audio (the file is "
+                              f"{x.size / sr:.2f} s long)")
+        expl = bundle.explain_waveform(x[a:b], sr, machine=machine)
+    if a:
+        expl.times = np.asarray(expl.times) + a / sr  # times in the file's own timeline
     plot_explanation(expl, out, title=f"{file.name} ({expl.machine})")
     if json_path is not None:
         json_path.write_text(json.dumps(explanation_to_dict(expl)), encoding="utf-8")
