@@ -189,6 +189,28 @@ def test_recipe_errors_are_typed():
     assert "clsia" in METHODS.names()
 
 
+def test_pair_labels_section_instance_and_fallback():
+    from pathlib import Path
+
+    from auscult.data.clip import Clip
+
+    def clip(m, s, i):
+        return Clip(path=Path(f"/x/{m}_{s}_{i}.wav"), machine=m, section=s, domain="source", split="train")
+
+    method = build_method("clsia", small_config())
+    a = [clip("fan", "00", i) for i in range(3)] + [clip("fan", "01", i) for i in range(2)]
+    ya, yp, kind = method._labels(a, [])  # one shared model: positives are same-section clips
+    assert kind == "section" and ya == [0, 0, 0, 1, 1] and yp == []
+    pool = [clip("fan", "01", 5), clip("fan", "02", 0)]
+    ya, yp, kind = method._labels(a[:3], pool)  # per-section model: the others are negatives
+    assert kind == "section" and ya == [0, 0, 0] and yp == [1, 2]
+    ya, yp, kind = method._labels(a[:3], [])  # nothing to contrast with: instance discrimination
+    assert kind == "instance" and ya == [0, 1, 2]
+    inst = build_method("clsia", small_config(positives="instance"))
+    ya, yp, kind = inst._labels(a[:3], pool)
+    assert kind == "instance" and ya == [0, 1, 2] and yp == [3, 4]
+
+
 # ---- a short fit -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fitted(easy, one_thread):
@@ -276,3 +298,32 @@ def test_pretrain_folder_then_finetune_from_the_weights(easy, tmp_path, one_thre
     bad = build_method("clsia", {**cfg, "net": {"name": "mobilenetv2_050"}}, FitContext(seed=0, quiet=True))
     with pytest.raises(CheckpointError, match="mfn.pt"):
         bad.fit(sec0, [], audio)
+
+
+def test_interrupted_fit_resumes_to_identical_scores(easy, tmp_path, one_thread, monkeypatch):
+    """Kill a fit mid-epoch (after a step checkpoint) and resume it: queue, bank, pre-norm, key
+    encoder and RNG come back, so the scores equal those of an uninterrupted fit."""
+    import auscult.methods.clsia as mod
+
+    train, test, audio = easy
+    sub = [c for c in train if c.section == "00"][:8] + [c for c in train if c.section == "01"][:4]
+    cfg = {**small_config(), "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "checkpoint_every_steps": 1}}
+    ref = build_method("clsia", cfg, FitContext(seed=0, quiet=True, run_dir=tmp_path / "a"))
+    ref.fit(sub, [], audio)
+    expected = ref.score(test[:8], audio)
+
+    real, calls = mod.moco_step, {"n": 0}
+
+    def dies_at_step_4(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mod, "moco_step", dies_at_step_4)
+    with pytest.raises(RuntimeError, match="killed"):
+        build_method("clsia", cfg, FitContext(seed=0, quiet=True, run_dir=tmp_path / "b")).fit(sub, [], audio)
+    monkeypatch.setattr(mod, "moco_step", real)
+    resumed = build_method("clsia", cfg, FitContext(seed=0, quiet=True, run_dir=tmp_path / "b", resume=True))
+    resumed.fit(sub, [], audio)
+    np.testing.assert_array_equal(resumed.score(test[:8], audio), expected)
