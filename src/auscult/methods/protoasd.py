@@ -245,6 +245,10 @@ class ProtoASD(Method):
         self.classes = sorted({attribute_class(c) for c in train})
         cid = {k: i for i, k in enumerate(self.classes)}
         targets = [cid[attribute_class(c)] for c in train]
+        if len(self.classes) < 2:
+            log.warning("protoasd: the %d training clips form a single attribute class (%s): the prototype losses "
+                        "carry no training signal, the embedding stays close to its initialisation; fit several "
+                        "sections/attribute sets together (model_per: machine or all)", len(train), self.classes[0])
         self.frontend = self.frontend.to(self.device)
         self.norm = self._feature_stats(train, audio)
         self.net = self._build_net()
