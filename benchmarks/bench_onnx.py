@@ -23,11 +23,10 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_stream import SR, make_bundles  # noqa: E402
+from bench_stream import make_bundles  # noqa: E402
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:

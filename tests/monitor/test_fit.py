@@ -105,6 +105,8 @@ def test_any_rate_and_channel_count(tmp_path):
         warnings.simplefilter("ignore")
         b, rep = fit_bundle(d, None, FitConfig(window_s=1.0, calibration_fraction=0.4))
     assert b.sample_rate == SR and rep.machines["stereo"]["n_recordings"] == 8
+    assert rep.machines["stereo"]["source_sample_rates"] == [44100]
+    assert rep.machines["stereo"]["source_channels"] == [2]
     assert [p.endswith("broken.wav") for p, _ in rep.skipped] == [True]
 
 
@@ -161,3 +163,21 @@ def test_fit_cli_json(fan_dir, tmp_path):
     assert out.is_file()
     res = CliRunner().invoke(app, ["fit", str(fan_dir), "--out", str(out), "--method", "nope"])
     assert res.exit_code != 0
+
+
+def test_several_machines_in_one_bundle(tmp_path):
+    for m, seed in (("fan-1", 300), ("fan-2", 400)):
+        for i in range(8):
+            write_wav(tmp_path / "plant" / m / f"r{i}.wav", render(seed + i, duration=2.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b, rep = fit_bundle(tmp_path / "plant", tmp_path / "plant.auscult", FitConfig(window_s=0.5))
+    assert b.machine_ids == ["fan-1", "fan-2"] and sorted(rep.machines) == ["fan-1", "fan-2"]
+    from auscult.monitor.bundle import load_bundle
+
+    loaded = load_bundle(tmp_path / "plant.auscult")
+    x = render(999, duration=2.0)
+    r1, r2 = loaded.score_waveform(x, SR, machine="fan-1"), loaded.score_waveform(x, SR, machine="fan-2")
+    assert (r1.machine, r2.machine) == ("fan-1", "fan-2") and r1.threshold != r2.threshold
+    with pytest.raises(ConfigError, match="holds 2 machines"):
+        loaded.score_waveform(x, SR)

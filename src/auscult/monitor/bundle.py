@@ -40,12 +40,12 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from .. import __version__
-from ..errors import AudioError, CheckpointError, ConfigError, DataError, EmptyAudioError, NonFiniteAudioError
+from ..errors import CheckpointError, ConfigError, DataError, EmptyAudioError, NonFiniteAudioError
 
 __all__ = ["Bundle", "MachineModel", "ScoreResult", "Explanation", "load_bundle", "save_bundle", "cut_windows",
            "BUNDLE_FORMAT", "BUNDLE_FORMAT_VERSION", "BundleVersionWarning"]
@@ -304,12 +304,7 @@ class Bundle:
 
         name, mm = self.model(machine)
         x = decode_audio(path, AudioConfig(sample_rate=self.sample_rate))
-        try:
-            return self._score(x, self.sample_rate, name, mm, str(path))
-        except AudioError:
-            raise
-        except DataError as exc:
-            raise DataError(str(exc)) from None
+        return self._score(x, self.sample_rate, name, mm, str(path))
 
     def explain_waveform(self, wave: np.ndarray, sample_rate: int, machine: Optional[str] = None) -> Explanation:
         """Per-frame anomaly curve and time-frequency map of a waveform (scored as one clip).

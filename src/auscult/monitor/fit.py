@@ -255,13 +255,28 @@ def _decode_all(files: Sequence[Path], sr: int, skipped: list[tuple[str, str]]) 
     out = []
     cfg = AudioConfig(sample_rate=sr)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResampleWarning)  # counted below instead
+        warnings.simplefilter("ignore", ResampleWarning)  # one per file would flood; the report lists the rates
         for p in files:
             try:
                 out.append((p, decode_audio(p, cfg)))
             except AudioError as exc:
                 skipped.append((str(p), exc.reason + (f" ({exc.fix})" if exc.fix else "")))
     return out
+
+
+def _source_formats(files: Sequence[Path]) -> dict[str, list[int]]:
+    """The sample rates and channel counts found in the files' headers (for the fit report)."""
+    import soundfile as sf
+
+    rates, channels = set(), set()
+    for p in files:
+        try:
+            i = sf.info(str(p))
+        except Exception:  # unreadable files are reported by the decoder
+            continue
+        rates.add(int(i.samplerate))
+        channels.add(int(i.channels))
+    return {"source_sample_rates": sorted(rates), "source_channels": sorted(channels)}
 
 
 def _windows(waves: Sequence[np.ndarray], n: int) -> list[np.ndarray]:
@@ -390,6 +405,7 @@ def fit_bundle(data: Union[str, Path], out: Union[str, Path, None] = None, confi
             raise DataError(f"{m}: none of its {len(files)} recording(s) could be decoded; first problem: "
                             f"{skipped[-1][0]}: {skipped[-1][1]}")
         models[m] = _fit_machine(m, recs, config, skipped, log)
+        models[m].fit_info.update(_source_formats([p for p, _ in recs]))
     info = {"data": str(Path(data).resolve()), "config": {k: v for k, v in asdict(config).items()},
             "skipped": len(skipped)}
     bundle = Bundle(models, config.sample_rate, config.window_s, config.scoring_hop_s, info=info)

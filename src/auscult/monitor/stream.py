@@ -32,7 +32,6 @@ the device (samples lost) is a gap. Without it, pipe any capture tool into ``--i
 from __future__ import annotations
 
 import collections
-import math
 import os
 import queue
 import select
