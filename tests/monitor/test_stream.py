@@ -59,6 +59,7 @@ def test_windows_hops_and_times():
     assert [(w["time"], w["end"]) for w in wins] == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0), (1.5, 2.5), (2.0, 3.0),
                                                      (2.5, 3.5), (3.0, 4.0)]
     assert all(w["score"] == pytest.approx(0.1, rel=1e-5) and not w["decision"] for w in wins)
+    assert all(abs(w["at"] - time.time()) < 60 for w in wins)  # a live stream: wall-clock time too
     end = evs[-1]
     assert end["type"] == "end" and end["windows"] == 7 and end["audio_seconds"] == 4.0
 

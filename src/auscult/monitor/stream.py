@@ -8,7 +8,7 @@ false alarms at the window's expected rate do not page anyone).
 Event lines (one JSON object each; ``time``/``end`` in seconds from the start of the source)::
 
     {"type": "window", "source": "-", "time": 0.0, "end": 5.0, "score": 1.23, "decision": false,
-     "threshold": 2.5, "alert": false, "positives": 0}
+     "threshold": 2.5, "alert": false, "positives": 0, "at": 1763712000.123}   # "at": live inputs only
     {"type": "alert", "source": "-", "state": "on", "time": 40.0}       # and "off" when it clears
     {"type": "gap", "source": "-", "time": 12.5, "reason": "...", "seconds": 1.0}
     {"type": "bad_chunk", "source": "-", "time": 20.0, "reason": "..."}
@@ -115,6 +115,7 @@ class StreamScorer:
         self._buf_start = 0  # sample index (in the source's timeline) of _buf[0]
         self._pos = 0        # samples seen (including gaps we know the length of)
         self._total = 0      # samples read over all sources (for duration_s)
+        self.live = False    # stdin / microphone: events also carry the wall-clock time "at"
         self._recent: collections.deque = collections.deque(maxlen=int(self.config.n))
         self.alert = False
         self.counts = {"windows": 0, "alerts": 0, "gaps": 0, "bad_chunks": 0, "errors": 0, "anomalous_windows": 0}
@@ -158,6 +159,8 @@ class StreamScorer:
         ev = [{"type": "window", "source": self.source, "machine": self.machine, "time": self._t(start),
                "end": self._t(start + w.size), "score": score, "decision": decision, "threshold": thr,
                "alert": False, "positives": positives}]
+        if self.live:  # wall-clock time the window was scored (Unix seconds): when it happened
+            ev[0]["at"] = round(time.time(), 3)
         state = positives >= int(self.config.k)
         if state != self.alert:
             self.alert = state
@@ -241,6 +244,7 @@ def watch_pcm(stream: BinaryIO, scorer: StreamScorer, config: WatchConfig) -> It
     from ..audio import resample
 
     dtype, scale = PCM_FORMATS[config.format]
+    scorer.live = True
     frame = np.dtype(dtype).itemsize * int(config.channels)
     chunk_frames = max(1, int(round(config.chunk_s * config.rate)))
     want = chunk_frames * frame
@@ -370,6 +374,7 @@ def watch_microphone(device: Optional[str], scorer: StreamScorer, config: WatchC
     if device is not None and device.isdigit():
         dev = int(device)
     scorer.restart(f"mic:{device}" if device else "mic")
+    scorer.live = True
     with sd.InputStream(samplerate=rate, channels=channels, dtype="float32", device=dev,
                         blocksize=max(1, int(round(config.chunk_s * rate))), callback=callback):
         while not scorer.done:
