@@ -63,7 +63,7 @@ def test_beats_chance_on_small_synthetic_preset(small_synth, audio):
         train = small_synth.select(machine=machine, split="train")
         test = small_synth.select(machine=machine, split="test")
         m = build_method("autoencoder", {"model": {"normalize": True}, "score": {"kind": "mahalanobis"},
-                                         "train": {"epochs": 20, "batch_size": 256}}, FitContext(quiet=True))
+                                         "train": {"epochs": 10, "batch_size": 256}}, FitContext(quiet=True))
         m.fit(train, [], audio)
         aucs["mahalanobis"][machine] = auc(_labels(test), m.score(test, audio))
         aucs["mse"][machine] = auc(_labels(test), m.residual_summary(test, audio)[0])

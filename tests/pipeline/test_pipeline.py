@@ -259,3 +259,21 @@ def test_list_and_errors_are_one_line(tmp_path):
     assert res.exit_code != 0 and "unknown recipe" in str(res.exception)
     res = runner.invoke(app, ["score", str(tmp_path / "m.auscult")])
     assert res.exit_code != 0 and "audio files" in str(res.exception)
+
+
+def test_demo_end_to_end_small(tmp_path, wave_cache):
+    """`auscult demo` (here shrunk: one machine, a third of the clips, 2 epochs) ends with a report."""
+    import io
+
+    from rich.console import Console
+
+    from auscult import api
+
+    buf = io.StringIO()
+    rd, result = api.demo(tmp_path / "demo", epochs=2, workers=1, machines=["fan"], scale=0.3,
+                          console=Console(file=buf, width=120), cache_dir=wave_cache)
+    text = buf.getvalue()
+    assert (Path(rd) / "report.html").is_file() and str(Path(rd) / "report.html") in text
+    assert "official score" in text and "fan" in text
+    assert result.official_score is not None
+    assert (tmp_path / "demo" / "data" / "dev_data" / "fan" / "train").is_dir()
