@@ -277,3 +277,25 @@ def test_demo_end_to_end_small(tmp_path, wave_cache):
     assert "official score" in text and "fan" in text
     assert result.official_score is not None
     assert (tmp_path / "demo" / "data" / "dev_data" / "fan" / "train").is_dir()
+
+
+def test_evaluation_names_need_and_use_ground_truth(tmp_path, wave_cache):
+    """Anonymised eval-set names: scoring works without labels; evaluation asks for the official
+    ground truth and then joins it by name."""
+    from auscult import pipeline
+    from auscult.data.synth import generate_dataset
+    from auscult.errors import ConfigError
+
+    data = generate_dataset("demo", tmp_path / "data", seed=1, machines=["fan"], scale=0.4, duration=2.0,
+                            workers=1, probe=False, eval_names=True)
+    rd, result = pipeline.run("synthetic/autoencoder", data, tmp_path / "run", overrides=["train.epochs=1"],
+                              device="cpu", quiet=True, cache_dir=wave_cache)
+    assert result is None and not (rd / "ground_truth").exists()
+    names = _read_two_col(rd / "submission" / "anomaly_score_fan_section_00_test.csv")
+    assert names and all(n.startswith("section_00_") for n in names)
+    with pytest.raises(ConfigError, match="--ground-truth"):
+        pipeline.evaluate(rd)
+    res = CliRunner().invoke(app, ["evaluate", str(rd), "--ground-truth", str(data)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert json.loads((rd / "report" / "result.json").read_text())["official_score"] is not None
+    assert (rd / "report.html").is_file()
