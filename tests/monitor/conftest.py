@@ -1,37 +1,19 @@
 """Fixtures for the monitoring tests: simulated fan recordings and bundles fitted on them (built once).
-
-Fault-injection clips come from the simulator (``render_clip(..., return_info=True)``), whose
-metadata records the fault's time window and frequency band.
-"""
+The helpers live in monitor_testlib.py."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-SR = 16000
-REC_S = 3.0        # seconds per simulated recording
-WINDOW_S = 1.5     # bundle window: 2 windows per recording
-N_RECORDINGS = 16
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
 
-
-def render(seed: int, anomaly=None, severity: float = 1.0, duration: float = REC_S, info: bool = False):
-    from auscult.data.synth import render_clip
-    from auscult.data.synth.render import unit_for
-
-    return render_clip("fan", unit=unit_for("fan", "00", 0), seed=seed, duration=duration, anomaly=anomaly,
-                       severity=severity, return_info=info)
-
-
-def write_wav(path: Path, x: np.ndarray, sr: int = SR) -> Path:
-    import soundfile as sf
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), x, sr)
-    return path
+from monitor_testlib import N_RECORDINGS, WINDOW_S, render, write_wav  # noqa: E402
 
 
 @pytest.fixture(scope="session")

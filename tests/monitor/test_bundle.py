@@ -13,7 +13,7 @@ from auscult.errors import CheckpointError, ConfigError, DataError, EmptyAudioEr
 from auscult.monitor.bundle import (BUNDLE_FORMAT_VERSION, Bundle, BundleVersionWarning, Explanation, ScoreResult,
                                     cut_windows, load_bundle, save_bundle)
 
-from conftest import SR, render, write_wav
+from monitor_testlib import SR, render, write_wav
 
 
 @pytest.fixture(params=["knn", "ae"])

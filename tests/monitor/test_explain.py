@@ -12,7 +12,7 @@ import pytest
 
 from auscult.monitor.explain import explanation_to_dict, localisation, plot_explanation
 
-from conftest import SR, render, write_wav
+from monitor_testlib import SR, render, write_wav
 
 SEEDS = range(2000, 2006)
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SR, render, write_wav
+from monitor_testlib import SR, render, write_wav
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")

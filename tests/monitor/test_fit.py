@@ -11,7 +11,7 @@ import pytest
 from auscult.errors import ConfigError, DataError
 from auscult.monitor.fit import FitConfig, calibrate_threshold, choose_method, discover_recordings, fit_bundle
 
-from conftest import SR, WINDOW_S, render, write_wav
+from monitor_testlib import SR, WINDOW_S, render, write_wav
 
 
 def test_discovery_layouts_and_skips(tmp_path):

@@ -17,7 +17,7 @@ from auscult.errors import ConfigError
 from auscult.monitor.bundle import Bundle, MachineModel
 from auscult.monitor.stream import StreamScorer, WatchConfig, watch
 
-from conftest import SR, render, write_wav
+from monitor_testlib import SR, render, write_wav
 
 
 class LevelDetector:
