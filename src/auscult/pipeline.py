@@ -178,6 +178,20 @@ def _fit_threshold(scores: np.ndarray, tcfg: Mapping[str, Any]):
     return false_alarm_threshold(scores, rate=float(tcfg["rate"]))
 
 
+def _check_threshold_inputs(ref: Sequence[Clip], tcfg: Mapping[str, Any], group: str) -> None:
+    from .eval.thresholds import MIN_SCORES
+
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for c in ref:
+        counts[(c.machine, c.section)] += 1
+    few = {f"{m} section {s}": n for (m, s), n in sorted(counts.items()) if n < MIN_SCORES}
+    if few:
+        where = "held-out" if tcfg["on"] == "holdout" else "training"
+        raise DataError(f"{group}: thresholds need at least {MIN_SCORES} {where} normal clips per section, got {few}; "
+                        + ("use threshold.on=train or a larger data.holdout" if tcfg["on"] == "holdout"
+                           else "add training clips"))
+
+
 def _progress_noop(msg: str, done: int, total: int) -> None:
     pass
 
@@ -292,12 +306,13 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
                                          key=lambda c: (c.machine, c.section, c.domain))
             else:
                 fit, val = list(gclips), []
+            ref = list(gclips) if cfg["threshold"]["on"] == "train" or not val else list(val)
+            _check_threshold_inputs(ref, cfg["threshold"], key)  # before training, not after
             ctx = FitContext(run_dir=gdir, device=device, seed=int(cfg["seed"]), group=key,
                              resume=bool(resume), quiet=quiet)
             method = build_method(cfg["method"], cfg, ctx)
             method.fit(fit, val, audio)
             # thresholds from training normals only (all of them, or only the held-out ones)
-            ref = list(gclips) if cfg["threshold"]["on"] == "train" or not val else list(val)
             ref_scores = np.asarray(method.score(ref, audio), dtype=np.float64)
             by_sec: dict[tuple[str, str], list[int]] = defaultdict(list)
             for i, c in enumerate(ref):

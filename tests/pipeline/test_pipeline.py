@@ -299,3 +299,26 @@ def test_evaluation_names_need_and_use_ground_truth(tmp_path, wave_cache):
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert json.loads((rd / "report" / "result.json").read_text())["official_score"] is not None
     assert (rd / "report.html").is_file()
+
+
+def test_threshold_on_holdout_and_early_refusal(tiny_synth, wave_cache, tmp_path):
+    from auscult import pipeline
+    from auscult.errors import DataError
+
+    # 10 % of 20 clips is too few held-out scores for a threshold: refused before any training
+    with pytest.raises(DataError, match="threshold.on=train"):
+        pipeline.train("synthetic/autoencoder", tiny_synth, tmp_path / "few", device="cpu", quiet=True,
+                       overrides=["threshold.on=holdout", "data.machines=[fan]"], cache_dir=wave_cache)
+    assert not list((tmp_path / "few").glob("models/*/checkpoints/*.pt"))
+    rd = pipeline.train("synthetic/autoencoder", tiny_synth, tmp_path / "ok", device="cpu", quiet=True,
+                        overrides=["threshold.on=holdout", "data.holdout=0.3", "data.machines=[fan]",
+                                   "train.epochs=1", "threshold.method=percentile"], cache_dir=wave_cache)
+    thr = json.loads((rd / "thresholds.json").read_text())["fan/00"]
+    held = torch_load_val(rd / "models" / "fan" / "model.pt")
+    assert thr["method"] == "percentile" and thr["fitted_on"] == "holdout" and thr["n_scores"] == len(held) >= 5
+
+
+def torch_load_val(path: Path) -> list[str]:
+    import torch
+
+    return torch.load(path, weights_only=False)["val_clips"]
