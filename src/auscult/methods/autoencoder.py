@@ -178,7 +178,9 @@ class AutoencoderMethod(Method):
     def _device(self):
         from ..engine import resolve_device
 
-        return resolve_device(self.context.device or self.train_cfg["device"])
+        # an explicit device (CLI --device cuda, FitContext(device="cpu")) wins over the recipe's train.device
+        dev = self.context.device
+        return resolve_device(self.train_cfg["device"] if dev in (None, "", "auto") else dev)
 
     def _build_net(self):
         from ..nets import NETS
