@@ -233,6 +233,15 @@ def test_fit_is_well_formed_and_round_trips(fitted, easy):
     with pytest.raises(DataError, match="section"):
         other = [c.__class__(**{**c.__dict__, "section": "07"}) for c in test[:1]]
         method.score(other, audio)
+    # training clips are scored leave-one-out: distance to the nearest *other* training clip of
+    # their section and domain set (not 0), so thresholds fitted on them are meaningful
+    tr = [c for c in train if c.section == "00"]
+    got = method.score(tr[:4], audio)
+    emb = method.embed(tr, audio)
+    for i in range(4):
+        same = [j for j, c in enumerate(tr) if j != i and c.domain == tr[i].domain]
+        assert got[i] == pytest.approx(min(float(np.linalg.norm(emb[i] - emb[j])) for j in same), rel=1e-5)
+        assert got[i] > 0
 
 
 def test_loss_goes_down(fitted):

@@ -169,6 +169,16 @@ def test_fit_is_well_formed_and_round_trips(fitted, easy):
             if c.section == sec:
                 d = [float(np.sqrt((emb_te[j] - p) @ prec @ (emb_te[j] - p))) for p in protos]
                 assert scores[j] == pytest.approx(min(d), rel=1e-6)
+    # a training clip is scored leave-one-out: prototypes and covariance without it
+    sec_rows = [i for i, c in enumerate(train) if c.section == "00"]
+    k = sec_rows[0]
+    rest = [i for i in sec_rows if i != k]
+    x = emb_tr[rest].astype(np.float64)
+    prec = np.linalg.inv(estimate_covariance(x, "ledoit-wolf"))
+    names = sorted({attribute_class(train[i]) for i in rest})
+    protos = [x[[attribute_class(train[i]) == n for i in rest]].mean(0) for n in names]
+    want = min(float(np.sqrt((emb_tr[k] - p) @ prec @ (emb_tr[k] - p))) for p in protos)
+    assert method.score([train[k]], audio)[0] == pytest.approx(want, rel=1e-5)
     fresh = build_method("protoasd", small_config(), FitContext(seed=0, quiet=True))
     fresh.load_state_dict(copy.deepcopy(method.state_dict()))
     np.testing.assert_array_equal(fresh.score(test, audio), scores)

@@ -590,7 +590,7 @@ class CLSIA(Method):
 
     def _fit_backend(self, train: Sequence[Clip], audio: Any) -> None:
         self.train_embeddings = self.embed(train, audio)
-        self.train_meta = nu.clip_meta(train)
+        self.train_meta = [{**r, "path": str(c.path)} for r, c in zip(nu.clip_meta(train), train)]
         self.backend = nu.build_backend(self.backend_cfg, BACKEND_DEFAULT)
         self.backend.fit(self.train_embeddings, nu.meta_from_state(self.train_meta))
 
@@ -645,7 +645,34 @@ class CLSIA(Method):
         if not clips:
             return np.zeros(0, dtype=np.float64)
         emb = self.embed(clips, audio)
-        return np.asarray(self.backend.score(emb, BackendMeta.from_clips(clips)), dtype=np.float64)
+        scores = np.asarray(self.backend.score(emb, BackendMeta.from_clips(clips)), dtype=np.float64)
+        if self.backend_cfg.get("name") == "knn":
+            self._leave_one_out(clips, emb, scores)
+        return scores
+
+    def _leave_one_out(self, clips: Sequence[Clip], emb: np.ndarray, scores: np.ndarray) -> None:
+        """Score clips the back-end was fitted on against the *other* training clips of their section.
+
+        A training clip is its own nearest neighbour (distance 0), so thresholds fitted on
+        training-normal scores would flag nearly every test clip. Each in-sample clip is re-scored by
+        a kNN fitted on its section's training rows without it (only for ``knn``: its fit is a copy,
+        so this costs one pass over the section per clip). The network itself has still seen the clip.
+        """
+        from ..backends import BackendMeta
+
+        index = {r.get("path"): j for j, r in enumerate(self.train_meta) if r.get("path")}
+        sect = np.array([f"{r['machine']}/{r['section']}" for r in self.train_meta])
+        for i, c in enumerate(clips):
+            j = index.get(str(c.path))
+            if j is None:
+                continue
+            rows = np.flatnonzero((sect == sect[j]) & (np.arange(len(sect)) != j))
+            try:
+                be = nu.build_backend(self.backend_cfg, BACKEND_DEFAULT)
+                be.fit(self.train_embeddings[rows], nu.meta_from_state([self.train_meta[r] for r in rows]))
+                scores[i] = float(be.score(emb[i:i + 1], BackendMeta.from_clips([c]))[0])
+            except DataError:  # too few rows left (e.g. the only target clip): keep the in-sample score
+                continue
 
     # ---- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -27,6 +27,8 @@ every ``crop_hop`` (32) frames (our choice; the paper does not say how crops are
 score is the minimum Mahalanobis distance to the attribute prototypes of the clip's section (both
 domains; prototype = mean clip embedding of the class), with one covariance estimated from all of
 the section's training embeddings (Ledoit-Wolf shrinkage by default, since target classes are tiny).
+A clip that was in the training set is scored leave-one-out (prototypes and covariance without it),
+so thresholds fitted on training-normal scores are not biased by in-sample distances.
 """
 
 from __future__ import annotations
@@ -259,7 +261,7 @@ class ProtoASD(Method):
         self.net.eval()
         self.train_embeddings = self.embed(train, audio)
         self.train_meta = nu.clip_meta(train)
-        self.train_meta = [{**r, "class": attribute_class(c)} for r, c in zip(self.train_meta, train)]
+        self.train_meta = [{**r, "class": attribute_class(c), "path": str(c.path)} for r, c in zip(self.train_meta, train)]
         self._fit_prototypes()
         return self
 
@@ -343,23 +345,25 @@ class ProtoASD(Method):
         return trainer.fit()
 
     # ---- back-end: Mahalanobis to the section's attribute prototypes -----------------------------
-    def _fit_prototypes(self) -> None:
+    def _section_model(self, x: np.ndarray, cls: Sequence[str], key: str) -> dict[str, np.ndarray]:
+        """Prototypes (class means) and the precision of one section's training embeddings."""
         from ..backends.mahalanobis import estimate_covariance, precision_matrix
 
+        if len(x) < 2:
+            raise DataError(f"protoasd: section {key} has {len(x)} training clip(s); a covariance needs at least 2")
+        names = sorted(set(cls))
+        means = np.stack([x[[c == n for c in cls]].mean(0) for n in names])
+        cov = estimate_covariance(x, str(self.opts["shrinkage"]))
+        return {"names": np.array(names), "means": means, "precision": precision_matrix(cov)}
+
+    def _fit_prototypes(self) -> None:
         assert self.train_embeddings is not None
         x = self.train_embeddings.astype(np.float64)
         self.sections = {}
-        keys = [f"{r['machine']}/{r['section']}" for r in self.train_meta]
+        keys = np.array([f"{r['machine']}/{r['section']}" for r in self.train_meta])
         for key in sorted(set(keys)):
-            rows = np.array([k == key for k in keys])
-            xs = x[rows]
-            cls = [r["class"] for r, m in zip(self.train_meta, rows) if m]
-            names = sorted(set(cls))
-            means = np.stack([xs[[c == n for c in cls]].mean(0) for n in names])
-            if len(xs) < 2:
-                raise DataError(f"protoasd: section {key} has {len(xs)} training clip(s); a covariance needs at least 2")
-            cov = estimate_covariance(xs, str(self.opts["shrinkage"]))
-            self.sections[key] = {"names": np.array(names), "means": means, "precision": precision_matrix(cov)}
+            rows = np.flatnonzero(keys == key)
+            self.sections[key] = self._section_model(x[rows], [self.train_meta[r]["class"] for r in rows], key)
 
     # ---- embed / score -------------------------------------------------------------------------
     @torch.no_grad()
@@ -397,8 +401,21 @@ class ProtoASD(Method):
                                 f"(fitted: {sorted(self.sections)})")
         emb = self.embed(clips, audio).astype(np.float64)
         out = np.zeros(len(clips), dtype=np.float64)
+        index = {r.get("path"): j for j, r in enumerate(self.train_meta) if r.get("path")}
+        keys = np.array([f"{r['machine']}/{r['section']}" for r in self.train_meta])
         for i, c in enumerate(clips):
-            s = self.sections[f"{c.machine}/{c.section}"]
+            key = f"{c.machine}/{c.section}"
+            s = self.sections[key]
+            j = index.get(str(c.path))
+            if j is not None:
+                # a training clip: prototypes and covariance without it (leave-one-out), so thresholds
+                # fitted on training-normal scores are not biased low by in-sample distances
+                rows = np.flatnonzero((keys == key) & (np.arange(len(keys)) != j))
+                try:
+                    x = np.asarray(self.train_embeddings, dtype=np.float64)[rows]
+                    s = self._section_model(x, [self.train_meta[r]["class"] for r in rows], key)
+                except DataError:
+                    pass
             d2 = np.stack([mahalanobis_sq(emb[i:i + 1], m, s["precision"]) for m in s["means"]], 1)
             out[i] = float(np.sqrt(d2.min()))
         return out
