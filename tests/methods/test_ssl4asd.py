@@ -1,0 +1,218 @@
+"""SSL4ASD: feature exchange swaps exactly one branch, the label layout of the training step, a short
+run on a tiny synthetic set (loss decreasing, well-formed scores, state round trip, beats chance on
+easy anomalies), the k-means back-end, ensembles and the recipes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from auscult.data.source import AudioSource
+from auscult.errors import ConfigError, DataError
+from auscult.methods import FitContext, build_method
+from auscult.recipes import load_recipe
+
+MACHINES = ("bearing", "gearbox", "pump")
+
+
+def tiny_synth(tmp_path_factory) -> Path:
+    """3 machines, 25 training clips each, 5 s, easy anomalies (severity 0.9-1); generated once per worker."""
+    from auscult.data.synth import generate_dataset
+
+    root = tmp_path_factory.getbasetemp() / "methods_tiny_synth_5s_bgp"
+    if not (root / "synth_config.json").is_file():
+        tmp = root.with_name(root.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        generate_dataset("demo", tmp, seed=3, machines=MACHINES, scale=0.5, duration=5.0,
+                         severity_range=(0.9, 1.0), workers=1, overwrite=True, probe=False)
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from auscult.data.index import DatasetIndex
+
+    idx = DatasetIndex.scan(tiny_synth(tmp_path_factory))
+    train = sorted(idx.select(split="train"), key=lambda c: str(c.path))
+    test = sorted(idx.select(split="test"), key=lambda c: str(c.path))
+    return train, test
+
+
+def recipe(**train):
+    cfg = load_recipe("synthetic/ssl4asd")
+    cfg["train"] = {**cfg["train"], "batch_size": 8, "log_every": 0, **train}
+    cfg["backend"] = {**cfg["backend"], "n_init": 2}
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def audio():
+    return AudioSource(load_recipe("synthetic/ssl4asd")["audio"], memory=True)
+
+
+@pytest.fixture(scope="module")
+def fitted(data, audio):
+    train, _ = data
+    cfg = recipe(epochs=4)
+    return build_method("ssl4asd", cfg, FitContext(seed=0, quiet=True)).fit(train, [], audio), cfg
+
+
+def _model(method, n_classes=4, n_samples=80000, seed=0):
+    method.n_samples = n_samples
+    method.classes = [f"c{i}" for i in range(n_classes)]
+    torch.manual_seed(seed)
+    return method._build_model(seed)
+
+
+def test_feature_exchange_swaps_exactly_one_branch():
+    cfg = recipe()
+    cfg["augment"] = {"mixup": {"p": 0.0}, "statistics_exchange": {"p": 0.0}, "feature_exchange": {"p": 0.5}}
+    m = build_method("ssl4asd", cfg, FitContext(quiet=True))
+    model = _model(m).train()
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(12, 80000, generator=g) * 0.1
+    y = torch.arange(12) % 4
+    parts = m.training_losses(model, x, y, generator=g, return_parts=True)
+    emb, new, y9 = parts["emb"], parts["emb_new"], parts["y9"]
+    h = model.split
+    assert h == 128 and emb.shape == (12, 256)
+    # the spectrum half is never touched
+    torch.testing.assert_close(new[:, :h], emb[:, :h], rtol=0, atol=0)
+    swapped = ~torch.isclose(new[:, h:], emb[:, h:]).all(1)
+    assert 0 < int(swapped.sum()) < 12  # p = 0.5: some rows exchanged, some not
+    c = 4
+    for i in range(12):
+        if swapped[i]:
+            # the spectrogram half is exactly another row's spectrogram half
+            partner = [j for j in range(12) if j != i and torch.equal(new[i, h:], emb[j, h:])]
+            assert len(partner) == 1
+            j = partner[0]
+            # labels: feature-exchange blocks 1 (own class, 1/2) and 2 (partner's class, 1/2); no statex
+            expect = torch.zeros(9 * c)
+            expect[1 * 3 * c + 0 * c + int(y[i])] += 0.5
+            expect[2 * 3 * c + 0 * c + int(y[j])] += 0.5
+            torch.testing.assert_close(y9[i], expect)
+        else:
+            torch.testing.assert_close(new[i], emb[i], rtol=0, atol=0)
+            expect = torch.zeros(9 * c)
+            expect[int(y[i])] = 1.0
+            torch.testing.assert_close(y9[i], expect)
+
+
+def test_training_step_labels_compose_mixup_and_statistics_exchange():
+    cfg = recipe()
+    cfg["augment"] = {"mixup": {"p": 1.0}, "statistics_exchange": {"p": 1.0}, "feature_exchange": {"p": 0.0}}
+    m = build_method("ssl4asd", cfg, FitContext(quiet=True))
+    model = _model(m).train()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(8, 80000, generator=g) * 0.1
+    y = torch.arange(8) % 4
+    parts = m.training_losses(model, x, y, generator=g, return_parts=True)
+    c = 4
+    # mixed labels: each row sums to one, at most two classes
+    torch.testing.assert_close(parts["y_mix"].sum(1), torch.ones(8))
+    assert ((parts["y_mix"] > 0).sum(1) <= 2).all()
+    # every row statistics-exchanged (p = 1): the 3C labels sit in blocks 1 and 2, half each
+    y3 = parts["y3"]
+    assert torch.all(y3[:, :c] == 0)
+    torch.testing.assert_close(y3[:, c:2 * c], 0.5 * parts["y_mix"])
+    torch.testing.assert_close(y3[:, c:].sum(1), torch.ones(8))
+    # no feature exchange: 9C labels are the 3C labels in block 0
+    torch.testing.assert_close(parts["y9"][:, :3 * c], y3)
+    assert torch.all(parts["y9"][:, 3 * c:] == 0)
+    assert torch.isfinite(parts["loss"]) and parts["loss"].requires_grad
+
+
+def test_fit_loss_decreases_and_scores(fitted, data, audio):
+    m, cfg = fitted
+    train, test = data
+    hist = m.history[0]
+    assert len(hist) == 4 and all(np.isfinite(h["train_loss"]) for h in hist)
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert len(m.classes) == len({(c.machine, c.section, c.domain, c.attribute_key) for c in train})
+    s = m.score(test, audio)
+    assert s.shape == (len(test),) and np.isfinite(s).all()
+    assert (s >= -1e-6).all() and (s <= 2 + 1e-6).all()  # cosine distances
+    emb = m.embed(test[:3], audio)
+    assert emb.shape == (3, 256)
+
+
+def test_state_round_trip_gives_identical_scores(fitted, data, audio):
+    m, cfg = fitted
+    _, test = data
+    again = build_method("ssl4asd", cfg, FitContext(seed=7, quiet=True))
+    again.load_state_dict(m.state_dict())
+    np.testing.assert_array_equal(again.score(test, audio), m.score(test, audio))
+
+
+def test_backend_is_min_cosine_distance_to_kmeans_and_target_centres(fitted, data, audio):
+    """Independent reference for one section: k-means means of source embeddings (from the fitted
+    back-end) plus every target training embedding; score = min cosine distance."""
+    m, _ = fitted
+    train, test = data
+    mach = "bearing"
+    tr = [c for c in train if c.machine == mach]
+    te = [c for c in test if c.machine == mach]
+    e_tr, e_te = m.embed(tr, audio).astype(np.float64), m.embed(te, audio).astype(np.float64)
+    norm = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    be = m.backends[0]
+    state = next(st for k, st in be.groups_.items() if mach in k)
+    centres = [np.asarray(a, dtype=np.float64) for a in state.values() if np.ndim(a) == 2]
+    tgt = norm(e_tr[[c.domain == "target" for c in tr]])
+    # one of the stored centre sets must be exactly the target training embeddings
+    assert any(c.shape == tgt.shape and np.allclose(norm(c), tgt, atol=1e-5) for c in centres)
+    ref = (1 - norm(e_te) @ norm(np.concatenate(centres)).T).min(1)
+    np.testing.assert_allclose(m.score(te, audio), ref, atol=1e-5)
+
+
+def test_beats_chance_on_easy_anomalies(fitted, data, audio):
+    from auscult.eval.metrics import auc
+
+    m, _ = fitted
+    _, test = data
+    s = m.score(test, audio)
+    aucs = {mach: auc([test[i].label == "anomaly" for i, c in enumerate(test) if c.machine == mach],
+                      s[[i for i, c in enumerate(test) if c.machine == mach]]) for mach in MACHINES}
+    assert np.mean(list(aucs.values())) > 0.6, aucs
+
+
+def test_ensemble_averages_members(data, audio):
+    train, test = data
+    cfg = recipe(epochs=1, batch_size=16)
+    cfg["ensemble"] = {"size": 2}
+    m = build_method("ssl4asd", cfg, FitContext(seed=0, quiet=True)).fit(train[:32], [], audio)
+    assert len(m.models) == 2 and len(m.history) == 2
+    w0 = next(iter(m.models[0].net.parameters()))
+    w1 = next(iter(m.models[1].net.parameters()))
+    assert not torch.equal(w0, w1)  # independently initialised (seeds 0 and 1)
+    clips = [c for c in test if c.machine in {c.machine for c in train[:32]}][:6]
+    per = [m.backends[i].score(m._embed_with(m.models[i], clips, audio),
+                               __import__("auscult.backends", fromlist=["BackendMeta"]).BackendMeta.from_clips(clips))
+           for i in range(2)]
+    np.testing.assert_allclose(m.score(clips, audio), (per[0] + per[1]) / 2, rtol=1e-12)
+
+
+def test_errors_and_recipes(data):
+    train, _ = data
+    paper = load_recipe("dcase2023/ssl4asd")
+    assert paper["train"]["epochs"] == 10 and paper["train"]["batch_size"] == 64 and paper["train"]["lr"] == 1e-3
+    assert paper["loss"]["n_subclusters"] == 16 and paper["backend"]["n_clusters"] == 16
+    assert paper["augment"]["mixup"] == {"alpha": 1.0, "dist": "uniform", "p": 0.5}
+    assert paper["model_per"] == "all"
+    with pytest.raises(ConfigError, match="ensemble.size"):
+        build_method("ssl4asd", {**paper, "ensemble": {"size": 0}})
+    with pytest.raises(ConfigError, match="dual-branch"):
+        build_method("ssl4asd", {**paper, "net": {"name": "mobilefacenet"}})
+    with pytest.raises(ConfigError, match="unknown setting"):
+        build_method("ssl4asd", {**paper, "augment": {"cutmix": {}}})
+    short = AudioSource({"length": "crop", "duration": 2.0})
+    with pytest.raises(ConfigError, match="too short"):
+        build_method("ssl4asd", recipe(epochs=1), FitContext(quiet=True)).fit(train[:4], [], short)
+    with pytest.raises(DataError, match="at least 2"):
+        build_method("ssl4asd", recipe(), FitContext(quiet=True)).fit(train[:1], [], short)
