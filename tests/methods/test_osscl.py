@@ -1,0 +1,264 @@
+"""OS-SCL: short runs on a tiny synthetic set (well-formed outputs, learning, state round trip,
+beats chance on easy anomalies), the cross-entropy score against its definition, the TFSTgram
+variant, the embedding back-end option and the recipes."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from auscult.data.source import AudioSource
+from auscult.errors import CheckpointError, ConfigError, DataError
+from auscult.methods import FitContext, build_method
+from auscult.recipes import load_recipe
+
+MACHINES = ("pump", "gearbox")
+SECTIONS = ("00", "01", "02")
+
+
+def tiny_synth(tmp_path_factory) -> Path:
+    """DCASE 2022 layout: 2 machine types x 3 sections (machine units), 12 source + 2 target training
+    clips and 4 + 4 test clips per domain per section, 5 s, easy anomalies (severity 0.9-1).
+
+    OS-SCL's classes are machine type x section, so telling apart units of the same type is its
+    proxy task (DCASE 2020: machine IDs), as the method is designed; generated once per worker."""
+    from auscult.data.synth import Preset, generate_dataset
+
+    root = tmp_path_factory.getbasetemp() / "osscl_tiny_synth_units"
+    if not (root / "synth_config.json").is_file():
+        tmp = root.with_name(root.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        preset = Preset("tiny-units", "dcase2022", MACHINES, SECTIONS, 12, 2, 4, 4, 5.0)
+        generate_dataset(preset, tmp, seed=3, severity_range=(0.9, 1.0), workers=1, overwrite=True, probe=False)
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from auscult.data.index import DatasetIndex
+
+    idx = DatasetIndex.scan(tiny_synth(tmp_path_factory))
+    train = sorted(idx.select(split="train"), key=lambda c: str(c.path))
+    test = sorted(idx.select(split="test"), key=lambda c: str(c.path))
+    val = train[::14]
+    fit = [c for c in train if c not in val]
+    return fit, val, test
+
+
+def recipe(**train):
+    """The synthetic recipe made smaller still: 2 s crops, 32 mels."""
+    cfg = load_recipe("synthetic/osscl")
+    cfg["audio"] = {**cfg["audio"], "duration": 2.0}
+    cfg["features"] = {**cfg["features"], "n_mels": 32}
+    cfg["train"] = {**cfg["train"], "batch_size": 16, "log_every": 0, **train}
+    return cfg
+
+
+def audio_for(cfg):
+    return AudioSource(cfg["audio"], memory=True)
+
+
+def aucs_per_section(test, scores):
+    from auscult.eval.metrics import auc
+
+    out = {}
+    for key in sorted({(c.machine, c.section) for c in test}):
+        idx = [i for i, c in enumerate(test) if (c.machine, c.section) == key]
+        out[key] = auc([test[i].label == "anomaly" for i in idx], scores[idx])
+    return out
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    fit, val, _ = data
+    cfg = recipe(epochs=4)
+    audio = audio_for(cfg)
+    m = build_method("osscl", cfg, FitContext(seed=0, quiet=True)).fit(fit, val, audio)
+    return m, cfg, audio
+
+
+def test_fit_history_and_classes(fitted, data):
+    m, cfg, _ = fitted
+    fit, val, _ = data
+    assert m.classes == sorted({f"{c.machine}/{c.section}" for c in fit})
+    assert len(m.history) == 4
+    assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in m.history)
+    # model selection on the held-out normals: the kept epoch has the lowest held-out loss
+    best = min(range(4), key=lambda e: m.history[e]["val_loss"])
+    assert m.selected == f"best epoch {best} + BN recalibrated"
+
+
+def test_loss_decreases(fitted, data):
+    """The classifier learns: on a fixed batch without mixup (lam = 1, batch statistics) the
+    Noisy-ArcMix term is lower for the trained network than for the network as fit() initialised it.
+
+    The noisy SupCon term (tau = 0.02, labels y_a of mixed clips) is not asserted: within the ~20
+    steps of this run it does not decrease (it needs the paper's long schedule), see the report in
+    docs/methods/osscl.md."""
+    m, cfg, audio = fitted
+    fit, _, _ = data
+    clips = fit[::4][:16]  # every section
+    x = audio.batch(clips)
+    y = torch.as_tensor([m.classes.index(f"{c.machine}/{c.section}") for c in clips])
+    no_mix = copy.deepcopy(m)
+    no_mix.opts["augment"]["mixup"]["p"] = 0.0
+
+    def losses_of(state):
+        model = copy.deepcopy(m.model)
+        model.load_state_dict(state)
+        model.train()
+        with torch.no_grad():
+            out = no_mix.training_loss(model, x, y, generator=torch.Generator().manual_seed(0))
+        assert float(out["lam"]) == 1.0 and torch.isfinite(out["loss"])
+        return float(out["arcmix"]), float(out["supcon"])
+
+    init = _untrained_state(cfg, m)
+    init["mel_mean"], init["mel_std"] = m.model.mel_mean.clone(), m.model.mel_std.clone()
+    (arc0, sup0), (arc1, sup1) = losses_of(init), losses_of(m.model.state_dict())
+    assert arc1 < arc0, (arc0, arc1, sup0, sup1)
+
+
+def _untrained_state(cfg, m):
+    """The network as fit() initialises it (seed 0), before any step."""
+    other = build_method("osscl", cfg, FitContext(seed=0, quiet=True))
+    other.n_samples, other.classes = m.n_samples, list(m.classes)
+    torch.manual_seed(0)
+    return other._build_model().state_dict()
+
+
+def test_scores_well_formed_and_state_round_trip(fitted, data):
+    m, cfg, audio = fitted
+    _, _, test = data
+    s = m.score(test, audio)
+    assert s.shape == (len(test),) and s.dtype == np.float64 and np.isfinite(s).all()
+    assert (s >= 0).all()  # a cross-entropy
+    again = build_method("osscl", cfg, FitContext(seed=1, quiet=True))
+    again.load_state_dict(m.state_dict())
+    np.testing.assert_array_equal(again.score(test, audio), s)
+    assert m.score([], audio).shape == (0,)
+
+
+def test_score_is_cross_entropy_at_own_class(fitted, data):
+    """Independent reference: -log softmax(s * cos(e, W))[own class] from the embeddings in numpy."""
+    m, _, audio = fitted
+    _, _, test = data
+    clips = test[:7]
+    emb = m.embed(clips, audio).astype(np.float64)
+    w = m.model.arcmix.weight.detach().double().numpy()
+    cos = (emb / np.linalg.norm(emb, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=1, keepdims=True)).T
+    logits = m.model.arcmix.scale * cos
+    own = np.array([m.classes.index(f"{c.machine}/{c.section}") for c in clips])
+    ref = -(logits[np.arange(len(clips)), own] - np.log(np.exp(logits).sum(1)))
+    np.testing.assert_allclose(m.score(clips, audio), ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "OS-SCL's cross-entropy score does not reliably beat chance on the easy synthetic sets at a CI "
+    "budget: with classes that are easy to tell apart (here 2 types x 3 units, 14 clips each, ~20 steps) "
+    "the classifier is often MORE confident on anomalies (per-section AUCs 0.2-0.8 across seeds and "
+    "budgets, mean 0.43-0.57; see docs/methods/osscl.md). Kept as a visible expected failure, not a pass."))
+def test_beats_chance_on_easy_anomalies(fitted, data):
+    m, _, audio = fitted
+    _, _, test = data
+    aucs = aucs_per_section(test, m.score(test, audio))
+    assert np.mean(list(aucs.values())) > 0.6, aucs
+
+
+def test_head_output_is_unit_norm(fitted):
+    m, _, _ = fitted
+    m.model.eval()
+    with torch.no_grad():
+        z = m.model.head(torch.randn(5, 128))
+    np.testing.assert_allclose(z.norm(dim=1).numpy(), 1.0, rtol=1e-5)
+
+
+def test_batchnorm_recalibration_is_the_mean_over_clean_training_clips(fitted, data):
+    from auscult.methods.osscl import recalibrate_batchnorm
+
+    m, _, audio = fitted
+    fit, _, _ = data
+    # reference: the embedding batch norm's input in a train-mode pass over the same batches
+    ref = copy.deepcopy(m.model).train()
+    feats = []
+    hook = ref.net.project[1].register_forward_hook(lambda mod, inp, out: feats.append(inp[0].detach()))
+    with torch.no_grad():
+        for i in (0, 10):
+            ref(audio.batch(fit[i:i + 10]))
+    hook.remove()
+    expect = torch.stack([f.mean(dim=(0, 2, 3)) for f in feats]).mean(0)
+    model = copy.deepcopy(m.model).eval()
+    bn = model.net.project[1]  # the embedding's batch norm
+    n = recalibrate_batchnorm(model, fit[:20], audio, batch_size=10, device=torch.device("cpu"))
+    assert n > 10
+    torch.testing.assert_close(bn.running_mean, expect, rtol=1e-4, atol=1e-4)
+    assert model.training is False and bn.momentum == m.model.net.project[1].momentum
+
+
+def test_unknown_class_and_wrong_length_raise(fitted, data, tmp_path):
+    import dataclasses
+
+    m, cfg, audio = fitted
+    _, _, test = data
+    with pytest.raises(DataError, match="not trained on"):
+        m.score([dataclasses.replace(test[0], machine="fan")], audio)
+    longer = AudioSource({**cfg["audio"], "duration": 3.0})
+    with pytest.raises(DataError, match="built for"):
+        m.score(test[:2], longer)
+
+
+def test_backend_option_and_missing_embeddings(fitted, data):
+    m, cfg, audio = fitted
+    fit, val, test = data
+    cfg_b = {**cfg, "score": {"kind": "backend"}, "backend": {"name": "knn", "k": 1, "metric": "cosine"}}
+    with pytest.raises(CheckpointError, match="training embeddings"):
+        build_method("osscl", cfg_b, FitContext(quiet=True)).load_state_dict(m.state_dict())
+    cfg_b["train"] = {**cfg_b["train"], "epochs": 1}
+    mb = build_method("osscl", cfg_b, FitContext(seed=0, quiet=True)).fit(fit, [], audio)
+    s = mb.score(test, audio)
+    assert s.shape == (len(test),) and np.isfinite(s).all() and (s >= -1e-6).all()
+    again = build_method("osscl", cfg_b, FitContext(quiet=True))
+    again.load_state_dict(mb.state_dict())
+    np.testing.assert_array_equal(again.score(test, audio), s)
+    assert mb.selected == "final EMA"  # no held-out clips: the final EMA weights
+
+
+def test_tfstgram_variant_runs(data):
+    fit, val, test = data
+    cfg = load_recipe("dcase2020/osscl_tfstgram")
+    cfg["audio"] = {**cfg["audio"], "length": "crop", "duration": 2.0}
+    cfg["features"] = {**cfg["features"], "n_mels": 32, "stft_precision": "float32"}
+    cfg["net"] = {**cfg["net"], "activation": "relu"}
+    cfg["train"] = {**cfg["train"], "epochs": 1, "batch_size": 16, "lr": 1e-3, "log_every": 0,
+                    "ema": {"decay": 0.9, "warmup": True}}
+    audio = audio_for(cfg)
+    m = build_method("osscl", cfg, FitContext(seed=0, quiet=True)).fit(fit[::3], [], audio)
+    assert m.model.two_inputs and m.model.net.channels == ("logmel", "tgram", "tfgram")
+    s = m.score(test[:6], audio)
+    assert s.shape == (6,) and np.isfinite(s).all()
+
+
+def test_recipes_load_and_config_errors():
+    for name in ("dcase2020/osscl", "dcase2020/osscl_tfstgram", "synthetic/osscl"):
+        cfg = load_recipe(name)
+        assert cfg["method"] == "osscl" and cfg["model_per"] == "all"
+    paper = load_recipe("dcase2020/osscl")
+    assert paper["train"]["epochs"] == 300 and paper["train"]["lr"] == 1e-4
+    assert paper["loss"]["supcon"]["temperature"] == 0.02 and paper["loss"]["arcmix"]["margin"] == 0.7
+    assert paper["augment"]["mixup"]["alpha"] == 0.5 and paper["data"]["holdout"] == 0.05
+    assert load_recipe("dcase2020/osscl_tfstgram")["loss"]["arcmix"]["margin"] == 0.4
+    base = load_recipe("synthetic/osscl")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        build_method("osscl", {**base, "loss": {"supcon": {"tau": 0.1}}})
+    with pytest.raises(ConfigError, match="score.kind"):
+        build_method("osscl", {**base, "score": {"kind": "magic"}})
+    with pytest.raises(ConfigError, match="train.ema"):
+        build_method("osscl", {**base, "train": {**base["train"], "ema": {"decay": 0.9, "beta": 1}}})
+    with pytest.raises(ConfigError, match="before"):
+        build_method("osscl", base).score([], None)
