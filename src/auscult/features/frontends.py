@@ -8,7 +8,9 @@ of ``state_dict``.
 
 from __future__ import annotations
 
-import warnings
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -28,6 +30,11 @@ def to_db(x: torch.Tensor, eps: float) -> torch.Tensor:
     return 10.0 * torch.log10(torch.clamp(x, min=eps))
 
 
+def _to_db_(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """:func:`to_db` in place (no temporaries); for tensors that need no gradient."""
+    return x.clamp_(min=eps).log10_().mul_(10.0)
+
+
 def mel_filterbank_tensor(config: FeatureConfig, dtype=torch.float32, device=None) -> torch.Tensor:
     """:func:`mel_filterbank` as a torch tensor, cached per (config, dtype, device)."""
     key = ("mel", config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.mel_fmax,
@@ -40,29 +47,76 @@ def _exporting() -> bool:
                 or (hasattr(torch, "onnx") and torch.onnx.is_in_onnx_export()))
 
 
-#: With one CPU thread, batches are processed ~1 M samples at a time so the STFT and its power
-#: spectrum stay in cache (measured 2-3x less CPU time than one pass over 32 x 10 s clips).
-#: With several threads the batch goes in one pass: every op is an OpenMP parallel region, and
-#: on a busy machine (other processes, data-loader workers) many small regions are far slower
-#: (measured 2 threads, load 15: 8.5 s per batch in 256 k-sample chunks, 0.4 s in one pass).
-CPU_CHUNK_SAMPLES = 1 << 20
+#: CPU batches are processed in chunks of about this many samples (one 10 s clip at 16 kHz):
+#: a chunk's frames, spectrum and power stay in cache, which measured ~2x less CPU time than
+#: one pass over 32 x 10 s clips.
+CPU_CHUNK_SAMPLES = 1 << 18
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_KEY: tuple[int, int] | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A private thread pool, rebuilt after ``fork`` (data-loader workers) or a thread change."""
+    global _POOL, _POOL_KEY
+    key = (os.getpid(), workers)
+    if _POOL is None or _POOL_KEY != key:
+        _POOL = ThreadPoolExecutor(workers, thread_name_prefix="auscult-features")
+        _POOL_KEY = key
+    return _POOL
 
 
 def _in_chunks(fn, x: torch.Tensor) -> torch.Tensor:
+    """``fn(x)`` computed chunk by chunk on CPU, the chunks spread over torch's CPU threads.
+
+    With ``n = torch.get_num_threads() > 1`` the chunks run on ``n`` worker threads while
+    torch's intra-op parallelism is set to 1 for the duration of the call (every op then runs
+    on one core, in cache, with no OpenMP barriers, which stay slow on a busy machine), and
+    restored afterwards. Other threads of the process running torch ops during that time see
+    one intra-op thread. A second concurrent call, autograd, tracing/export and other devices
+    take the plain single pass.
+    """
     batch, n_samples = x.shape
     per_chunk = max(1, CPU_CHUNK_SAMPLES // n_samples)
-    if (x.device.type != "cpu" or batch <= per_chunk or x.requires_grad or _exporting()
-            or torch.get_num_threads() > 1):
+    if x.device.type != "cpu" or batch <= per_chunk or x.requires_grad or _exporting():
         return fn(x)
-    return torch.cat([fn(part) for part in x.split(per_chunk)])
+    parts = x.split(per_chunk)
+    threads = torch.get_num_threads()
+    if threads <= 1 or not _POOL_LOCK.acquire(blocking=False):
+        return torch.cat([fn(part) for part in parts])
+    try:
+        pool = _pool(threads)
+        torch.set_num_threads(1)
+        try:
+            outs = list(pool.map(fn, parts))
+        finally:
+            torch.set_num_threads(threads)
+    finally:
+        _POOL_LOCK.release()
+    return torch.cat(outs)
 
 
-def _sparse_filterbank(config: FeatureConfig, dense: torch.Tensor) -> torch.Tensor:
-    key = ("mel-csr", config.sample_rate, config.n_fft, config.n_mels, config.fmin,
+#: Mel bands per block of the banded CPU mel product.
+MEL_BLOCK = 16
+
+
+def _mel_blocks(config: FeatureConfig, dense: torch.Tensor) -> list[tuple[int, int, torch.Tensor]]:
+    """The filterbank cut into blocks of :data:`MEL_BLOCK` bands, each with the contiguous
+    range of STFT bins its triangles touch: ``[(k0, k1, weights [k1 - k0, bands])]``."""
+    key = ("mel-blocks", config.sample_rate, config.n_fft, config.n_mels, config.fmin,
            config.mel_fmax, config.mel_scale, config.norm, config.inverted, dense.dtype)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": the op we use is stable
-        warnings.simplefilter("ignore", UserWarning)
-        return _cached(key, lambda: dense.detach().to_sparse_csr())
+
+    def build():
+        blocks = []
+        for m0 in range(0, dense.shape[0], MEL_BLOCK):
+            sub = dense[m0:m0 + MEL_BLOCK]
+            used = torch.nonzero(sub.abs().sum(0)).flatten()
+            k0, k1 = (int(used[0]), int(used[-1]) + 1) if len(used) else (0, 1)
+            blocks.append((k0, k1, sub[:, k0:k1].t().contiguous()))
+        return blocks
+
+    return _cached(key, build)
 
 
 @FRONTENDS.register("logmel", description="log-mel spectrogram [B, n_mels, frames] (librosa-equal)")
@@ -87,21 +141,25 @@ class LogMel(nn.Module):
         """Shape of one clip's features (no batch axis)."""
         return (self.config.n_mels, self.config.frames(n_samples))
 
-    def _mel(self, spec: torch.Tensor) -> torch.Tensor:
-        fb = self.filterbank.to(spec.dtype)
-        if spec.device.type != "cpu" or spec.requires_grad or _exporting():
-            return torch.matmul(fb, spec)
-        # CPU fast path: every STFT bin feeds at most two triangles, so the filterbank is
-        # >95% zeros; a CSR product does the same sums ~10x faster than a dense matmul.
-        batch, n_freqs, frames = spec.shape
-        csr = _sparse_filterbank(self.config, fb)
-        flat = spec.transpose(0, 1).reshape(n_freqs, batch * frames)
-        mel = torch.sparse.mm(csr, flat)
-        return mel.reshape(-1, batch, frames).transpose(0, 1)
+    def _mel(self, power: torch.Tensor) -> torch.Tensor:
+        """Mel energies ``[B, n_mels, frames]`` of a frame-major power spectrum ``[B, frames, n_freqs]``."""
+        fb = self.filterbank.to(power.dtype)
+        if power.device.type != "cpu" or _exporting():
+            return torch.matmul(power, fb.t()).transpose(1, 2)
+        # CPU: every STFT bin feeds at most two triangles, so the filterbank is >95% zeros;
+        # blocks of bands times only the bins they touch do the same sums ~5x faster than a
+        # dense matmul (and faster than a CSR product).
+        parts = [torch.matmul(power[..., k0:k1], w) for k0, k1, w in _mel_blocks(self.config, fb)]
+        return torch.cat(parts, dim=-1).transpose(1, 2)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        mel = self._mel(self.spectrogram(x))
-        return (to_db(mel, self.config.eps) if self.log else mel).contiguous()
+        if self.config.stft_impl == "conv":  # ONNX path: plain ops only
+            mel = torch.matmul(self.filterbank.to(x.dtype), self.spectrogram(x))
+            return to_db(mel, self.config.eps) if self.log else mel
+        mel = self._mel(self.spectrogram.frame_spectrum(x))
+        if self.log:
+            mel = to_db(mel, self.config.eps) if mel.requires_grad else _to_db_(mel, self.config.eps)
+        return mel.contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, squeeze = as_batch(x)
@@ -155,8 +213,10 @@ class ClipSpectrum(nn.Module):
     dual-branch net (``auscult.nets.dualbranch``).
 
     No window, no framing (as in the spectrum branch of dual-branch ASD systems). ``log=True``
-    applies ``10*log10(max(x, eps))``. ``config`` only supplies ``eps`` and ``stft_precision``
-    (the FFT runs in float64 for float32 input by default); the length follows T.
+    applies ``10*log10(max(x, eps))``. ``config`` only supplies ``eps``; the length follows T.
+    The FFT of float32 input always runs in float64 (one FFT per clip, so it is cheap): a
+    float32 FFT over a whole clip has per-bin rounding errors above 1e-3 dB even on recordings,
+    as nothing averages them the way a mel band does.
     """
 
     def __init__(self, config: FeatureConfig | None = None, power: float = 1.0, log: bool = False,
@@ -176,7 +236,7 @@ class ClipSpectrum(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, squeeze = as_batch(x)
         dtype = x.dtype
-        if self.config.stft_precision == "float64" and dtype == torch.float32 and x.device.type != "mps":
+        if dtype == torch.float32 and x.device.type != "mps":
             x = x.double()
         out = torch.fft.rfft(x, dim=-1).abs().to(dtype)
         if not self.keep_nyquist:

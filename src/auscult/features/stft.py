@@ -89,6 +89,12 @@ def as_batch(x: torch.Tensor | np.ndarray, what: str = "waveform") -> tuple[torc
     return x, squeeze
 
 
+def _abs2(spec: torch.Tensor) -> torch.Tensor:
+    """``|z|^2`` of a complex tensor as ``re*re + im*im`` (one fused pass; ``abs()**2`` and
+    ``view_as_real(z).pow(2).sum(-1)`` measured 3-7x slower on CPU)."""
+    return spec.real.square().addcmul_(spec.imag, spec.imag)
+
+
 class Spectrogram(nn.Module):
     """``|STFT(x)| ** power`` of a batch of waveforms: ``[B, T] -> [B, n_fft//2 + 1, frames]``.
 
@@ -133,6 +139,8 @@ class Spectrogram(nn.Module):
             out = F.conv1d(frames, basis, stride=c.hop_length)
             re, im = out[:, : c.n_freqs], out[:, c.n_freqs:]
             return re * re + im * im  # plain ops: these export to ONNX
+        if x.device.type == "cpu":
+            return self.frame_power(x).transpose(1, 2).contiguous()
         dtype = x.dtype
         if c.stft_precision == "float64" and dtype == torch.float32 and x.device.type != "mps":
             x = x.double()
@@ -141,17 +149,49 @@ class Spectrogram(nn.Module):
             window=hann_window(c, x.dtype, x.device), center=c.center, pad_mode=c.pad_mode,
             normalized=False, onesided=True, return_complex=True,
         )
-        parts = torch.view_as_real(spec)
-        power = parts[..., 0].square()
-        return power.addcmul_(parts[..., 1], parts[..., 1]).to(dtype)
+        return _abs2(spec).to(dtype)
+
+    def frame_power(self, x: torch.Tensor) -> torch.Tensor:
+        """``|STFT|^2`` of a ``[B, T]`` float batch, frame-major: ``[B, frames, n_fft//2 + 1]``.
+
+        On CPU with ``stft_impl="torch"`` this is the lean path: frames are strided views of the (padded)
+        waveform, multiplied by the window into one buffer, then one batched ``rfft`` and
+        ``re*re + im*im``. It computes what ``torch.stft`` does with fewer passes over memory
+        (and in the layout the mel product wants). Other devices and the conv path return
+        :meth:`power_spectrum` transposed (a view).
+        """
+        c = self.config
+        self._check_length(int(x.shape[-1]))
+        if c.stft_impl == "conv" or x.device.type != "cpu":
+            return self.power_spectrum(x).transpose(1, 2)
+        dtype = x.dtype
+        if c.stft_precision == "float64" and dtype == torch.float32 and x.device.type != "mps":
+            x = x.double()
+        if c.center:
+            pad = c.n_fft // 2
+            if c.pad_mode == "constant":
+                padded = x.new_zeros(x.shape[0], x.shape[1] + 2 * pad)
+                padded[:, pad:pad + x.shape[1]] = x
+            else:
+                padded = F.pad(x.unsqueeze(1), (pad, pad), mode=c.pad_mode).squeeze(1)
+        else:
+            padded = x
+        frames = padded.unfold(-1, c.n_fft, c.hop_length)  # a view: [B, frames, n_fft]
+        spec = torch.fft.rfft(frames * hann_window(c, x.dtype, x.device), dim=-1)
+        return _abs2(spec).to(dtype)
+
+    def _apply_power(self, power2: torch.Tensor) -> torch.Tensor:
+        if self.power == 2.0:
+            return power2
+        if self.power == 1.0:
+            return power2.sqrt_() if not power2.requires_grad else power2.sqrt()
+        return power2.pow(self.power / 2.0)
+
+    def frame_spectrum(self, x: torch.Tensor) -> torch.Tensor:
+        """``|STFT(x)| ** power`` of a ``[B, T]`` float batch, frame-major ``[B, frames, n_freqs]``."""
+        return self._apply_power(self.frame_power(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, squeeze = as_batch(x)
-        power2 = self.power_spectrum(x)
-        if self.power == 2.0:
-            out = power2
-        elif self.power == 1.0:
-            out = power2.sqrt()
-        else:
-            out = power2.pow(self.power / 2.0)
+        out = self._apply_power(self.power_spectrum(x))
         return out[0] if squeeze else out
