@@ -9,6 +9,14 @@ librosa. librosa is timed two ways: one call on the whole [B, T] batch (its fast
 a loop of per-clip calls (the way most DCASE code calls it). "CPU ms" is the process CPU time
 (all threads) per batch: on a shared machine it is the steadier figure. The numerics check
 prints the largest |dB| difference of each implementation from librosa run in float64.
+
+Each timed call starts after a short pause (--settle, default 0.2 s, not timed): numpy's
+OpenBLAS threads keep spinning for a while after librosa's matmul, and torch's OpenMP threads
+after a parallel region; without the pause whichever row runs next pays for the previous
+row's spinning threads (measured: auscult 190 ms right after librosa, 36 ms after a pause).
+
+--profile prints the time of each stage of the CPU log-mel path (framing, rfft, power, mel
+product, log) on the same batch, one clip per chunk as LogMel runs it, at 1 thread.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=7, help="timed repeats per implementation (default 7)")
     p.add_argument("--allocator", choices=["tuned", "default"], default="tuned",
                    help="glibc malloc: 'tuned' = auscult.engine.runtime.tune_allocator() (default)")
+    p.add_argument("--settle", type=float, default=0.2,
+                   help="untimed pause in seconds before each timed call (default 0.2)")
+    p.add_argument("--profile", action="store_true", help="also print a per-stage profile")
     p.add_argument("--data", type=Path, default=None,
                    help="folder of real clips (default: ../shared/data if present, else synthetic)")
     return p.parse_args(argv)
@@ -72,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
     wave = torch.from_numpy(clips)
     modules = {
-        "auscult torch.stft, float32 FFT": LogMel(base.replace(stft_precision="float32")),
-        "auscult torch.stft, float64 FFT": LogMel(base.replace(stft_precision="float64")),
+        "auscult LogMel default (float32)": LogMel(base),
+        "auscult LogMel, float64 STFT": LogMel(base.replace(stft_precision="float64")),
         "auscult conv (ONNX path)": LogMel(base.replace(stft_impl="conv")),
     }
 
@@ -90,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu: dict[str, list[float]] = {name: [] for name in impls}
     for _ in range(args.repeats):
         for name, fn in impls.items():
+            time.sleep(args.settle)
             t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times[name].append(time.perf_counter() - t0)
@@ -113,7 +125,54 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name:<33} | {med[name] * 1e3:9.1f} | {statistics.median(cpu[name]) * 1e3:12.1f} | "
               f"{args.batch / med[name]:8.1f} | "
               f"{lib_b / med[name]:15.2f} | {lib_l / med[name]:14.2f} | {diff:24.2e} |")
+    if args.profile:
+        profile(wave, base, args, torch, np)
     return 0
+
+
+def profile(wave, base, args, torch, np) -> None:
+    """Per-stage times of the CPU log-mel path, chunk by chunk (one clip each), 1 thread."""
+    from auscult.features import Spectrogram
+    from auscult.features.frontends import _mel_blocks, _to_db_, mel_filterbank_tensor
+    from auscult.features.stft import _abs2, hann_window
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    spec, fb = Spectrogram(base), mel_filterbank_tensor(base)
+    window, pad = hann_window(base), base.n_fft // 2
+    totals: dict[str, list[float]] = {}
+    for _ in range(args.repeats):
+        stage = dict.fromkeys(["pad + frames x window", "rfft", "re^2 + im^2", "mel (banded)",
+                               "mel (dense matmul, for scale)", "log (in place)", "to [B, mels, frames]"], 0.0)
+        with torch.inference_mode():
+            for clip in wave.split(1):
+                t = [time.perf_counter()]
+                padded = clip.new_zeros(1, clip.shape[1] + 2 * pad)
+                padded[:, pad:pad + clip.shape[1]] = clip
+                frames = padded.unfold(-1, base.n_fft, base.hop_length) * window
+                t.append(time.perf_counter())
+                z = torch.fft.rfft(frames, dim=-1)
+                t.append(time.perf_counter())
+                power = _abs2(z)
+                t.append(time.perf_counter())
+                mel = torch.cat([torch.matmul(power[..., k0:k1], w) for k0, k1, w in _mel_blocks(base, fb)], -1)
+                t.append(time.perf_counter())
+                torch.matmul(power, fb.t())
+                t.append(time.perf_counter())
+                _to_db_(mel, base.eps)
+                t.append(time.perf_counter())
+                mel.transpose(1, 2).contiguous()
+                t.append(time.perf_counter())
+                for key, a, b in zip(stage, t, t[1:]):
+                    stage[key] += b - a
+        for key, value in stage.items():
+            totals.setdefault(key, []).append(value)
+    torch.set_num_threads(threads)
+    print(f"\nstage profile, 1 thread, {len(wave)} clips one at a time (median of {args.repeats}):")
+    for key, values in totals.items():
+        print(f"  {key:<32} {statistics.median(values) * 1e3:8.1f} ms/batch")
+    path = sum(statistics.median(v) for k, v in totals.items() if "dense" not in k)
+    print(f"  {'total (without the dense row)':<32} {path * 1e3:8.1f} ms/batch")
 
 
 def load_clips(args, n: int, np, sf):
