@@ -62,6 +62,8 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     global _POOL, _POOL_KEY
     key = (os.getpid(), workers)
     if _POOL is None or _POOL_KEY != key:
+        if _POOL is not None and _POOL_KEY is not None and _POOL_KEY[0] == key[0]:
+            _POOL.shutdown(wait=False)  # thread count changed: let the old workers exit
         _POOL = ThreadPoolExecutor(workers, thread_name_prefix="auscult-features")
         _POOL_KEY = key
     return _POOL
