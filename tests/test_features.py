@@ -180,13 +180,14 @@ def test_batched_and_single_inputs_agree():
         np.testing.assert_array_equal(module(frozen).numpy(), batch)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_cpu_fast_path_equals_the_plain_path(monkeypatch, threads):
-    """The chunked (thread-pool) CPU path with the banded mel product computes the same
-    numbers as one plain pass with a dense matmul, and restores torch's thread count."""
+@pytest.mark.parametrize("threads,pool", [(1, False), (2, False), (2, True)])
+def test_cpu_fast_path_equals_the_plain_path(monkeypatch, threads, pool):
+    """The chunked CPU path (serial or on a thread pool) with the banded mel product computes
+    the same numbers as one plain pass with a dense matmul, and restores torch's thread count."""
     from auscult.features import frontends
 
     monkeypatch.setattr(frontends, "CPU_CHUNK_SAMPLES", 40000)  # 2 s clips: one clip per chunk
+    monkeypatch.setattr(frontends, "CPU_THREAD_POOL", pool)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -201,7 +202,7 @@ def test_cpu_fast_path_equals_the_plain_path(monkeypatch, threads):
         assert torch.get_num_threads() == threads
         plain_input = clips.clone().requires_grad_(True)  # grad mode takes one pass
         plain = module(plain_input)
-        # chunks run with one intra-op thread each, on `threads` workers
+        # chunks run with one intra-op thread each
         assert calls == [(1, 1)] * 4 + [(4, threads)]
         np.testing.assert_allclose(fast.numpy(), plain.detach().numpy(), atol=1e-4)
         dense = 10 * torch.log10(torch.clamp(

@@ -69,15 +69,24 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return _POOL
 
 
-def _in_chunks(fn, x: torch.Tensor) -> torch.Tensor:
-    """``fn(x)`` computed chunk by chunk on CPU, the chunks spread over torch's CPU threads.
+#: Spread CPU chunks over ``torch.get_num_threads()`` worker threads (True) or run them one
+#: after the other on one core (False, default). Measured on the 2-core dev VM (32 x 10 s,
+#: idle): one core 26 ms per batch; two workers 31-40 ms (a lone rfft scales 1.8x on two
+#: workers, but the whole log-mel's many small ops lose more to contention than they gain);
+#: torch's own 2-thread OpenMP, one pass: 33 ms wall, 52 ms CPU.
+CPU_THREAD_POOL = False
 
-    With ``n = torch.get_num_threads() > 1`` the chunks run on ``n`` worker threads while
-    torch's intra-op parallelism is set to 1 for the duration of the call (every op then runs
-    on one core, in cache, with no OpenMP barriers, which stay slow on a busy machine), and
-    restored afterwards. Other threads of the process running torch ops during that time see
-    one intra-op thread. A second concurrent call, autograd, tracing/export and other devices
-    take the plain single pass.
+
+def _in_chunks(fn, x: torch.Tensor) -> torch.Tensor:
+    """``fn(x)`` computed chunk by chunk on CPU, each chunk's ops on one intra-op thread.
+
+    Chunks of :data:`CPU_CHUNK_SAMPLES` keep every intermediate in cache. Torch's intra-op
+    thread count is set to 1 for the duration of the call and restored afterwards (OpenMP
+    regions over cache-sized chunks cost more than they gain, and are far slower on a busy
+    machine); other threads of the process running torch ops meanwhile see one intra-op
+    thread. With :data:`CPU_THREAD_POOL` the chunks run on ``torch.get_num_threads()`` worker
+    threads. A second concurrent call runs its chunks serially with the current settings;
+    autograd, tracing/export and other devices take one plain pass.
     """
     batch, n_samples = x.shape
     per_chunk = max(1, CPU_CHUNK_SAMPLES // n_samples)
@@ -88,10 +97,9 @@ def _in_chunks(fn, x: torch.Tensor) -> torch.Tensor:
     if threads <= 1 or not _POOL_LOCK.acquire(blocking=False):
         return torch.cat([fn(part) for part in parts])
     try:
-        pool = _pool(threads)
         torch.set_num_threads(1)
         try:
-            outs = list(pool.map(fn, parts))
+            outs = list(_pool(threads).map(fn, parts)) if CPU_THREAD_POOL else [fn(part) for part in parts]
         finally:
             torch.set_num_threads(threads)
     finally:
