@@ -173,7 +173,10 @@ class LogMel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, squeeze = as_batch(x)
-        out = _in_chunks(self._forward, x)
+        if self.config.stft_impl == "conv":  # one dense conv: torch's threads help it (2x)
+            out = self._forward(x)
+        else:
+            out = _in_chunks(self._forward, x)
         return out[0] if squeeze else out
 
 
