@@ -16,7 +16,8 @@ after a parallel region; without the pause whichever row runs next pays for the 
 row's spinning threads (measured: auscult 190 ms right after librosa, 36 ms after a pause).
 
 --profile prints the time of each stage of the CPU log-mel path (framing, rfft, power, mel
-product, log) on the same batch, one clip per chunk as LogMel runs it, at 1 thread.
+product, log) on the same batch, one clip per chunk as LogMel runs it, at 1 thread (what LogMel
+uses per chunk, see auscult.features.frontends.CPU_THREAD_POOL).
 """
 
 from __future__ import annotations
