@@ -83,20 +83,29 @@ def test_beats_chance_on_real_gearbox_clips(shared_data, audio):
     train = [dataclasses.replace(c, split="train") for c in clips if c.label == "normal" and c.index <= 94]
     test = [c for c in clips if not (c.label == "normal" and c.index <= 94)]
     assert len(train) == 95 and len(test) == 205
-    m = build_method("autoencoder", {"train": {"epochs": 3, "batch_size": 512}}, FitContext(quiet=True))
+    # 3 epochs left the AUC at the mercy of noise-level feature differences (0.49-0.64 across seeds
+    # and float32/float64 STFTs); at 10 epochs it was 0.60 for seeds 0 and 1 (about 10 s).
+    m = build_method("autoencoder", {"train": {"epochs": 10, "batch_size": 512}}, FitContext(quiet=True))
     m.fit(train, [], audio)
     a = auc(_labels(test), m.score(test, audio))
-    print(f"\nAE (mse, baseline features, 3 epochs) AUC on real gearbox clips: {a:.3f}")
+    print(f"\nAE (mse, baseline features, 10 epochs) AUC on real gearbox clips: {a:.3f}")
     assert a > 0.55
 
 
 def test_model_selection_keeps_the_best_held_out_epoch(small_synth, audio):
     """Without a run directory, the weights of the epoch with the lowest held-out loss are kept."""
     train = small_synth.select(machine="fan", split="train")
-    m = build_method("autoencoder", {"train": {"epochs": 4, "batch_size": 64, "lr": 0.05}}, FitContext(quiet=True))
-    m.fit(train[:-5], train[-5:], audio)
-    losses = [h["val_loss"] for h in m.history]
-    assert losses.index(min(losses)) < len(losses) - 1  # (lr 0.05 overshoots: the last epoch is not the best)
+    # A high learning rate overshoots, so some epoch before the last is the best one; which lr does
+    # that depends on float details, so try a few and require one where best != last (else the
+    # test would be vacuous).
+    for lr in (0.05, 0.1, 0.2, 0.02):
+        m = build_method("autoencoder", {"train": {"epochs": 4, "batch_size": 64, "lr": lr}}, FitContext(quiet=True))
+        m.fit(train[:-5], train[-5:], audio)
+        losses = [h["val_loss"] for h in m.history]
+        if losses.index(min(losses)) < len(losses) - 1:
+            break
+    else:
+        pytest.fail(f"no learning rate made an earlier epoch the best; last losses {losses}")
     feats = m.features(train[-5:], audio)
     now = float((m._residuals(feats, torch.device("cpu")) ** 2).mean())
     assert now == pytest.approx(min(losses), rel=1e-4)
