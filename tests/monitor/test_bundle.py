@@ -147,7 +147,7 @@ def test_save_is_atomic_and_leaves_no_temporary_files(knn_fit, tmp_path, monkeyp
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr("auscult.monitor.bundle.os.replace", boom)
+    monkeypatch.setattr("auscult.fileio.os.replace", boom)  # the one atomic writer
     with pytest.raises(OSError, match="disk full"):
         save_bundle(target, bundle)
     assert target.read_bytes() == before  # the old bundle is intact

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import CheckpointError, ConfigError, DataError
+from ..fileio import atomic_write
 from ..registry import Registry
 
 BACKENDS = Registry("backend")
@@ -460,19 +459,7 @@ def save_envelope(backend: Backend, path: Path, *, format_version: int = FORMAT_
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz") if path.suffix == "" else path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
     return path
 
 

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -31,6 +29,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import CheckpointError
+from ..fileio import atomic_write
 
 FORMAT = "auscult-checkpoint"
 FORMAT_VERSION = 1
@@ -84,27 +83,7 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
         "torch_version": torch.__version__,
         **state,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename durable too
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # pragma: no cover - not supported on every filesystem
-        pass
+    atomic_write(path, lambda f: torch.save(payload, f), sync_dir=True)
     return path
 
 

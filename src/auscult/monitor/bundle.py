@@ -32,9 +32,7 @@ import datetime
 import io
 import json
 import math
-import os
 import platform
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -46,6 +44,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import CheckpointError, ConfigError, DataError, EmptyAudioError, NonFiniteAudioError
+from ..fileio import atomic_write
 
 __all__ = ["Bundle", "MachineModel", "ScoreResult", "Explanation", "load_bundle", "save_bundle", "cut_windows",
            "BUNDLE_FORMAT", "BUNDLE_FORMAT_VERSION", "BundleVersionWarning"]
@@ -465,22 +464,13 @@ def save_bundle(path: Union[str, Path], bundle: Bundle) -> Path:
     }
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
-                z.writestr(_JSON, json.dumps(envelope, indent=1))
-                z.writestr(_ARRAYS, buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    def _write(f):
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            z.writestr(_JSON, json.dumps(envelope, indent=1))
+            z.writestr(_ARRAYS, buf.getvalue())
+
+    atomic_write(path, _write)
     bundle.path = path
     return path
 
