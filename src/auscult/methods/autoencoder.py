@@ -36,13 +36,13 @@ threads made a 256 x 640 training step 5-40x slower than one (0.07 s vs 0.5-3.5 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from ..data.clip import Clip
 from ..errors import ConfigError, DataError
+from ._neural import torch_threads as _torch_threads
 from .base import METHODS, FitContext, Method, backend_from_state, backend_to_state, section_of
 
 MODEL_KEYS = {"context": 5, "hidden": 128, "bottleneck": 8, "n_layers": 4, "normalize": False}
@@ -59,22 +59,6 @@ def _merged(config: dict[str, Any], key: str, defaults: dict[str, Any], allow_ex
     if unknown and not allow_extra:
         raise ConfigError(f"autoencoder: unknown {key} setting(s) {unknown}; known: {sorted(defaults)}")
     return {**defaults, **given}
-
-
-@contextmanager
-def _torch_threads(n: Optional[int]):
-    """Run with ``n`` torch intra-op threads (None: leave as is), restoring the previous count."""
-    import torch
-
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _Features:
