@@ -31,7 +31,6 @@ import datetime
 import json
 import logging
 import os
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -86,18 +85,9 @@ def _group_dir(rd, key: str) -> Path:
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from .fileio import atomic_write
+
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -134,6 +134,24 @@ def build_frontend_from_recipe(features: Mapping[str, Any] | None, default: str 
     return build_frontend(name, cfg)
 
 
+def feature_stats(frontend: Any, clips: Sequence[Clip], audio: Any, batch_size: int, device: Any) -> tuple[float, float]:
+    """Global mean and standard deviation of ``frontend``'s output over ``clips`` (float64 sums, one
+    pass in batches of ``batch_size``): the log-mel standardisation the methods fit on training clips."""
+    import torch
+
+    if not clips:
+        raise ConfigError("no training clips: cannot compute the feature mean/std")
+    s = s2 = n = 0.0
+    with torch.no_grad():
+        for _, xb in audio.iter_batches(list(clips), int(batch_size)):
+            f = frontend(xb.to(device)).double()
+            s += float(f.sum())
+            s2 += float((f * f).sum())
+            n += f.numel()
+    mean = s / n
+    return mean, max(s2 / n - mean * mean, 1e-12) ** 0.5
+
+
 def clip_length(train: Sequence[Clip], audio: Any) -> int:
     """Samples per clip: the audio config's fixed length, else the first training clip's length."""
     n = getattr(audio, "n_samples", None)

@@ -307,8 +307,6 @@ class AutoencoderMethod(Method):
     # -------------------------------------------------------------------- score
     def residual_summary(self, clips: Sequence[Clip], audio) -> tuple[np.ndarray, np.ndarray]:
         """Per clip: mean squared error ``[N]`` and mean residual block ``[N, n_mels]``."""
-        import torch
-
         if self.net is None:
             raise ConfigError("autoencoder: fit() or load_state_dict() before score()")
         clips = list(clips)

@@ -380,16 +380,10 @@ class CLSIA(Method):
     def section_key(clip: Clip) -> str:
         return f"{clip.machine}/{clip.section}"
 
-    @torch.no_grad()
     def _feature_stats(self, clips: Sequence[Clip], audio: Any) -> tuple[float, float]:
         """Mean and std of the log-mel over the training clips (the pre-normalisation)."""
         fe = self.frontend.to(self.device)
-        s = s2 = n = 0.0
-        for _, xb in audio.iter_batches(list(clips), int(self.opts["embed_batch_size"])):
-            f = fe(xb.to(self.device)).double()
-            s += float(f.sum()); s2 += float((f * f).sum()); n += f.numel()
-        mean = s / n
-        return mean, max((s2 / n - mean * mean), 1e-12) ** 0.5
+        return nu.feature_stats(fe, clips, audio, int(self.opts["embed_batch_size"]), self.device)
 
     # ---- fit ----------------------------------------------------------------------------------
     def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "CLSIA":

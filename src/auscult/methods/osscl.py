@@ -48,7 +48,6 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data.clip import Clip
@@ -383,15 +382,8 @@ class OSSCL(Method):
     def _set_feature_stats(self, clips: Sequence[Clip], audio: Any) -> None:
         """Global mean / std of the training clips' log-mels into the model's buffers."""
         assert self.model is not None
-        fe = self.model.frontend
-        s = s2 = n = 0.0
-        for _, xb in audio.iter_batches(list(clips), int(self.opts["score"]["batch_size"])):
-            f = fe(xb.to(self.device)).double()
-            s += float(f.sum())
-            s2 += float((f * f).sum())
-            n += f.numel()
-        mean = s / n
-        std = max(s2 / n - mean * mean, 1e-12) ** 0.5
+        mean, std = nu.feature_stats(self.model.frontend, clips, audio, int(self.opts["score"]["batch_size"]),
+                                     self.device)
         self.model.mel_mean.fill_(mean)
         self.model.mel_std.fill_(std)
 

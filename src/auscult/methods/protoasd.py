@@ -210,15 +210,9 @@ class ProtoASD(Method):
         mean, std = self.norm
         return (self.frontend(x.to(self.device)) - mean) / std
 
-    @torch.no_grad()
     def _feature_stats(self, clips: Sequence[Clip], audio: Any) -> tuple[float, float]:
         fe = self.frontend.to(self.device)
-        s = s2 = n = 0.0
-        for _, xb in audio.iter_batches(list(clips), int(self.opts["embed_batch_size"])):
-            f = fe(xb.to(self.device)).double()
-            s += float(f.sum()); s2 += float((f * f).sum()); n += f.numel()
-        mean = s / n
-        return mean, max(s2 / n - mean * mean, 1e-12) ** 0.5
+        return nu.feature_stats(fe, clips, audio, int(self.opts["embed_batch_size"]), self.device)
 
     def _crops(self, f: torch.Tensor) -> torch.Tensor:
         """All ``crop_frames`` windows every ``crop_hop`` frames (the last one flush with the end):
