@@ -261,6 +261,7 @@ class OSSCL(Method):
         self.train_meta: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
         self.selected: str = ""
+        self._fast: Optional[OSSCLModel] = None  # inference copy of the scoring weights (see _scorer)
 
     # ---- building ------------------------------------------------------------------------------
     @property
@@ -311,6 +312,7 @@ class OSSCL(Method):
             log.warning("osscl: a single class (%s); the classifier loss is trivial - train one model for "
                         "several machine types/sections (model_per: all)", self.classes[0])
         self.model = self._build_model().to(self.device)
+        self._fast = None
         if self.normalize == "global":
             self._set_feature_stats(train, audio)
         tcfg, ocfg, ld = nu.split_train_section(self.train_section, self.context)
@@ -412,6 +414,17 @@ class OSSCL(Method):
             raise ConfigError("osscl: call fit() (or load_state_dict()) before embed()/score()")
         return self.model
 
+    def _scorer(self) -> OSSCLModel:
+        """The scoring weights as an inference copy (batch norm folded into the convolutions,
+        ``channels_last``; :func:`auscult.nets.inference.inference_copy`), built once after
+        fit/load: ~1.5x the clips/s of the eval-mode model on CPU, same scores to float rounding."""
+        from ..nets.inference import inference_copy
+
+        model = self._check_ready().to(self.device)
+        if self._fast is None:
+            self._fast = inference_copy(model.eval())
+        return self._fast
+
     def _check_length(self, xb: torch.Tensor) -> None:
         if xb.shape[1] != self.n_samples:
             raise DataError(f"osscl: clips of {xb.shape[1]} samples but the model was built for {self.n_samples}; "
@@ -420,7 +433,7 @@ class OSSCL(Method):
     @torch.no_grad()
     def embed(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
         """The net's embeddings ``[N, E]`` (eval mode, selected weights)."""
-        model = self._check_ready().to(self.device).eval()
+        model = self._scorer()
         rows = []
         for _, xb in audio.iter_batches(list(clips), int(self.opts["score"]["batch_size"])):
             self._check_length(xb)
@@ -438,7 +451,7 @@ class OSSCL(Method):
         """One score per clip, higher = more anomalous (see ``score.kind``)."""
         from ..backends import BackendMeta
 
-        model = self._check_ready().to(self.device)
+        model = self._scorer()
         clips = list(clips)
         if not clips:
             return np.zeros(0, dtype=np.float64)
@@ -477,6 +490,7 @@ class OSSCL(Method):
         self.n_samples = int(state["n_samples"])
         self.classes = list(state["classes"])
         self.model = self._build_model()
+        self._fast = None
         load_model_state(self.model, state["model"], source="osscl state")
         self.model.to(self.device).eval()
         self.train_meta = [dict(r) for r in state["train_meta"]]
