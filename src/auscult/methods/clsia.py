@@ -600,7 +600,10 @@ class CLSIA(Method):
 
     @torch.no_grad()
     def embed(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
-        """Encoder embeddings ``[N, D]`` (pre-normalised log-mel, no augmentation)."""
+        """Encoder embeddings ``[N, D]`` (pre-normalised log-mel, no augmentation), computed with an
+        inference copy of each encoder (batch norm folded, channels_last: same values to float rounding)."""
+        from ..nets.inference import inference_copy
+
         if not self.models:
             raise ConfigError("clsia: call fit() (or load_state_dict()) before embed()/score()")
         clips = list(clips)
@@ -609,7 +612,7 @@ class CLSIA(Method):
         out: Optional[np.ndarray] = None
         for key in sorted(set(owner)):
             idx = [i for i, o in enumerate(owner) if o == key]
-            enc = self.models[key]["encoder"].to(self.device).eval()
+            enc = inference_copy(self.models[key]["encoder"].to(self.device).eval())
             mean, std = self.models[key]["prenorm"]
             sub = [clips[i] for i in idx]
             rows = []
