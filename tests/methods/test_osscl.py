@@ -75,10 +75,15 @@ def aucs_per_section(test, scores):
     return out
 
 
+#: epochs of the module's fitted model (~150 steps of 16 clips): at 4 epochs the classifier does not
+#: yet tell pump from gearbox on test clips (machine-swap AUC 0.63-0.66), at 30 it does (0.83-0.93)
+EPOCHS = 30
+
+
 @pytest.fixture(scope="module")
 def fitted(data):
     fit, val, _ = data
-    cfg = recipe(epochs=4)
+    cfg = recipe(epochs=EPOCHS)
     audio = audio_for(cfg)
     m = build_method("osscl", cfg, FitContext(seed=0, quiet=True)).fit(fit, val, audio)
     return m, cfg, audio
@@ -88,10 +93,10 @@ def test_fit_history_and_classes(fitted, data):
     m, cfg, _ = fitted
     fit, val, _ = data
     assert m.classes == sorted({f"{c.machine}/{c.section}" for c in fit})
-    assert len(m.history) == 4
+    assert len(m.history) == EPOCHS
     assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in m.history)
     # model selection on the held-out normals: the kept epoch has the lowest held-out loss
-    best = min(range(4), key=lambda e: m.history[e]["val_loss"])
+    best = min(range(EPOCHS), key=lambda e: m.history[e]["val_loss"])
     assert m.selected == f"best epoch {best} + BN recalibrated"
 
 
@@ -159,13 +164,31 @@ def test_score_is_cross_entropy_at_own_class(fitted, data):
     np.testing.assert_allclose(m.score(clips, audio), ref, rtol=1e-4, atol=1e-4)
 
 
+def test_score_flags_a_clip_of_another_class(fitted, data):
+    """The score reads the class evidence the classifier learned: test normals scored as the other
+    machine type's class of the same section (a clip that is plainly not that class) get higher
+    cross-entropies than the same clips scored at their own class."""
+    import dataclasses
+
+    from auscult.eval.metrics import auc
+
+    m, _, audio = fitted
+    _, _, test = data
+    normals = [c for c in test if c.label == "normal"]
+    other = {MACHINES[0]: MACHINES[1], MACHINES[1]: MACHINES[0]}
+    own = m.score(normals, audio)
+    swapped = m.score([dataclasses.replace(c, machine=other[c.machine]) for c in normals], audio)
+    assert auc([0] * len(own) + [1] * len(swapped), np.r_[own, swapped]) > 0.75
+    assert np.median(swapped) > np.median(own) + 2.0
+
+
 @pytest.mark.xfail(strict=False, reason=(
-    "OS-SCL's cross-entropy score does not reliably beat chance on the easy synthetic sets at a CI "
-    "budget: with classes that are easy to tell apart (here 2 types x 3 units, 14 clips each, ~20 steps) "
-    "the classifier is often MORE confident on anomalies (per-section AUCs 0.2-0.8 across seeds and "
-    "budgets, mean 0.43-0.57; see docs/methods/osscl.md). Not a scoring bug: -CE is as near chance, 20 epochs "
-    "with or without mixup give 0.48-0.60, and a kNN on the embeddings 0.44-0.62, while a kNN on the "
-    "time-averaged log-mel gives 0.83: the embedding misses the cue. Kept as a visible expected failure."))
+    "OS-SCL's cross-entropy score does not beat chance on the simulator's anomalies: the classifier learns "
+    "its proxy task (test_score_flags_a_clip_of_another_class) but the synthetic faults do not move the class "
+    "evidence. Mean per-section AUC 0.44-0.56 at 4, 30, 100 and 300 epochs, with 6 units per type, 4x the "
+    "clips, and units at one operating point without background (where units are told apart, unit-swap AUC "
+    "0.68-0.83, anomalies stay at 0.52-0.56); no anomaly kind is detected consistently. Reproduce with "
+    "benchmarks/diag_osscl.py; numbers in docs/methods/osscl.md. Kept as a visible expected failure."))
 def test_beats_chance_on_easy_anomalies(fitted, data):
     m, _, audio = fitted
     _, _, test = data
