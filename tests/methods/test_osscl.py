@@ -187,7 +187,7 @@ def test_score_flags_a_clip_of_another_class(fitted, data):
     "its proxy task (test_score_flags_a_clip_of_another_class) but the synthetic faults do not move the class "
     "evidence. Mean per-section AUC 0.44-0.56 at 4, 30, 100 and 300 epochs, with 6 units per type, 4x the "
     "clips, and units at one operating point without background (where units are told apart, unit-swap AUC "
-    "0.68-0.83, anomalies stay at 0.52-0.56); no anomaly kind is detected consistently. Reproduce with "
+    "0.68-0.83, anomalies stay at 0.52-0.56); no anomaly kind is detected consistently on the preset data. Reproduce with "
     "benchmarks/diag_osscl.py; numbers in docs/methods/osscl.md. Kept as a visible expected failure."))
 def test_beats_chance_on_easy_anomalies(fitted, data):
     m, _, audio = fitted
