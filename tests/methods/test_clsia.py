@@ -14,37 +14,11 @@ import torch.nn.functional as F
 
 from auscult.errors import ConfigError, DataError
 from auscult.methods import METHODS, FitContext, build_method
-from auscult.methods.clsia import CLSIA, CLSIAViews, LabelledKeyQueue, MoCo, contrastive_loss, moco_step
+from auscult.methods.clsia import CLSIAViews, LabelledKeyQueue, MoCo, contrastive_loss, moco_step
 from auscult.losses.heads import ProjectionMLP
 from auscult.nets import NETS
 
-SR, DUR = 16000, 2.0
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    # the CI box has 2 cores shared with other jobs: one torch thread per process is much faster there
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def easy(tmp_path_factory):
-    """Fan, two sections, 2 s clips, no factory background, anomalies at severity 0.9-1.0."""
-    from auscult.audio import AudioConfig
-    from auscult.data.index import DatasetIndex
-    from auscult.data.source import AudioSource
-    from auscult.data.synth import Preset, generate_dataset
-
-    root = tmp_path_factory.mktemp("clsia_easy")
-    preset = Preset("easy", "dcase2022", ("fan",), ("00", "01"), 20, 4, 6, 6, DUR)
-    generate_dataset(preset, root, seed=0, severity_range=(0.9, 1.0), background=False, probe=False,
-                     overwrite=True, workers=2)
-    idx = DatasetIndex.scan(root)
-    audio = AudioSource(AudioConfig(sample_rate=SR, length="tile", duration=DUR), memory=True)
-    return idx.select(split="train"), idx.select(split="test"), audio
+SR, DUR = 16000, 2.0  # the easy set's geometry (tests/methods/conftest.py)
 
 
 def small_config(**clsia):
