@@ -73,6 +73,26 @@ def test_fold_refuses_training_mode():
         fold_batchnorm(net)
 
 
+@pytest.mark.parametrize("name", sorted(NETS.names()))
+def test_every_registered_net_keeps_its_outputs(name):
+    """Each net as registered (default geometry), with trained-looking batch-norm statistics: the
+    inference copy gives the eval-mode outputs (ScaleBatchNorm and other non-standard norms are left
+    alone by the folding, so bias-free nets stay exact too)."""
+    torch.manual_seed(0)
+    net = NETS.build(name)
+    inputs = net.example_inputs(3, seed=1)
+    g = torch.Generator().manual_seed(2)
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            m.running_mean.uniform_(-0.5, 0.5, generator=g)
+            m.running_var.uniform_(0.5, 2.0, generator=g)
+    net.eval()
+    fast = inference_copy(net)
+    with torch.no_grad():
+        ref, got = net(*inputs), fast(*inputs)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()) + 1e-6)
+
+
 def test_channels_last_only_copy_keeps_batchnorm():
     net = _with_statistics(NETS.build("mobilefacenet", input_shape=(1, 32, 32)), (1, 32, 32))
     fast = inference_copy(net, fold=False)

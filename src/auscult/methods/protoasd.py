@@ -365,7 +365,9 @@ class ProtoASD(Method):
         """Clip embeddings ``[N, D]``: mean of the L2-normalised crop embeddings."""
         if self.net is None:
             raise ConfigError("protoasd: call fit() (or load_state_dict()) before embed()/score()")
-        net = self.net.to(self.device).eval()
+        from ..nets.inference import inference_copy
+
+        net = inference_copy(self.net.to(self.device).eval())  # batch norm folded, channels_last
         self.frontend = self.frontend.to(self.device)
         rows = []
         for _, xb in audio.iter_batches(list(clips), int(self.opts["embed_batch_size"])):

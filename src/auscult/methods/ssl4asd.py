@@ -243,7 +243,9 @@ class SSL4ASD(Method):
     # ---- embed / score ---------------------------------------------------------------------------
     @torch.no_grad()
     def _embed_with(self, model: SSLModel, clips: Sequence[Clip], audio: Any) -> np.ndarray:
-        model = model.to(self.device).eval()
+        from ..nets.inference import inference_copy
+
+        model = inference_copy(model.to(self.device).eval())  # batch norm folded, channels_last
         rows = []
         for _, xb in audio.iter_batches(list(clips), int(self.opts["score"]["batch_size"])):
             if xb.shape[1] != self.n_samples:
