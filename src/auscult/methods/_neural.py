@@ -152,6 +152,22 @@ def feature_stats(frontend: Any, clips: Sequence[Clip], audio: Any, batch_size: 
     return mean, max(s2 / n - mean * mean, 1e-12) ** 0.5
 
 
+def start_fit(method: str, train: Sequence[Clip], audio: Any, seed: Optional[int] = None) -> int:
+    """The checks and set-up every neural method's ``fit`` starts with: at least 2 training clips
+    (``DataError`` naming the method otherwise), the global RNGs seeded with ``seed`` (when given);
+    returns the clip length in samples the network is built for (:func:`clip_length`)."""
+    from ..errors import DataError
+
+    if len(train) < 2:
+        raise DataError(f"{method} needs at least 2 training clips, got {len(train)}")
+    n = clip_length(train, audio)
+    if seed is not None:
+        from ..engine.runtime import seed_everything
+
+        seed_everything(int(seed))
+    return n
+
+
 def clip_length(train: Sequence[Clip], audio: Any) -> int:
     """Samples per clip: the audio config's fixed length, else the first training clip's length."""
     n = getattr(audio, "n_samples", None)

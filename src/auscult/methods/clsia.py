@@ -392,13 +392,8 @@ class CLSIA(Method):
             return self._fit(train, val, audio)
 
     def _fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "CLSIA":
-        from ..engine.runtime import seed_everything
-
         train = list(train)
-        if len(train) < 2:
-            raise DataError(f"clsia needs at least 2 training clips, got {len(train)}")
-        self.n_samples = nu.clip_length(train, audio)
-        seed_everything(int(self.context.seed))
+        self.n_samples = nu.start_fit("clsia", train, audio, seed=int(self.context.seed))
         self.models, self.history = {}, {}
         keys = sorted({self.section_key(c) for c in train})
         if self.opts["mode"] == "finetune":

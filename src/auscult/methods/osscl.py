@@ -297,14 +297,10 @@ class OSSCL(Method):
     def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "OSSCL":
         from ..data.datasets import ClipDataset
         from ..engine.optim import build_optimizer
-        from ..engine.runtime import seed_everything
         from ..engine.trainer import Trainer
 
         train, val = list(train), list(val)
-        if len(train) < 2:
-            raise DataError(f"osscl needs at least 2 training clips, got {len(train)}")
-        self.n_samples = nu.clip_length(train, audio)
-        seed_everything(int(self.context.seed))
+        self.n_samples = nu.start_fit("osscl", train, audio, seed=int(self.context.seed))
         self.classes = sorted({section_class(c) for c in train})
         cid = {k: i for i, k in enumerate(self.classes)}
         targets = [cid[section_class(c)] for c in train]

@@ -231,13 +231,9 @@ class ProtoASD(Method):
 
     def _fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "ProtoASD":
         from ..data.datasets import ClipDataset
-        from ..engine.runtime import seed_everything
 
         train = list(train)
-        if len(train) < 2:
-            raise DataError(f"protoasd needs at least 2 training clips, got {len(train)}")
-        self.n_samples = nu.clip_length(train, audio)
-        seed_everything(int(self.context.seed))
+        self.n_samples = nu.start_fit("protoasd", train, audio, seed=int(self.context.seed))
         self.classes = sorted({attribute_class(c) for c in train})
         cid = {k: i for i, k in enumerate(self.classes)}
         targets = [cid[attribute_class(c)] for c in train]

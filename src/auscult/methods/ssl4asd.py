@@ -178,9 +178,7 @@ class SSL4ASD(Method):
         from ..backends import BackendMeta
 
         train = list(train)
-        if len(train) < 2:
-            raise DataError(f"ssl4asd needs at least 2 training clips, got {len(train)}")
-        self.n_samples = nu.clip_length(train, audio)
+        self.n_samples = nu.start_fit("ssl4asd", train, audio)
         self.classes = sorted({attribute_class(c) for c in train})
         cid = {k: i for i, k in enumerate(self.classes)}
         targets = [cid[attribute_class(c)] for c in train]
