@@ -1,4 +1,5 @@
-"""Fixtures the method tests share: one torch thread, and the easy two-section fan set."""
+"""Fixtures the method tests share: one torch thread, synthetic sets generated once per worker (and
+the easy two-section fan set among them), and an interrupted-then-resumed fit."""
 
 from __future__ import annotations
 
@@ -21,7 +22,26 @@ def one_thread():
 
 
 @pytest.fixture(scope="session")
-def easy(tmp_path_factory):
+def synth_once(tmp_path_factory):
+    """``synth_once(name, make) -> Path``: the folder ``name`` under the worker's base temp folder,
+    filled by ``make(folder)`` (a ``generate_dataset`` call) the first time it is asked for. The set is
+    generated into a temporary sibling and renamed, so a half-written set is never reused."""
+
+    def get(name: str, make):
+        root = tmp_path_factory.getbasetemp() / name
+        if not (root / "synth_config.json").is_file():
+            tmp = root.with_name(root.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            make(tmp)
+            shutil.rmtree(root, ignore_errors=True)
+            tmp.rename(root)
+        return root
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def easy(synth_once):
     """Fan, two sections (units), 20 source + 4 target training clips and 6 + 6 test clips per domain,
     2 s, no factory background, anomalies at severity 0.9-1.0: ``(train, test, audio)``.
 
@@ -31,15 +51,40 @@ def easy(tmp_path_factory):
     from auscult.data.source import AudioSource
     from auscult.data.synth import Preset, generate_dataset
 
-    root = tmp_path_factory.getbasetemp() / "methods_easy_fan"
-    if not (root / "synth_config.json").is_file():
-        tmp = root.with_name(root.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        preset = Preset("easy", "dcase2022", ("fan",), ("00", "01"), 20, 4, 6, 6, DUR)
-        generate_dataset(preset, tmp, seed=0, severity_range=(0.9, 1.0), background=False, probe=False,
-                         overwrite=True, workers=2)
-        shutil.rmtree(root, ignore_errors=True)
-        tmp.rename(root)
+    preset = Preset("easy", "dcase2022", ("fan",), ("00", "01"), 20, 4, 6, 6, DUR)
+    root = synth_once("methods_easy_fan", lambda out: generate_dataset(
+        preset, out, seed=0, severity_range=(0.9, 1.0), background=False, probe=False, overwrite=True, workers=2))
     idx = DatasetIndex.scan(root)
     audio = AudioSource(AudioConfig(sample_rate=SR, length="tile", duration=DUR), memory=True)
     return idx.select(split="train"), idx.select(split="test"), audio
+
+
+@pytest.fixture
+def interrupted_fit(tmp_path, monkeypatch):
+    """``interrupted_fit(method, cfg, train, module, step_fn, kill_at) -> (reference, resumed)``:
+    fits ``method`` once uninterrupted (run dir ``a``), then again in run dir ``b`` with
+    ``module.<step_fn>`` raising at its ``kill_at``-th call (after a step checkpoint), then resumes
+    ``b``; returns the uninterrupted and the resumed method for the caller to compare."""
+    from auscult.methods import FitContext, build_method
+
+    def run(method, cfg, train, audio, module, step_fn: str, kill_at: int):
+        ref = build_method(method, cfg, FitContext(seed=0, quiet=True, run_dir=tmp_path / "a"))
+        ref.fit(train, [], audio)
+        real, calls = getattr(module, step_fn), {"n": 0}
+
+        def dies(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == kill_at:
+                raise RuntimeError("killed")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, step_fn, dies)
+        with pytest.raises(RuntimeError, match="killed"):
+            build_method(method, cfg, FitContext(seed=0, quiet=True, run_dir=tmp_path / "b")).fit(train, [], audio)
+        monkeypatch.setattr(module, step_fn, real)
+        assert calls["n"] == kill_at
+        resumed = build_method(method, cfg, FitContext(seed=0, quiet=True, run_dir=tmp_path / "b", resume=True))
+        resumed.fit(train, [], audio)
+        return ref, resumed
+
+    return run

@@ -283,7 +283,7 @@ def test_pretrain_folder_then_finetune_from_the_weights(easy, tmp_path, one_thre
         bad.fit(sec0, [], audio)
 
 
-def test_interrupted_fit_resumes_to_identical_scores(easy, tmp_path, one_thread, monkeypatch):
+def test_interrupted_fit_resumes_to_identical_scores(easy, one_thread, interrupted_fit):
     """Kill a fit mid-epoch (after a step checkpoint) and resume it: queue, bank, pre-norm, key
     encoder and RNG come back, so the scores equal those of an uninterrupted fit."""
     import auscult.methods.clsia as mod
@@ -291,22 +291,5 @@ def test_interrupted_fit_resumes_to_identical_scores(easy, tmp_path, one_thread,
     train, test, audio = easy
     sub = [c for c in train if c.section == "00"][:8] + [c for c in train if c.section == "01"][:4]
     cfg = {**small_config(), "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "checkpoint_every_steps": 1}}
-    ref = build_method("clsia", cfg, FitContext(seed=0, quiet=True, run_dir=tmp_path / "a"))
-    ref.fit(sub, [], audio)
-    expected = ref.score(test[:8], audio)
-
-    real, calls = mod.moco_step, {"n": 0}
-
-    def dies_at_step_4(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise RuntimeError("killed")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(mod, "moco_step", dies_at_step_4)
-    with pytest.raises(RuntimeError, match="killed"):
-        build_method("clsia", cfg, FitContext(seed=0, quiet=True, run_dir=tmp_path / "b")).fit(sub, [], audio)
-    monkeypatch.setattr(mod, "moco_step", real)
-    resumed = build_method("clsia", cfg, FitContext(seed=0, quiet=True, run_dir=tmp_path / "b", resume=True))
-    resumed.fit(sub, [], audio)
-    np.testing.assert_array_equal(resumed.score(test[:8], audio), expected)
+    ref, resumed = interrupted_fit("clsia", cfg, sub, audio, mod, "moco_step", kill_at=4)
+    np.testing.assert_array_equal(resumed.score(test[:8], audio), ref.score(test[:8], audio))

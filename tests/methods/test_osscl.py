@@ -5,7 +5,6 @@ variant, the embedding back-end option and the recipes."""
 from __future__ import annotations
 
 import copy
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ MACHINES = ("pump", "gearbox")
 SECTIONS = ("00", "01", "02")
 
 
-def tiny_synth(tmp_path_factory) -> Path:
+def tiny_synth(synth_once) -> Path:
     """DCASE 2022 layout: 2 machine types x 3 sections (machine units), 12 source + 2 target training
     clips and 4 + 4 test clips per domain per section, 5 s, easy anomalies (severity 0.9-1).
 
@@ -29,22 +28,16 @@ def tiny_synth(tmp_path_factory) -> Path:
     proxy task (DCASE 2020: machine IDs), as the method is designed; generated once per worker."""
     from auscult.data.synth import Preset, generate_dataset
 
-    root = tmp_path_factory.getbasetemp() / "osscl_tiny_synth_units"
-    if not (root / "synth_config.json").is_file():
-        tmp = root.with_name(root.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        preset = Preset("tiny-units", "dcase2022", MACHINES, SECTIONS, 12, 2, 4, 4, 5.0)
-        generate_dataset(preset, tmp, seed=3, severity_range=(0.9, 1.0), workers=1, overwrite=True, probe=False)
-        shutil.rmtree(root, ignore_errors=True)
-        tmp.rename(root)
-    return root
+    preset = Preset("tiny-units", "dcase2022", MACHINES, SECTIONS, 12, 2, 4, 4, 5.0)
+    return synth_once("osscl_tiny_synth_units", lambda out: generate_dataset(
+        preset, out, seed=3, severity_range=(0.9, 1.0), workers=1, overwrite=True, probe=False))
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(synth_once):
     from auscult.data.index import DatasetIndex
 
-    idx = DatasetIndex.scan(tiny_synth(tmp_path_factory))
+    idx = DatasetIndex.scan(tiny_synth(synth_once))
     train = sorted(idx.select(split="train"), key=lambda c: str(c.path))
     test = sorted(idx.select(split="test"), key=lambda c: str(c.path))
     val = train[::14]

@@ -180,7 +180,7 @@ def test_beats_chance_on_easy_synthetic_data(fitted, easy):
     assert np.mean(aucs) > 0.6
 
 
-def test_interrupted_fit_resumes_to_identical_scores(easy, tmp_path, one_thread, monkeypatch):
+def test_interrupted_fit_resumes_to_identical_scores(easy, one_thread, interrupted_fit):
     """Kill the pre-training mid-epoch (after a step checkpoint) and resume: the epoch's prototypes,
     weights and RNG come back, so both stages end as in an uninterrupted fit."""
     import auscult.methods.protoasd as mod
@@ -189,22 +189,5 @@ def test_interrupted_fit_resumes_to_identical_scores(easy, tmp_path, one_thread,
     sub = [c for c in train if c.section == "00"][:12]
     cfg = small_config(epochs=1, n_batches=1)
     cfg["train"] = {**cfg["train"], "epochs": 2, "checkpoint_every_steps": 1}
-    ref = build_method("protoasd", cfg, FitContext(seed=0, quiet=True, run_dir=tmp_path / "a"))
-    ref.fit(sub, [], audio)
-    expected = ref.score(test[:4], audio)
-
-    real, calls = mod.prototype_loss, {"n": 0}
-
-    def dies_at_step_3(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("killed")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(mod, "prototype_loss", dies_at_step_3)
-    with pytest.raises(RuntimeError, match="killed"):
-        build_method("protoasd", cfg, FitContext(seed=0, quiet=True, run_dir=tmp_path / "b")).fit(sub, [], audio)
-    monkeypatch.setattr(mod, "prototype_loss", real)
-    resumed = build_method("protoasd", cfg, FitContext(seed=0, quiet=True, run_dir=tmp_path / "b", resume=True))
-    resumed.fit(sub, [], audio)
-    np.testing.assert_array_equal(resumed.score(test[:4], audio), expected)
+    ref, resumed = interrupted_fit("protoasd", cfg, sub, audio, mod, "prototype_loss", kill_at=3)
+    np.testing.assert_array_equal(resumed.score(test[:4], audio), ref.score(test[:4], audio))

@@ -4,7 +4,6 @@ easy anomalies), the k-means back-end, ensembles and the recipes."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,26 +18,20 @@ from auscult.recipes import load_recipe
 MACHINES = ("bearing", "gearbox", "pump")
 
 
-def tiny_synth(tmp_path_factory) -> Path:
+def tiny_synth(synth_once) -> Path:
     """3 machines, 25 training clips each, 5 s, easy anomalies (severity 0.9-1); generated once per worker."""
     from auscult.data.synth import generate_dataset
 
-    root = tmp_path_factory.getbasetemp() / "methods_tiny_synth_5s_bgp"
-    if not (root / "synth_config.json").is_file():
-        tmp = root.with_name(root.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        generate_dataset("demo", tmp, seed=3, machines=MACHINES, scale=0.5, duration=5.0,
-                         severity_range=(0.9, 1.0), workers=1, overwrite=True, probe=False)
-        shutil.rmtree(root, ignore_errors=True)
-        tmp.rename(root)
-    return root
+    return synth_once("methods_tiny_synth_5s_bgp", lambda out: generate_dataset(
+        "demo", out, seed=3, machines=MACHINES, scale=0.5, duration=5.0, severity_range=(0.9, 1.0), workers=1,
+        overwrite=True, probe=False))
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(synth_once):
     from auscult.data.index import DatasetIndex
 
-    idx = DatasetIndex.scan(tiny_synth(tmp_path_factory))
+    idx = DatasetIndex.scan(tiny_synth(synth_once))
     train = sorted(idx.select(split="train"), key=lambda c: str(c.path))
     test = sorted(idx.select(split="test"), key=lambda c: str(c.path))
     return train, test
