@@ -71,6 +71,9 @@ def evaluate(
     from ..data.groundtruth import detect_year
     from .submission import evaluate_submission
 
+    if ground_truth is not None and not ground_truth.exists():  # before any guessing from its layout
+        raise ConfigError(f"{ground_truth}: ground-truth folder not found (pass the folder holding "
+                          f"ground_truth_data/, or eval_data_list.csv for 2020)")
     if run is not None:
         if scores is not None:
             raise ConfigError("give either a RUN directory or --scores DIR, not both")
