@@ -19,6 +19,23 @@ def _err(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
+#: figure formats ``auscult explain --out`` writes (matplotlib backends that need nothing extra)
+EXPLAIN_FORMATS = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+
+
+def _check_out(path: Path, option: str, formats: Optional[tuple] = None) -> None:
+    """Refuse, before any work, an output path whose folder does not exist (no folders are made
+    on the user's behalf: a typo should not silently create a tree) or whose suffix is not one of
+    ``formats``."""
+    if formats is not None and path.suffix.lower() not in formats:
+        raise ConfigError(f"{option} {path}: unsupported format {path.suffix or '(no suffix)'!r}; "
+                          f"use one of {', '.join(formats)}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {path}: the folder {parent} does not exist; create it first "
+                          f"(mkdir -p {parent}) or pick another path")
+
+
 def _parse_features(items: Optional[List[str]]) -> dict[str, Any]:
     import yaml
 
@@ -62,6 +79,7 @@ def fit_cmd(
     from ..engine import setup_runtime
     from .fit import FitConfig, fit_bundle
 
+    _check_out(out, "--out")
     setup_runtime(device=device)  # CPU threads and the allocator tuning measured to speed up training
     cfg = FitConfig(method=method, sample_rate=sample_rate, window_s=window, hop_s=hop,
                     false_alarm_rate=false_alarm_rate, calibration_fraction=calibration, threshold=threshold,
@@ -149,7 +167,8 @@ def score_files(bundle_path: Path, files: List[Path], machine: Optional[str] = N
 def explain_cmd(
     bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="The .auscult model bundle."),
     file: Path = typer.Argument(..., help="The audio file to explain."),
-    out: Path = typer.Option(..., "--out", "-o", help="Figure to write (PNG, or .svg/.pdf)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Figure to write: .png, .svg, .pdf or .jpg (the folder "
+                                                      "must exist)."),
     machine: Optional[str] = typer.Option(None, "--machine", help="Machine id, when the bundle holds several."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the curve and map as JSON."),
     start: float = typer.Option(0.0, "--start", help="Explain from this second of the file."),
@@ -164,6 +183,9 @@ def explain_cmd(
     from .bundle import load_bundle
     from .explain import explanation_to_dict, plot_explanation
 
+    _check_out(out, "--out", EXPLAIN_FORMATS)
+    if json_path is not None:
+        _check_out(json_path, "--json")
     bundle = load_bundle(bundle_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -252,6 +274,7 @@ def export_cmd(
     from ..export import export_onnx
     from .bundle import load_bundle
 
+    _check_out(onnx, "--onnx")
     bundle = load_bundle(bundle_path)
     waves = None
     if check:
