@@ -195,8 +195,15 @@ def test_killed_run_resumes_to_the_same_end(tiny_synth, wave_cache, tmp_path, mo
     with pytest.raises(Exception, match="differs"):
         pipeline.train("synthetic/autoencoder", tiny_synth, killed, overrides=over + ["seed=1"], device="cpu",
                        quiet=True, cache_dir=wave_cache, resume=True)
-    pipeline.train("synthetic/autoencoder", tiny_synth, killed, overrides=over, device="cpu", quiet=True,
-                   cache_dir=wave_cache, resume=True)
+    # resumed through the command line, which says where it picked up
+    res = CliRunner().invoke(app, ["train", "synthetic/autoencoder", "--data", str(tiny_synth), "--out", str(killed),
+                                   "--device", "cpu", "--quiet", "--resume", *sum((["--set", s] for s in over), [])],
+                             env={"AUSCULT_CACHE": str(wave_cache), "AUSCULT_QUIET": "1"})
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "fan: already trained" in res.stderr
+    resumed = [ln for ln in res.stderr.splitlines() if ln.startswith("resumed from epoch")]
+    assert len(resumed) == 1 and resumed[0].startswith("resumed from epoch 2 of 3, step ") and \
+        "models/valve/checkpoints/last.pt" in resumed[0], res.stderr
     for g in ("fan", "valve"):
         a = torch.load(full / "models" / g / "model.pt", weights_only=False)["state"]["net"]
         b = torch.load(killed / "models" / g / "model.pt", weights_only=False)["state"]["net"]
