@@ -262,6 +262,7 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
     else:
         rd = RunDir.create(out.parent, out.name, config=cfg, seed=int(cfg["seed"]))
     handler = rd.attach_log()
+    started = False  # set just before the first model trains: a failure before it leaves no run folder
     try:
         rt = setup_runtime(device=device)
         index = _scan(data)
@@ -301,6 +302,7 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
             ctx = FitContext(run_dir=gdir, device=device, seed=int(cfg["seed"]), group=key,
                              resume=bool(resume), quiet=quiet)
             method = build_method(cfg["method"], cfg, ctx)
+            started = True
             method.fit(fit, val, audio)
             # thresholds from training normals only (all of them, or only the held-out ones)
             ref_scores = np.asarray(method.score(ref, audio), dtype=np.float64)
@@ -332,6 +334,12 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
                 header_written = True
         rd.write_meta(stage="trained")
         return rd.path
+    except BaseException:
+        if not resume and not started:
+            logging.getLogger("auscult").removeHandler(handler)
+            handler.close()
+            rd.discard_unstarted()
+        raise
     finally:
         logging.getLogger("auscult").removeHandler(handler)
         handler.close()
