@@ -171,12 +171,16 @@ def test_postgres_url_without_driver_says_how_to_install(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- PostgreSQL
-def _pg_bin(name):
+PG_MISSING = ("SKIPPED the real-PostgreSQL test: server binaries (initdb, pg_ctl) not found on PATH or under "
+              "/usr/lib/postgresql/*/bin (Debian: apt-get install postgresql; .ci/run installs it when it can)")
+
+
+def _pg_bin(name, lib="/usr/lib/postgresql"):
     found = shutil.which(name)
     if found:
         return found
-    for d in sorted((p for p in os.scandir("/usr/lib/postgresql") if p.is_dir()), key=lambda p: p.name,
-                    reverse=True) if os.path.isdir("/usr/lib/postgresql") else []:
+    for d in sorted((p for p in os.scandir(lib) if p.is_dir()), key=lambda p: p.name,
+                    reverse=True) if os.path.isdir(lib) else []:
         cand = os.path.join(d.path, "bin", name)
         if os.path.exists(cand):
             return cand
@@ -186,10 +190,11 @@ def _pg_bin(name):
 @pytest.fixture(scope="module")
 def postgres_url(tmp_path_factory):
     """A throw-away PostgreSQL server on a free local port (skips with the reason when impossible)."""
-    pytest.importorskip("psycopg", reason="psycopg not installed (pip install 'psycopg[binary]')")
+    pytest.importorskip("psycopg", reason="SKIPPED the real-PostgreSQL test: psycopg not installed "
+                                          "(pip install 'psycopg[binary]', part of the dev extra)")
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found")
+        pytest.skip(PG_MISSING)
     import socket
 
     import tempfile
@@ -204,7 +209,8 @@ def postgres_url(tmp_path_factory):
 
         user = next((u for u in ("postgres", "nobody") if _has_user(u)), None)
         if user is None or not shutil.which("runuser"):
-            pytest.skip("running as root and no unprivileged user/runuser to start PostgreSQL")
+            pytest.skip("SKIPPED the real-PostgreSQL test: running as root and no unprivileged user (postgres, "
+                        "nobody) or runuser to start the server as")
         run_as = ["runuser", "-u", user, "--"]
         os.chown(base, pwd.getpwnam(user).pw_uid, -1)
     with socket.socket() as s:
@@ -214,13 +220,13 @@ def postgres_url(tmp_path_factory):
                        capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"initdb failed: {r.stderr.strip()[-300:]}")
+        pytest.skip(f"SKIPPED the real-PostgreSQL test: initdb failed: {r.stderr.strip()[-300:]}")
     r = subprocess.run(run_as + [pg_ctl, "-D", str(data), "-l", str(base / "log.txt"), "-w", "-t", "60",
                                  "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"],
                        capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"PostgreSQL did not start: {r.stderr.strip()[-300:]}")
+        pytest.skip(f"SKIPPED the real-PostgreSQL test: the server did not start: {r.stderr.strip()[-300:]}")
     try:
         yield f"postgresql://auscult@127.0.0.1:{port}/postgres"
     finally:
@@ -260,3 +266,14 @@ def test_postgresql_backend_same_semantics(postgres_url):
         assert len(set(ids)) == 50 and s.count("c") == 50
     with open_store(postgres_url) as s2:  # reopen: history kept, schema accepted
         assert s2.count() == 55
+
+
+def test_postgres_binaries_are_found_where_debian_puts_them(tmp_path, monkeypatch):
+    """Debian installs initdb/pg_ctl under /usr/lib/postgresql/<version>/bin, off PATH: the newest version wins."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    for v in ("13", "15"):
+        (tmp_path / v / "bin").mkdir(parents=True)
+        (tmp_path / v / "bin" / "initdb").write_text("")
+    assert _pg_bin("initdb", lib=str(tmp_path)) == str(tmp_path / "15" / "bin" / "initdb")
+    assert _pg_bin("pg_ctl", lib=str(tmp_path)) is None
+    assert "apt-get install postgresql" in PG_MISSING
