@@ -13,6 +13,7 @@ from typing import Any, List, Optional
 import typer
 
 from ..errors import ConfigError
+from .alerting import DEFAULT_K, DEFAULT_N
 
 
 def _err(msg: str) -> None:
@@ -218,8 +219,8 @@ def watch_cmd(
     machine: Optional[str] = typer.Option(None, "--machine", help="Machine id, when the bundle holds several."),
     window: Optional[float] = typer.Option(None, "--window", help="Window seconds (default: the bundle's)."),
     hop: Optional[float] = typer.Option(None, "--hop", help="Hop seconds (default: the bundle's)."),
-    k: int = typer.Option(3, "--k", help="Alert when at least k ..."),
-    n: int = typer.Option(5, "--n", help="... of the last n windows are anomalous."),
+    k: int = typer.Option(DEFAULT_K, "--k", help="Alert when at least k ..."),
+    n: int = typer.Option(DEFAULT_N, "--n", help="... of the last n windows are anomalous."),
     fmt: str = typer.Option("s16le", "--format", help="stdin PCM: s16le | s32le | f32le."),
     rate: int = typer.Option(16000, "--rate", help="stdin PCM sample rate."),
     channels: int = typer.Option(1, "--channels", help="stdin PCM interleaved channels (averaged)."),
@@ -230,7 +231,9 @@ def watch_cmd(
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds of audio."),
     alerts_only: bool = typer.Option(False, "--alerts-only", help="Print alert/gap/bad-chunk/end events only."),
 ) -> None:
-    """Score a long recording, a folder or a live PCM stream window by window; JSON lines out."""
+    """Score a long recording, a folder or a live PCM stream window by window; JSON lines out.
+
+    Exit code 1 when nothing could be scored (every input skipped, unreadable or too short)."""
     import warnings
 
     from .bundle import load_bundle
@@ -241,10 +244,13 @@ def watch_cmd(
     bundle = load_bundle(bundle_path)
     out = sys.stdout
     events = watch(bundle, input, machine=machine, config=cfg)
+    end: Optional[dict] = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         try:
             for ev in events:
+                if ev["type"] == "end":
+                    end = ev
                 if alerts_only and ev["type"] == "window":
                     continue
                 out.write(json.dumps(ev) + "\n")
@@ -254,6 +260,10 @@ def watch_cmd(
             _err("interrupted")
         except BrokenPipeError:  # the reader went away (e.g. | head): stop quietly
             return
+    if end is not None and not end.get("interrupted") and end["windows"] == 0:
+        problems = [f"{end[k]} {k.replace('_', ' ')}" for k in ("skipped", "errors", "gaps", "bad_chunks") if end[k]]
+        _err(f"nothing could be scored ({', '.join(problems) or 'no audio'}; the events above say why)")
+        raise typer.Exit(1)
 
 
 # ------------------------------------------------------------------------------------------------
