@@ -24,6 +24,7 @@ DB-API layer, so the SQL below is the whole storage format.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import sqlite3
@@ -40,6 +41,8 @@ from ..errors import AuscultError, ConfigError
 __all__ = ["StoreError", "ScoreRecord", "HistoryStore", "open_store", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
+
+log = logging.getLogger("auscult.store")
 
 
 class StoreError(AuscultError):
@@ -439,10 +442,15 @@ def _open_sqlite(path: Path, url: str, keep_clips: int, timeout_s: float) -> His
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; the history database must be a file path "
                           f"(e.g. {path / 'history.sqlite'})")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    from ..fileio import create_private_file, mkdir_private
+
+    try:  # scores and stored audio of the plant: owner-only (folders 0700, database 0600)
+        mkdir_private(path.parent)
+        if not create_private_file(path) and path.stat().st_mode & 0o077:
+            log.warning("%s: the history database is readable by other users (chmod 600 it and its -wal/-shm "
+                        "files)", path)
     except OSError as exc:
-        raise StoreError(f"{path}: cannot create its folder ({exc.strerror})") from None
+        raise StoreError(f"{path}: cannot create it or its folder ({exc.strerror})") from None
 
     def connect():
         conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
