@@ -66,10 +66,17 @@ class ScoreRecord:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict; ``time_iso`` is the time as ISO 8601 UTC."""
+        """JSON-ready dict; ``time_iso`` is the time as ISO 8601 UTC, ``status`` as below."""
         d = asdict(self)
         d["time_iso"] = iso_utc(self.time)
+        d["status"] = self.status
         return d
+
+    @property
+    def status(self) -> str:
+        """``"scored"``, or ``"input_fault"`` for a clip that was not machine sound (silent, clipped, too
+        short, ...: issue 15 item 2), kept in ``extra["status"]`` until that item gives it a column."""
+        return str(self.extra.get("status") or "scored") if isinstance(self.extra, dict) else "scored"
 
 
 def iso_utc(t: float) -> str:
@@ -86,8 +93,9 @@ class _Dialect:
     id_column = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
     def q(self, sql: str) -> str:
-        """Turn the ``?`` placeholders of the shared SQL into this driver's style."""
-        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+        """Turn the ``?`` placeholders of the shared SQL into this driver's style (a literal ``%``
+        doubled for psycopg's ``%s`` style)."""
+        return sql if self.placeholder == "?" else sql.replace("%", "%%").replace("?", self.placeholder)
 
 
 class _PgDialect(_Dialect):
@@ -99,6 +107,9 @@ class _PgDialect(_Dialect):
 
 _COLUMNS = ("id, machine, time, score, threshold, decision, expected_far, filename, request_id, "
             "extra, has_clip")
+#: rows that are input faults, not scores (see ScoreRecord.status). ``extra`` is written by json.dumps
+#: with its default separators, so the key and value appear exactly like this.
+_FAULT = """(extra LIKE '%"status": "input_fault"%')"""
 
 
 def _schema(d: _Dialect) -> list[str]:
@@ -344,16 +355,24 @@ class HistoryStore:
         return [_to_record(r) for r in reversed(self._read(sql, params))]
 
     def alerts(self, machine: str, limit: int = 10) -> list[ScoreRecord]:
-        """The newest ``limit`` records whose decision was anomalous, newest first."""
+        """The newest ``limit`` anomalous clips (decision true; input faults are not), newest first."""
         return [_to_record(r) for r in self._read(
-            f"SELECT {_COLUMNS} FROM auscult_scores WHERE machine = ? AND decision = 1 "
+            f"SELECT {_COLUMNS} FROM auscult_scores WHERE machine = ? AND decision = 1 AND NOT {_FAULT} "
             f"ORDER BY time DESC, id DESC LIMIT ?", (machine, int(limit)))]
+
+    def decisions(self, machine: str) -> list[tuple[int, Optional[bool]]]:
+        """``(id, decision)`` of every record of a machine, oldest first; ``None`` for input faults.
+        What :func:`auscult.monitor.alerting.track_alerts` needs to apply the k-of-n rule."""
+        return [(int(i), None if fault else bool(d)) for i, d, fault in self._read(
+            f"SELECT id, decision, CASE WHEN {_FAULT} THEN 1 ELSE 0 END FROM auscult_scores WHERE machine = ? "
+            f"ORDER BY time, id", (machine,))]
 
     def worst_recent(self, machine: str, window: int = 100) -> Optional[ScoreRecord]:
         """The highest-scoring record among the machine's newest ``window`` records that still
-        have their clip stored (ties: the newest), or None."""
+        have their clip stored (ties: the newest; input faults are not scores), or None."""
         rows = self._read(
             f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS} FROM auscult_scores WHERE machine = ? AND has_clip = 1 "
+            f"AND NOT {_FAULT} "
             f"ORDER BY id DESC LIMIT ?) recent ORDER BY score DESC, id DESC LIMIT 1", (machine, int(window)))
         return _to_record(rows[0]) if rows else None
 
@@ -367,12 +386,16 @@ class HistoryStore:
         return x, int(sr)
 
     def summary(self) -> dict[str, dict[str, Any]]:
-        """Per machine: ``n_scored``, ``n_alerts``, ``last_time``, ``last_score``, ``last_threshold``."""
+        """Per machine: ``n_scored`` (clips scored; input faults are not), ``n_anomalous`` (of those,
+        decision true), ``n_input_faults``, and ``last_time``, ``last_score``, ``last_threshold`` of
+        the newest record. Alerts (the k-of-n rule) are counted from :meth:`decisions`."""
         out: dict[str, dict[str, Any]] = {}
-        for machine, n, n_alerts, last_id in self._read(
-                "SELECT machine, COUNT(*), SUM(decision), MAX(id) FROM auscult_scores GROUP BY machine"):
+        for machine, n, n_anom, n_fault, last_id in self._read(
+                f"SELECT machine, SUM(CASE WHEN {_FAULT} THEN 0 ELSE 1 END), "
+                f"SUM(CASE WHEN {_FAULT} THEN 0 ELSE decision END), SUM(CASE WHEN {_FAULT} THEN 1 ELSE 0 END), "
+                f"MAX(id) FROM auscult_scores GROUP BY machine"):
             rec = self.get(int(last_id))
-            out[machine] = {"n_scored": int(n), "n_alerts": int(n_alerts or 0),
+            out[machine] = {"n_scored": int(n or 0), "n_anomalous": int(n_anom or 0), "n_input_faults": int(n_fault or 0),
                             "last_time": rec.time if rec else None, "last_score": rec.score if rec else None,
                             "last_threshold": rec.threshold if rec else None}
         return out

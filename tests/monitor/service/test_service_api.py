@@ -83,7 +83,8 @@ def test_score_multipart_and_raw_body_are_stored(client):
     assert client.get("/v1/machines/fan-2/history").json()["count"] == 0
     machines = {m["id"]: m for m in client.get("/v1/machines").json()["machines"]}
     assert set(machines) == {"pump-1", "fan-2"}
-    assert machines["pump-1"]["n_scored"] == 2 and machines["pump-1"]["n_alerts"] == 1
+    assert machines["pump-1"]["n_scored"] == 2 and machines["pump-1"]["n_anomalous"] == 1
+    assert machines["pump-1"]["n_alerts"] == 0  # one anomalous clip is not an alert under the 3-of-5 rule
     assert machines["pump-1"]["sample_rate"] == 16000 and machines["fan-2"]["last_score"] is None
     alerts = client.get("/v1/machines/pump-1/alerts").json()
     assert [a["id"] for a in alerts] == [r2.json()["id"]]

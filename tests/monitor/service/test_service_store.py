@@ -50,8 +50,9 @@ def test_history_since_until_limit_order(store):
     assert store.count() == 11 and store.count("m1") == 10 and store.count("nope") == 0
     assert [r.score for r in store.alerts("m1", limit=2)] == [9.0, 8.0]  # decision = score > 2
     summ = store.summary()
-    assert summ["m1"]["n_scored"] == 10 and summ["m1"]["n_alerts"] == 7 and summ["m1"]["last_score"] == 9.0
-    assert summ["other"]["n_alerts"] == 1
+    assert summ["m1"]["n_scored"] == 10 and summ["m1"]["n_anomalous"] == 7 and summ["m1"]["last_score"] == 9.0
+    assert summ["other"]["n_anomalous"] == 1 and summ["m1"]["n_input_faults"] == 0
+    assert [d for _, d in store.decisions("m1")] == [i > 2 for i in range(10)]  # oldest first
 
 
 def test_request_id_makes_retries_idempotent(store):
@@ -277,3 +278,28 @@ def test_postgres_binaries_are_found_where_debian_puts_them(tmp_path, monkeypatc
     assert _pg_bin("initdb", lib=str(tmp_path)) == str(tmp_path / "15" / "bin" / "initdb")
     assert _pg_bin("pg_ctl", lib=str(tmp_path)) is None
     assert "apt-get install postgresql" in PG_MISSING
+
+
+@pytest.mark.slow
+def test_postgresql_input_faults_and_decisions(postgres_url):
+    """The input-fault filter (a LIKE with literal %) works through psycopg's %s placeholders too."""
+    with open_store(postgres_url) as s:
+        _add(s, machine="f", score=3.0, time=1.0)
+        _add(s, machine="f", score=58.0, time=2.0, extra={"status": "input_fault", "reason": "silent"})
+        _add(s, machine="f", score=1.0, time=3.0)
+        assert [d for _, d in s.decisions("f")] == [True, None, False]
+        summ = s.summary()["f"]
+        assert (summ["n_scored"], summ["n_anomalous"], summ["n_input_faults"]) == (2, 1, 1)
+        assert [r.score for r in s.alerts("f")] == [3.0]
+        assert [r.status for r in s.history("f")] == ["scored", "input_fault", "scored"]
+
+
+def test_sqlite_input_faults_and_decisions(store):
+    _add(store, machine="f", score=3.0, time=1.0)
+    _add(store, machine="f", score=58.0, time=2.0, extra={"status": "input_fault", "reason": "silent"})
+    _add(store, machine="f", score=1.0, time=3.0)
+    assert [d for _, d in store.decisions("f")] == [True, None, False]
+    summ = store.summary()["f"]
+    assert (summ["n_scored"], summ["n_anomalous"], summ["n_input_faults"]) == (2, 1, 1)
+    assert [r.score for r in store.alerts("f")] == [3.0]
+    assert [r.status for r in store.history("f")] == ["scored", "input_fault", "scored"]

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ... import __version__
 from ...errors import AuscultError
+from ..alerting import track_alerts
 from ..store import HistoryStore, ScoreRecord, StoreError, open_store
 from .config import MACHINE_ID_RE, ServiceConfig, load_models
 from ...fileio import mkdir_private
@@ -94,6 +95,17 @@ class ScoreOut(BaseModel):
     has_clip: bool = Field(False, description="the audio is kept for the explain view")
     extra: dict = Field(default_factory=dict)
     replayed: bool = Field(False, description="true when this is the stored answer to a repeated Idempotency-Key")
+    status: str = Field("scored", description="'scored', or 'input_fault': the clip was not machine sound (silent, "
+                                              "clipped, too short, ...); its score is not a measurement")
+    alert: Optional[bool] = Field(None, description="whether the machine's k-of-n alert was on after this clip "
+                                                    "(history and alert lists; null in a scoring answer)")
+
+
+class AlertRule(BaseModel):
+    """The k-of-n rule alerts are counted with (the same as ``auscult watch --k/--n``)."""
+
+    k: int = Field(description="an alert is on while at least k ...")
+    n: int = Field(description="... of the machine's last n scored clips are anomalous")
 
 
 class HistoryOut(BaseModel):
@@ -102,13 +114,19 @@ class HistoryOut(BaseModel):
     until: Optional[float]
     count: int
     records: list[ScoreOut]
+    alert_rule: AlertRule
+    alert_episodes: int = Field(description="alerts (off -> on changes of the k-of-n rule) that began among these "
+                                            "records")
 
 
 class MachineOut(BaseModel):
     id: str
     sample_rate: int
-    n_scored: int
-    n_alerts: int
+    n_scored: int = Field(description="clips scored (input faults are not)")
+    n_anomalous: int = Field(description="scored clips above the threshold")
+    n_input_faults: int = Field(description="clips refused as input faults (not machine sound)")
+    n_alerts: int = Field(description="alert episodes over the whole history, by the k-of-n rule")
+    alert: bool = Field(description="whether the k-of-n alert is on now")
     last_time: Optional[float]
     last_score: Optional[float]
     last_threshold: Optional[float]
@@ -116,6 +134,7 @@ class MachineOut(BaseModel):
 
 class MachinesOut(BaseModel):
     machines: list[MachineOut]
+    alert_rule: AlertRule
 
 
 class HealthOut(BaseModel):
@@ -125,8 +144,8 @@ class HealthOut(BaseModel):
     store: str
 
 
-def _out(rec: ScoreRecord, replayed: bool = False) -> ScoreOut:
-    return ScoreOut(**rec.to_dict(), replayed=replayed)
+def _out(rec: ScoreRecord, replayed: bool = False, alert: Optional[bool] = None) -> ScoreOut:
+    return ScoreOut(**rec.to_dict(), replayed=replayed, alert=alert)
 
 
 def _parse_time(value: Optional[str], name: str) -> Optional[float]:
@@ -233,6 +252,17 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
         return models[machine_id]
 
     auth = [Depends(require_token)]
+    rule = AlertRule(k=int(config.alert_k), n=int(config.alert_n))
+
+    def alert_track(machine_id: str) -> tuple[dict[int, bool], set[int], Any]:
+        """The k-of-n rule over a machine's whole history: state after each record (by id), the ids
+        where an alert began, and the track. One scan of (id, decision) per call."""
+        rows = store.decisions(machine_id)
+        track = track_alerts([d for _, d in rows], rule.k, rule.n)
+        states = {rid: st for (rid, _), st in zip(rows, track.states)}
+        began = {rid for i, ((rid, _), st) in enumerate(zip(rows, track.states))
+                 if st and not (track.states[i - 1] if i else False)}
+        return states, began, track
 
     # -- health and listing
     @app.get("/health", response_model=HealthOut, tags=["service"],
@@ -252,10 +282,13 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
         out = []
         for mid, b in sorted(models.items()):
             s = summary.get(mid, {})
+            track = alert_track(mid)[2] if s else None
             out.append(MachineOut(id=mid, sample_rate=int(b.sample_rate), n_scored=s.get("n_scored", 0),
-                                  n_alerts=s.get("n_alerts", 0), last_time=s.get("last_time"),
-                                  last_score=s.get("last_score"), last_threshold=s.get("last_threshold")))
-        return MachinesOut(machines=out)
+                                  n_anomalous=s.get("n_anomalous", 0), n_input_faults=s.get("n_input_faults", 0),
+                                  n_alerts=track.episodes if track else 0, alert=bool(track and track.state),
+                                  last_time=s.get("last_time"), last_score=s.get("last_score"),
+                                  last_threshold=s.get("last_threshold")))
+        return MachinesOut(machines=out, alert_rule=rule)
 
     # -- scoring
     binary = {"schema": {"type": "string", "format": "binary"}}
@@ -358,18 +391,25 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
                 since: Optional[str] = Query(None, description="Unix seconds or ISO 8601 (inclusive)"),
                 until: Optional[str] = Query(None, description="Unix seconds or ISO 8601 (exclusive)"),
                 limit: int = Query(1000, ge=1, le=100_000, description="newest N records at most")) -> HistoryOut:
-        """Scored clips of a machine, oldest first (the newest ``limit`` when more match)."""
+        """Scored clips of a machine, oldest first (the newest ``limit`` when more match), each with
+        the k-of-n alert state after it (computed over the whole history, not just this window)."""
         machine_or_404(machine_id)
         t0, t1 = _parse_time(since, "since"), _parse_time(until, "until")
         recs = store.history(machine_id, since=t0, until=t1, limit=limit)
-        return HistoryOut(machine=machine_id, since=t0, until=t1, count=len(recs), records=[_out(r) for r in recs])
+        states, began, _ = alert_track(machine_id) if recs else ({}, set(), None)
+        return HistoryOut(machine=machine_id, since=t0, until=t1, count=len(recs), alert_rule=rule,
+                          alert_episodes=sum(r.id in began for r in recs),
+                          records=[_out(r, alert=states.get(r.id)) for r in recs])
 
     @app.get("/v1/machines/{machine_id}/alerts", response_model=list[ScoreOut], dependencies=auth,
              tags=["machines"], responses=_errors(401, 404, 422, 503))
     def alerts(machine_id: str, limit: int = Query(10, ge=1, le=1000)) -> list[ScoreOut]:
-        """The newest alerts (decision true) of a machine, newest first."""
+        """The newest anomalous clips (decision true) of a machine, newest first; ``alert`` says
+        whether the k-of-n alert was on after each."""
         machine_or_404(machine_id)
-        return [_out(r) for r in store.alerts(machine_id, limit=limit)]
+        recs = store.alerts(machine_id, limit=limit)
+        states = alert_track(machine_id)[0] if recs else {}
+        return [_out(r, alert=states.get(r.id)) for r in recs]
 
     @app.get("/v1/machines/{machine_id}/worst", response_model=Optional[ScoreOut], dependencies=auth,
              tags=["machines"], responses=_errors(401, 404, 422, 503))
