@@ -456,7 +456,7 @@ def evaluate(run_dir: Union[str, Path], ground_truth: Union[str, Path, None] = N
     Returns the :class:`auscult.eval.Result`.
     """
     from .engine import RunDir
-    from .eval.report import write_report, write_tables
+    from .eval.report import run_provenance, write_report, write_tables
     from .eval.submission import evaluate_submission
 
     sub, gt, run_year = resolve_run(run_dir, ground_truth)
@@ -471,7 +471,7 @@ def evaluate(run_dir: Union[str, Path], ground_truth: Union[str, Path, None] = N
     write_tables(result, rd.report)
     _write_json(rd.report / "result.json", result.to_dict())
     cfg = rd.read_config()
-    write_report(result, rd.path / "report.html",
+    write_report(result, rd.path / "report.html", provenance=run_provenance(rd.path),
                  title=title or f"auscult · {cfg.get('name') or cfg['method']} · {result.protocol}")
     headline = {"official_score": result.official_score, "official_definition": result.official_definition,
                 **{k: v for k, v in result.aggregates.items()}}

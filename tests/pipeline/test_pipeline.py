@@ -71,6 +71,12 @@ def test_cli_run_writes_official_files_and_report(cli_run, tiny_synth):
     assert f"epochs: {EPOCHS}" in cfg and "model_per: machine" in cfg
     html = (run / "report.html").read_text()
     assert "<html" in html and "fan" in html and "valve" in html and "data:image/png;base64" in html
+    # provenance: recipe (resolved), seed, version, commit, data root, date
+    from auscult import __version__
+
+    assert "Provenance" in html and "synthetic/autoencoder" in html and f"epochs: {EPOCHS}" in html
+    assert "seed</th><td>0</td>" in html and str(tiny_synth.resolve()) in html and f"auscult {__version__}" in html
+    assert meta["git_commit"] in html and meta["created"] in html
     result = json.loads((run / "report" / "result.json").read_text())
     assert 0.0 <= result["official_score"] <= 1.0
     assert {r["machine"] for r in result["machines"]} == {"fan", "valve"}

@@ -4,7 +4,7 @@
 
     runs/<name>/
       config.yaml        the resolved config (after defaults and --set overrides)
-      run.json           seed, versions (python, torch, numpy, auscult), host, start time, runtime
+      run.json           seed, versions (python, torch, numpy, auscult), git commit, host, start time, runtime
       logs/train.log     the log of every process-0 message
       metrics.jsonl      one JSON object per logged step / epoch (appended, flushed per line)
       checkpoints/       last.pt, best.pt, epoch_XXXX.pt, step checkpoints
@@ -105,7 +105,9 @@ class RunDir:
             sub.mkdir()
         if config is not None:
             rd.write_config(config)
-        rd.write_meta(seed=seed)
+        from ..provenance import git_commit
+
+        rd.write_meta(seed=seed, git_commit=git_commit() or "not available (not a git checkout)")
         return rd
 
     def discard_unstarted(self) -> None:

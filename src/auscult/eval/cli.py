@@ -92,9 +92,9 @@ def evaluate(
             write_tables(result, out)
             (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
         if report is not None:
-            from .report import write_report
+            from .report import run_provenance, write_report
 
-            write_report(result, report)
+            write_report(result, report, provenance=run_provenance(run))
         return
     if scores is None or ground_truth is None:
         raise ConfigError("give both --scores DIR and --ground-truth DIR")
@@ -117,7 +117,8 @@ def evaluate(
     if report is not None:
         from .report import write_report
 
-        write_report(result, report)
+        write_report(result, report, provenance={"scores": str(scores.resolve()),
+                                                 "ground_truth": f"{ground_truth.resolve()} (protocol {year})"})
         typer.secho(f"report -> {report}", err=True)
 
 
