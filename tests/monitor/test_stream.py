@@ -342,3 +342,16 @@ def test_stdin_shorter_than_a_window_says_so():
     evs = run(level_bundle(), f32(_sq(0.4)), format="f32le")
     assert [e["type"] for e in evs] == ["skipped", "end"]
     assert evs[0]["code"] == "too_short" and evs[0]["source"] == "-" and evs[-1]["windows"] == 0
+
+
+def test_watch_cli_shows_the_resampling_warning_as_one_line(knn_fit):
+    """stdin at another rate is resampled chunk by chunk: the user is told, in one line on stderr."""
+    _, _, path = knn_fit
+    x = render(707, duration=3.0)[::2]  # 8 kHz
+    data = np.round(np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
+    proc = subprocess.run([sys.executable, "-m", "auscult.cli", "watch", str(path), "--input", "-", "--rate", "8000"],
+                          input=data, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    err = proc.stderr.decode().strip().splitlines()
+    assert err == ["warning: stdin audio at 8000 Hz is resampled chunk by chunk to the bundle's 16000 Hz; "
+                   "send 16000 Hz to avoid it"], err

@@ -234,8 +234,6 @@ def watch_cmd(
     """Score a long recording, a folder or a live PCM stream window by window; JSON lines out.
 
     Exit code 1 when nothing could be scored (every input skipped, unreadable or too short)."""
-    import warnings
-
     from .bundle import load_bundle
     from .stream import WatchConfig, watch
 
@@ -245,21 +243,19 @@ def watch_cmd(
     out = sys.stdout
     events = watch(bundle, input, machine=machine, config=cfg)
     end: Optional[dict] = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            for ev in events:
-                if ev["type"] == "end":
-                    end = ev
-                if alerts_only and ev["type"] == "window":
-                    continue
-                out.write(json.dumps(ev) + "\n")
-                out.flush()
-        except KeyboardInterrupt:  # Ctrl-C on a live stream: close the input, still print the summary
-            events.close()
-            _err("interrupted")
-        except BrokenPipeError:  # the reader went away (e.g. | head): stop quietly
-            return
+    try:  # warnings (e.g. stdin resampled) go to stderr as one line each; events are stdout's alone
+        for ev in events:
+            if ev["type"] == "end":
+                end = ev
+            if alerts_only and ev["type"] == "window":
+                continue
+            out.write(json.dumps(ev) + "\n")
+            out.flush()
+    except KeyboardInterrupt:  # Ctrl-C on a live stream: close the input, still print the summary
+        events.close()
+        _err("interrupted")
+    except BrokenPipeError:  # the reader went away (e.g. | head): stop quietly
+        return
     if end is not None and not end.get("interrupted") and end["windows"] == 0:
         problems = [f"{end[k]} {k.replace('_', ' ')}" for k in ("skipped", "errors", "gaps", "bad_chunks") if end[k]]
         _err(f"nothing could be scored ({', '.join(problems) or 'no audio'}; the events above say why)")

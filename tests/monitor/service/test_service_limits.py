@@ -3,7 +3,6 @@ documents every answer in its OpenAPI schema, and answers every error as {"detai
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 
