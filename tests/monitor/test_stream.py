@@ -274,6 +274,8 @@ def _bad_folder(tmp_path):
     full8 = write_wav(tmp_path / "full8.wav", x8, sr=8000).read_bytes()
     (d / "h_truncated_8k.wav").write_bytes(full8[: 44 + 3 * 8000 * 2])      # another rate (resampled), 3 of 4 s
     write_wav(d / "i_silent.wav", np.zeros(2 * SR, np.float32))            # all digital silence: gaps only
+    full = write_wav(tmp_path / "full_j.wav", _sq(2.0)).read_bytes()
+    (d / "j_truncated_short.wav").write_bytes(full[: 44 + SR])              # 0.5 s left of 2 s: too short
     return d
 
 
@@ -298,20 +300,23 @@ def test_folder_inputs_are_never_lost_silently(tmp_path):
                               ("d_short.wav", "too_short", "shorter than one"),
                               ("e_clip.ogg", "unsupported_format", ".ogg"),
                               ("f_notes.txt", "unsupported_format", ".txt"),
-                              ("i_silent.wav", "no_full_window", "not scored")):
+                              ("i_silent.wav", "no_full_window", "not scored"),
+                              ("j_truncated_short.wav", "too_short", "0.5 s of audio")):
         e = only(name, "skipped")
         assert e["code"] == code and words in e["reason"], e
         assert e["source"].endswith(name)
+    assert only("j_truncated_short.wav", "bad_chunk")["code"] == "truncated"
     assert set(by_file) == {"a_good.wav", "b_truncated.wav", "c_empty.wav", "d_short.wav", "e_clip.ogg",
-                            "f_notes.txt", "g_header_only.wav", "h_truncated_8k.wav", "i_silent.wav"}
+                            "f_notes.txt", "g_header_only.wav", "h_truncated_8k.wav", "i_silent.wav",
+                            "j_truncated_short.wav"}
     end = evs[-1]
     assert end["type"] == "end"
-    assert end["windows"] == 8 and end["skipped"] == 6 and end["errors"] == 0 and end["bad_chunks"] == 2
-    assert end["files"] == 9 and end["files_scored"] == 3
+    assert end["windows"] == 8 and end["skipped"] == 7 and end["errors"] == 0 and end["bad_chunks"] == 3
+    assert end["files"] == 10 and end["files_scored"] == 3
     assert end["files"] == end["files_scored"] + end["skipped"] + end["errors"]
     assert end["gaps"] == sum(e["type"] == "gap" for e in evs) == 4  # i_silent.wav: 4 chunks of 0.5 s
-    # audio seconds add up over the files (3 + 2 + 0.5 + 3 + 2) instead of restarting with each one
-    assert end["audio_seconds"] == pytest.approx(10.5)
+    # audio seconds add up over the files (3 + 2 + 0.5 + 3 + 2 + 0.5) instead of restarting with each one
+    assert end["audio_seconds"] == pytest.approx(11.0)
 
 
 def test_watch_cli_exit_code(knn_fit, tmp_path):

@@ -408,10 +408,12 @@ def watch_file(path: Path, scorer: StreamScorer, config: WatchConfig) -> Iterato
             lag = done / scorer.sr - (time.perf_counter() - t_start)
             if lag > 0:
                 time.sleep(lag)
+    tail = scorer.end_source()  # judged on the audio that is there (the missing end is not a gap inside it)
     if truncated:
-        yield scorer.bad_chunk(f"truncated: {truncated}; the {done / scorer.sr:g} s that are there were scored, "
-                               f"the rest of the recording is missing", code="truncated")
-    yield from scorer.end_source()
+        yield scorer.bad_chunk(f"truncated: {truncated}; the {done / scorer.sr:g} s that are there were "
+                               f"{'scored' if not tail else 'read'}, the rest of the recording is missing",
+                               code="truncated")
+    yield from tail
 
 
 def _sf_blocks(path: Path, block: int, scorer: StreamScorer):
