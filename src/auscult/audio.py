@@ -53,6 +53,7 @@ __all__ = [
     "apply_length",
     "load_audio",
     "audio_info",
+    "wav_truncation",
     "WaveformCache",
 ]
 
@@ -147,33 +148,42 @@ class AudioConfig:
 
 
 # ----------------------------------------------------------------------------- checks
+def wav_truncation(path: Union[str, Path]) -> Optional[str]:
+    """``"the header promises N bytes of audio but the file holds M"`` when a RIFF/WAVE file's data
+    chunk is shorter than its header says (libsndfile would silently return the shorter part), else
+    None (also for other formats: libsndfile checks those). Raises OSError when unreadable."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None  # not plain RIFF/WAVE (FLAC, RF64, ...)
+        size = path.stat().st_size
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            hdr = f.read(8)
+            if len(hdr) < 8:
+                return None
+            cid, clen = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+            if cid == b"data":
+                if clen in (0, 0xFFFFFFFF):  # streaming writers leave these; trust libsndfile
+                    return None
+                have = size - (pos + 8)
+                if have < clen:
+                    return f"the header promises {clen} bytes of audio but the file holds {have}"
+                return None
+            pos += 8 + clen + (clen & 1)
+    return None
+
+
 def _check_wav_complete(path: Path) -> None:
     """Raise AudioDecodeError when a RIFF/WAVE file's data chunk is shorter than its header says."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return  # not plain RIFF/WAVE (FLAC, RF64, ...): libsndfile checks those
-            size = path.stat().st_size
-            pos = 12
-            while pos + 8 <= size:
-                f.seek(pos)
-                hdr = f.read(8)
-                if len(hdr) < 8:
-                    return
-                cid, clen = hdr[:4], struct.unpack("<I", hdr[4:])[0]
-                if cid == b"data":
-                    if clen in (0, 0xFFFFFFFF):  # streaming writers leave these; trust libsndfile
-                        return
-                    have = size - (pos + 8)
-                    if have < clen:
-                        raise AudioDecodeError(
-                            path, f"truncated: the header promises {clen} bytes of audio but the file "
-                                  f"holds {have}", "re-download or re-export the file")
-                    return
-                pos += 8 + clen + (clen & 1)
+        problem = wav_truncation(path)
     except OSError as exc:
         raise AudioDecodeError(path, f"unreadable ({exc.strerror or exc})", "check permissions") from None
+    if problem:
+        raise AudioDecodeError(path, f"truncated: {problem}", "re-download or re-export the file")
 
 
 def audio_info(path: Union[str, Path]) -> dict[str, Any]:

@@ -262,6 +262,7 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
     else:
         rd = RunDir.create(out.parent, out.name, config=cfg, seed=int(cfg["seed"]))
     handler = rd.attach_log()
+    started = False  # set just before the first model trains: a failure before it leaves no run folder
     try:
         rt = setup_runtime(device=device)
         index = _scan(data)
@@ -301,6 +302,7 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
             ctx = FitContext(run_dir=gdir, device=device, seed=int(cfg["seed"]), group=key,
                              resume=bool(resume), quiet=quiet)
             method = build_method(cfg["method"], cfg, ctx)
+            started = True
             method.fit(fit, val, audio)
             # thresholds from training normals only (all of them, or only the held-out ones)
             ref_scores = np.asarray(method.score(ref, audio), dtype=np.float64)
@@ -332,6 +334,12 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
                 header_written = True
         rd.write_meta(stage="trained")
         return rd.path
+    except BaseException:
+        if not resume and not started:
+            logging.getLogger("auscult").removeHandler(handler)
+            handler.close()
+            rd.discard_unstarted()
+        raise
     finally:
         logging.getLogger("auscult").removeHandler(handler)
         handler.close()
@@ -448,7 +456,7 @@ def evaluate(run_dir: Union[str, Path], ground_truth: Union[str, Path, None] = N
     Returns the :class:`auscult.eval.Result`.
     """
     from .engine import RunDir
-    from .eval.report import write_report, write_tables
+    from .eval.report import run_provenance, write_report, write_tables
     from .eval.submission import evaluate_submission
 
     sub, gt, run_year = resolve_run(run_dir, ground_truth)
@@ -463,7 +471,7 @@ def evaluate(run_dir: Union[str, Path], ground_truth: Union[str, Path, None] = N
     write_tables(result, rd.report)
     _write_json(rd.report / "result.json", result.to_dict())
     cfg = rd.read_config()
-    write_report(result, rd.path / "report.html",
+    write_report(result, rd.path / "report.html", provenance=run_provenance(rd.path),
                  title=title or f"auscult · {cfg.get('name') or cfg['method']} · {result.protocol}")
     headline = {"official_score": result.official_score, "official_definition": result.official_definition,
                 **{k: v for k, v in result.aggregates.items()}}

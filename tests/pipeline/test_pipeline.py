@@ -71,6 +71,12 @@ def test_cli_run_writes_official_files_and_report(cli_run, tiny_synth):
     assert f"epochs: {EPOCHS}" in cfg and "model_per: machine" in cfg
     html = (run / "report.html").read_text()
     assert "<html" in html and "fan" in html and "valve" in html and "data:image/png;base64" in html
+    # provenance: recipe (resolved), seed, version, commit, data root, date
+    from auscult import __version__
+
+    assert "Provenance" in html and "synthetic/autoencoder" in html and f"epochs: {EPOCHS}" in html
+    assert "seed</th><td>0</td>" in html and str(tiny_synth.resolve()) in html and f"auscult {__version__}" in html
+    assert meta["git_commit"] in html and meta["created"] in html
     result = json.loads((run / "report" / "result.json").read_text())
     assert 0.0 <= result["official_score"] <= 1.0
     assert {r["machine"] for r in result["machines"]} == {"fan", "valve"}
@@ -195,8 +201,15 @@ def test_killed_run_resumes_to_the_same_end(tiny_synth, wave_cache, tmp_path, mo
     with pytest.raises(Exception, match="differs"):
         pipeline.train("synthetic/autoencoder", tiny_synth, killed, overrides=over + ["seed=1"], device="cpu",
                        quiet=True, cache_dir=wave_cache, resume=True)
-    pipeline.train("synthetic/autoencoder", tiny_synth, killed, overrides=over, device="cpu", quiet=True,
-                   cache_dir=wave_cache, resume=True)
+    # resumed through the command line, which says where it picked up
+    res = CliRunner().invoke(app, ["train", "synthetic/autoencoder", "--data", str(tiny_synth), "--out", str(killed),
+                                   "--device", "cpu", "--quiet", "--resume", *sum((["--set", s] for s in over), [])],
+                             env={"AUSCULT_CACHE": str(wave_cache), "AUSCULT_QUIET": "1"})
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "fan: already trained" in res.stderr
+    resumed = [ln for ln in res.stderr.splitlines() if ln.startswith("resumed from epoch")]
+    assert len(resumed) == 1 and resumed[0].startswith("resumed from epoch 2 of 3, step ") and \
+        "models/valve/checkpoints/last.pt" in resumed[0], res.stderr
     for g in ("fan", "valve"):
         a = torch.load(full / "models" / g / "model.pt", weights_only=False)["state"]["net"]
         b = torch.load(killed / "models" / g / "model.pt", weights_only=False)["state"]["net"]

@@ -24,15 +24,26 @@ def scan(
     strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when any file could not be parsed."),
 ) -> None:
     """Count clips per machine / section / domain / split / label and list every unparsed file."""
+    from ..errors import DataError
     from .index import DatasetIndex
+    from .naming import AUDIO_EXTENSIONS
 
     index = DatasetIndex.scan(root, year=year)
+    if not index.clips and not index.unparsed:
+        # nothing to count: a wrong folder, not an empty table with exit code 0
+        raise DataError(f"{root}: no audio files ({'/'.join(sorted(AUDIO_EXTENSIONS))}) found"
+                        + (f" ({index.other_files} other file(s) skipped)" if index.other_files else "")
+                        + "; pass the dataset folder that holds <machine>/<split>/ subfolders, or a .csv manifest")
     if ground_truth is not None:
         index = index.join_ground_truth(ground_truth)
     if json_out:
         typer.echo(index.to_json(indent=2))
     else:
         _print_tables(index)
+    if not index.clips:  # audio files, but none understood: say so and fail
+        typer.echo(f"none of the {len(index.unparsed)} audio file(s) under {root} could be parsed "
+                   f"(reasons above); nothing to use", err=True)
+        raise typer.Exit(1)
     if strict and index.unparsed:
         raise typer.Exit(1)
 

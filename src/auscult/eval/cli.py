@@ -71,6 +71,9 @@ def evaluate(
     from ..data.groundtruth import detect_year
     from .submission import evaluate_submission
 
+    if ground_truth is not None and not ground_truth.exists():  # before any guessing from its layout
+        raise ConfigError(f"{ground_truth}: ground-truth folder not found (pass the folder holding "
+                          f"ground_truth_data/, or eval_data_list.csv for 2020)")
     if run is not None:
         if scores is not None:
             raise ConfigError("give either a RUN directory or --scores DIR, not both")
@@ -89,9 +92,9 @@ def evaluate(
             write_tables(result, out)
             (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
         if report is not None:
-            from .report import write_report
+            from .report import run_provenance, write_report
 
-            write_report(result, report)
+            write_report(result, report, provenance=run_provenance(run))
         return
     if scores is None or ground_truth is None:
         raise ConfigError("give both --scores DIR and --ground-truth DIR")
@@ -114,7 +117,8 @@ def evaluate(
     if report is not None:
         from .report import write_report
 
-        write_report(result, report)
+        write_report(result, report, provenance={"scores": str(scores.resolve()),
+                                                 "ground_truth": f"{ground_truth.resolve()} (protocol {year})"})
         typer.secho(f"report -> {report}", err=True)
 
 

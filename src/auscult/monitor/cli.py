@@ -13,10 +13,28 @@ from typing import Any, List, Optional
 import typer
 
 from ..errors import ConfigError
+from .alerting import DEFAULT_K, DEFAULT_N
 
 
 def _err(msg: str) -> None:
     typer.echo(msg, err=True)
+
+
+#: figure formats ``auscult explain --out`` writes (matplotlib backends that need nothing extra)
+EXPLAIN_FORMATS = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+
+
+def _check_out(path: Path, option: str, formats: Optional[tuple] = None) -> None:
+    """Refuse, before any work, an output path whose folder does not exist (no folders are made
+    on the user's behalf: a typo should not silently create a tree) or whose suffix is not one of
+    ``formats``."""
+    if formats is not None and path.suffix.lower() not in formats:
+        raise ConfigError(f"{option} {path}: unsupported format {path.suffix or '(no suffix)'!r}; "
+                          f"use one of {', '.join(formats)}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {path}: the folder {parent} does not exist; create it first "
+                          f"(mkdir -p {parent}) or pick another path")
 
 
 def _parse_features(items: Optional[List[str]]) -> dict[str, Any]:
@@ -62,6 +80,7 @@ def fit_cmd(
     from ..engine import setup_runtime
     from .fit import FitConfig, fit_bundle
 
+    _check_out(out, "--out")
     setup_runtime(device=device)  # CPU threads and the allocator tuning measured to speed up training
     cfg = FitConfig(method=method, sample_rate=sample_rate, window_s=window, hop_s=hop,
                     false_alarm_rate=false_alarm_rate, calibration_fraction=calibration, threshold=threshold,
@@ -149,7 +168,8 @@ def score_files(bundle_path: Path, files: List[Path], machine: Optional[str] = N
 def explain_cmd(
     bundle_path: Path = typer.Argument(..., metavar="BUNDLE", help="The .auscult model bundle."),
     file: Path = typer.Argument(..., help="The audio file to explain."),
-    out: Path = typer.Option(..., "--out", "-o", help="Figure to write (PNG, or .svg/.pdf)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Figure to write: .png, .svg, .pdf or .jpg (the folder "
+                                                      "must exist)."),
     machine: Optional[str] = typer.Option(None, "--machine", help="Machine id, when the bundle holds several."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the curve and map as JSON."),
     start: float = typer.Option(0.0, "--start", help="Explain from this second of the file."),
@@ -164,6 +184,9 @@ def explain_cmd(
     from .bundle import load_bundle
     from .explain import explanation_to_dict, plot_explanation
 
+    _check_out(out, "--out", EXPLAIN_FORMATS)
+    if json_path is not None:
+        _check_out(json_path, "--json")
     bundle = load_bundle(bundle_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -196,8 +219,8 @@ def watch_cmd(
     machine: Optional[str] = typer.Option(None, "--machine", help="Machine id, when the bundle holds several."),
     window: Optional[float] = typer.Option(None, "--window", help="Window seconds (default: the bundle's)."),
     hop: Optional[float] = typer.Option(None, "--hop", help="Hop seconds (default: the bundle's)."),
-    k: int = typer.Option(3, "--k", help="Alert when at least k ..."),
-    n: int = typer.Option(5, "--n", help="... of the last n windows are anomalous."),
+    k: int = typer.Option(DEFAULT_K, "--k", help="Alert when at least k ..."),
+    n: int = typer.Option(DEFAULT_N, "--n", help="... of the last n windows are anomalous."),
     fmt: str = typer.Option("s16le", "--format", help="stdin PCM: s16le | s32le | f32le."),
     rate: int = typer.Option(16000, "--rate", help="stdin PCM sample rate."),
     channels: int = typer.Option(1, "--channels", help="stdin PCM interleaved channels (averaged)."),
@@ -208,9 +231,9 @@ def watch_cmd(
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds of audio."),
     alerts_only: bool = typer.Option(False, "--alerts-only", help="Print alert/gap/bad-chunk/end events only."),
 ) -> None:
-    """Score a long recording, a folder or a live PCM stream window by window; JSON lines out."""
-    import warnings
+    """Score a long recording, a folder or a live PCM stream window by window; JSON lines out.
 
+    Exit code 1 when nothing could be scored (every input skipped, unreadable or too short)."""
     from .bundle import load_bundle
     from .stream import WatchConfig, watch
 
@@ -219,19 +242,24 @@ def watch_cmd(
     bundle = load_bundle(bundle_path)
     out = sys.stdout
     events = watch(bundle, input, machine=machine, config=cfg)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            for ev in events:
-                if alerts_only and ev["type"] == "window":
-                    continue
-                out.write(json.dumps(ev) + "\n")
-                out.flush()
-        except KeyboardInterrupt:  # Ctrl-C on a live stream: close the input, still print the summary
-            events.close()
-            _err("interrupted")
-        except BrokenPipeError:  # the reader went away (e.g. | head): stop quietly
-            return
+    end: Optional[dict] = None
+    try:  # warnings (e.g. stdin resampled) go to stderr as one line each; events are stdout's alone
+        for ev in events:
+            if ev["type"] == "end":
+                end = ev
+            if alerts_only and ev["type"] == "window":
+                continue
+            out.write(json.dumps(ev) + "\n")
+            out.flush()
+    except KeyboardInterrupt:  # Ctrl-C on a live stream: close the input, still print the summary
+        events.close()
+        _err("interrupted")
+    except BrokenPipeError:  # the reader went away (e.g. | head): stop quietly
+        return
+    if end is not None and not end.get("interrupted") and end["windows"] == 0:
+        problems = [f"{end[k]} {k.replace('_', ' ')}" for k in ("skipped", "errors", "gaps", "bad_chunks") if end[k]]
+        _err(f"nothing could be scored ({', '.join(problems) or 'no audio'}; the events above say why)")
+        raise typer.Exit(1)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -252,6 +280,7 @@ def export_cmd(
     from ..export import export_onnx
     from .bundle import load_bundle
 
+    _check_out(onnx, "--onnx")
     bundle = load_bundle(bundle_path)
     waves = None
     if check:
