@@ -90,6 +90,19 @@ def test_state_map_covers_the_reference_model(load):
     assert not any("fc_out" in k or "conv_block" in k for k in model.state_dict())
 
 
+def test_logmel_recipe_model_size(load):
+    """``recipes/dcase2020/osscl.yaml`` (the code's ``fussion: 2``, log-mel only, LeakyReLU head):
+    the README's used-parameter count of that model, 897,257, less the discarded ``fc_out``."""
+    state = reference_state(load)
+    fc = sum(state[k].size for k in ("mobilefacenet.fc_out.weight", "mobilefacenet.fc_out.bias"))
+    cfg = load_recipe("dcase2020/osscl")
+    m = build_method("osscl", cfg, FitContext(seed=0, quiet=True))
+    m.n_samples, m.classes = 160000, [f"class{i:02d}" for i in range(N_CLASSES)]
+    model = m._build_model()
+    assert model.net.input_shapes == ((1, 128, 313),) and model.head.layout == "act_bn"
+    assert sum(p.numel() for p in model.parameters()) == 897_257 - fc
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 def test_full_model_eval(load, inputs, device, prepare, dtype):
     """``trainer.py: valid`` forward (eval mode, batch 4, margin logits at the label) through the

@@ -257,3 +257,6 @@ def test_supcon_options_are_the_documented_differences(load):
     n_pos = int(sum(int((y == c).sum()) > 1 for c in y))  # anchors with a positive
     assert code == pytest.approx(paper * (0.02 / 0.07) * n_pos / len(y), rel=1e-5)
     assert n_pos == 5  # three 3s and two 17s: 0 and 5 (class 5, 40) have none
+    # Eq. (1) as written sums over the anchors
+    summed = float(SupConLoss(0.02, 0.02, anchors="positive", reduction="sum")(z, y))
+    assert summed == pytest.approx(paper * n_pos, rel=1e-5)

@@ -13,7 +13,8 @@ reduces to the hard mask for one-hot labels.
 Anchors without any positive (``anchors``): ``"positive"`` (default) averages the loss over the
 anchors that have a positive only; ``"all"`` averages over every anchor, those without a positive
 contributing 0 -- what Khosla et al.'s reference code (and the OS-SCL code built on it) does, which
-scales the loss by the share of anchors with a positive.
+scales the loss by the share of anchors with a positive. ``reduction="sum"`` sums over the anchors
+instead of averaging (the OS-SCL paper's Eq. (1) as written).
 """
 
 from __future__ import annotations
@@ -41,14 +42,15 @@ class SupConLoss(nn.Module):
             same sample are the only positives).
         mask: optional explicit ``[B, B]`` positive-weight matrix.
 
-    ``anchors``: ``"positive"`` or ``"all"`` (see the module docstring). ``normalize=False`` takes
+    ``anchors``: ``"positive"`` or ``"all"``, ``reduction``: ``"mean"`` or ``"sum"`` over them (see the
+    module docstring). ``normalize=False`` takes
     features that are already L2-normalised as they are (same loss; the gradient w.r.t. the features
     then keeps its radial part, as in the SupCon/OS-SCL reference code).
     """
 
     def __init__(self, temperature: float = 0.07, base_temperature: float = 0.07,
                  emb_dim: int | None = None, n_classes: int | None = None, anchors: str = "positive",
-                 normalize: bool = True):
+                 normalize: bool = True, reduction: str = "mean"):
         # emb_dim / n_classes are accepted (and unused) so every loss builds with the same arguments
         super().__init__()
         if temperature <= 0 or base_temperature <= 0:
@@ -56,8 +58,11 @@ class SupConLoss(nn.Module):
         if anchors not in SUPCON_ANCHORS:
             raise ConfigError(f"supcon anchors must be one of {SUPCON_ANCHORS}, got {anchors!r}")
         self.temperature, self.base_temperature = float(temperature), float(base_temperature)
+        if reduction not in ("mean", "sum"):
+            raise ConfigError(f"supcon reduction must be 'mean' or 'sum', got {reduction!r}")
         self.anchors = anchors
         self.normalize = bool(normalize)
+        self.reduction = reduction
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -100,4 +105,5 @@ class SupConLoss(nn.Module):
             mean_log_pos = pos_sum / torch.where(has_pos, w_sum, torch.ones_like(w_sum))
         else:
             mean_log_pos = pos_sum[has_pos] / w_sum[has_pos]
-        return -(self.temperature / self.base_temperature) * mean_log_pos.mean()
+        per_anchor = -(self.temperature / self.base_temperature) * mean_log_pos
+        return per_anchor.sum() if self.reduction == "sum" else per_anchor.mean()

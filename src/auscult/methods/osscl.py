@@ -12,10 +12,16 @@ additional training data). Per training batch of waveforms ``x`` with class ids 
    TFSTgram stack log-mel + Tgram + TFgram (``net.name: tfstgram_mfn``; the Tgram/TFgram branches
    read the mixed waveform) -> 128-d embedding ``e``.
 3. **Feature perturbation head** (``loss.head``: ``E -> R=64 -> E``, BN, LeakyReLU or ReLU,
-   L2-normalised) -> ``z``.
-4. **Loss** = noisy supervised contrastive loss on ``z`` with the labels ``y_a`` (``tau = 0.02``)
-   + Noisy-ArcMix on ``e`` (``s = 30``, ``m = 0.7`` with the log-mel / LeakyReLU head, ``0.4``
-   with TFSTgram / ReLU): ``lam CE(z_m, y_a) + (1 - lam) CE(z_m, y_b)`` with the margin on ``y_a``.
+   L2-normalised; ``layout: bn_act`` or the code's ``act_bn``) -> ``z``.
+4. **Loss** = noisy supervised contrastive loss on ``z`` with the labels ``y_a`` (``tau = 0.02``;
+   ``base_temperature``, ``anchors``, ``reduction`` choose the code's ``tau / 0.07`` scaling and its
+   average over all anchors) + Noisy-ArcMix (``s = 30``, ``m = 0.7`` with the log-mel / LeakyReLU
+   head, ``0.4`` with TFSTgram / ReLU): ``lam CE(z_m, y_a) + (1 - lam) CE(z_m, y_b)`` with the margin
+   on ``y_a``, on ``e`` (``loss.arcmix.input: embedding``) or on ``z`` (``head``, the OS-SCL code).
+
+``recipes/dcase2020/osscl*.yaml`` select what the authors' code computes; ``tests/reference`` checks
+that computation against numbers produced by that code, and docs/methods/osscl.md tabulates every
+point where the paper's text and the code differ with the option that selects each.
 
 Training runs in the engine's :class:`~auscult.engine.Trainer` (AdamW, cosine annealing, EMA of the
 weights, checkpoints/resume). Model selection: after each epoch the EMA model scores the held-out
@@ -25,9 +31,10 @@ clips the final EMA weights are used.
 
 Score (``score.kind``):
 
-* ``cross_entropy`` (published): ``-log softmax(s * cos(e, W))[own class]`` -- the clip's
-  cross-entropy at its own ``machine/section`` class, from the ArcFace class centres ``W``
-  without the margin (``score.margin: true`` applies the training margin to the own class);
+* ``cross_entropy`` (published): ``-log softmax(s * cos(c, W))[own class]`` -- the clip's
+  cross-entropy at its own ``machine/section`` class, from the ArcFace class centres ``W`` and the
+  classifier's input ``c`` (``e``, or ``z`` with ``loss.arcmix.input: head``), without the margin
+  (``score.margin: true`` applies the training margin to the own class, as the code does);
 * ``backend``: any :mod:`auscult.backends` back-end on the 128-d embeddings (recipe ``backend:``,
   default kNN, k = 1, cosine, per section).
 
@@ -62,7 +69,8 @@ OSSCL_DEFAULTS: dict[str, dict[str, Any]] = {
     "augment": {"mixup": {"alpha": 0.5, "dist": "beta", "p": 1.0}},
     "loss": {
         "head": {"bottleneck": 64, "activation": "leaky_relu", "layout": "bn_act"},
-        "supcon": {"temperature": 0.02, "base_temperature": 0.02, "weight": 1.0, "anchors": "positive"},
+        "supcon": {"temperature": 0.02, "base_temperature": 0.02, "weight": 1.0, "anchors": "positive",
+                   "reduction": "mean"},
         "arcmix": {"scale": 30.0, "margin": 0.7, "weight": 1.0, "input": "embedding"},
     },
     "score": {"kind": "cross_entropy", "margin": False, "batch_size": 32, "recalibrate_bn": False},
@@ -282,7 +290,8 @@ class OSSCL(Method):
         lo = self.opts["loss"]
         for key, value, allowed in (("loss.arcmix.input", lo["arcmix"]["input"], ARCMIX_INPUTS),
                                     ("loss.head.layout", lo["head"]["layout"], FPH_LAYOUTS),
-                                    ("loss.supcon.anchors", lo["supcon"]["anchors"], SUPCON_ANCHORS)):
+                                    ("loss.supcon.anchors", lo["supcon"]["anchors"], SUPCON_ANCHORS),
+                                    ("loss.supcon.reduction", lo["supcon"]["reduction"], ("mean", "sum"))):
             if value not in allowed:
                 raise ConfigError(f"osscl: {key} must be one of {allowed}, got {value!r}")
         net = dict(config.get("net") or {"name": "mobilefacenet"})
@@ -437,7 +446,8 @@ class OSSCL(Method):
         head_out = model.head.project(emb)
         z = torch.nn.functional.normalize(head_out, dim=-1)
         supcon = SupConLoss(float(lo["supcon"]["temperature"]), float(lo["supcon"]["base_temperature"]),
-                            anchors=str(lo["supcon"]["anchors"]), normalize=False)  # z is unit-norm already
+                            anchors=str(lo["supcon"]["anchors"]), reduction=str(lo["supcon"]["reduction"]),
+                            normalize=False)  # z is unit-norm already
         l_sup = supcon(z, y_a)  # noisy labels: every mixed sample keeps y_a
         c = model.classifier_input(emb, z)
         l_arc = model.arcmix(c, y_a, y_b, lam)

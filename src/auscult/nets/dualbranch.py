@@ -53,17 +53,34 @@ SPECTRUM_CONVS = ((256, 64), (64, 32), (16, 4))  # (kernel, stride)
 
 
 class SpectrumBranch(nn.Module):
-    """Whole-clip magnitude spectrum ``[B, L]`` -> ``[B, emb_dim]`` (no biases)."""
+    """Whole-clip magnitude spectrum ``[B, L]`` -> ``[B, emb_dim]`` (no biases).
+
+    ``n_dense`` hidden dense layers (3; the SSL4ASD code has 4), ``conv_norm`` (batch norm after each
+    conv; the SSL4ASD code has none there), ``padding`` (``"valid"``, or ``"same"``: each strided conv
+    zero-padded as TensorFlow's ``padding='same'``, output length ``ceil(L / stride)``) and ``norm`` of
+    the batch norms (see :func:`make_norm`).
+    """
 
     def __init__(self, length: int, channels: int = 128, emb_dim: int = 128, hidden: int = 128,
-                 n_dense: int = 3, se_reduction: int = 4):
+                 n_dense: int = 3, se_reduction: int = 4, conv_norm: bool = True, padding: str = "valid",
+                 norm: str = "scale"):
         super().__init__()
+        if padding not in ("valid", "same"):
+            raise ConfigError(f"DualBranchNet: spectrum_padding must be 'valid' or 'same', got {padding!r}")
         layers: list[nn.Module] = []
         cin, n = 1, length
         for k, s in SPECTRUM_CONVS:
-            n = conv_out_len(n, k, s)
-            layers += [nn.Conv1d(cin, channels, k, s, bias=False), ScaleBatchNorm(channels),
-                       nn.ReLU(inplace=True), SqueezeExcite(channels, se_reduction, bias=False)]
+            if padding == "same":
+                out = -(-n // s)
+                total = max((out - 1) * s + k - n, 0)
+                layers.append(nn.ConstantPad1d((total // 2, total - total // 2), 0.0))
+                n = out
+            else:
+                n = conv_out_len(n, k, s)
+            layers.append(nn.Conv1d(cin, channels, k, s, bias=False))
+            if conv_norm:
+                layers.append(make_norm(norm, channels, 1))
+            layers += [nn.ReLU(inplace=True), SqueezeExcite(channels, se_reduction, bias=False)]
             cin = channels
         if n < 1:
             raise ConfigError(
@@ -75,7 +92,7 @@ class SpectrumBranch(nn.Module):
         dense: list[nn.Module] = []
         width = channels * n
         for _ in range(n_dense):
-            dense += [nn.Linear(width, hidden, bias=False), ScaleBatchNorm(hidden), nn.ReLU(inplace=True)]
+            dense += [nn.Linear(width, hidden, bias=False), make_norm(norm, hidden, 1), nn.ReLU(inplace=True)]
             width = hidden
         dense.append(nn.Linear(width, emb_dim, bias=False))
         self.dense = nn.Sequential(*dense)
@@ -223,7 +240,10 @@ class DualBranchNet(NetBase):
         stft_shape: ``(n_fft // 2 + 1, frames)`` of the STFT magnitude input.
         emb_dim: size of each branch's embedding (128).
         layout, norm, se_reduction, temporal_norm, freq_bins: of the spectrogram branch (module
-            docstring); the defaults are auscult's own layout.
+            docstring); ``norm`` and ``se_reduction`` apply to both branches. The defaults are
+            auscult's own layout.
+        spectrum_dense, spectrum_conv_norm, spectrum_padding: ``n_dense``, ``conv_norm`` and
+            ``padding`` of the spectrum branch (:class:`SpectrumBranch`).
 
     ``forward(x_spec, x_stft)`` returns ``cat(emb_spectrum, emb_spectrogram)``;
     ``forward_branches`` returns the two separately (feature exchange swaps one of them);
@@ -232,7 +252,8 @@ class DualBranchNet(NetBase):
 
     def __init__(self, spectrum_len: int = 80000, stft_shape: Sequence[int] = (513, 313), emb_dim: int = 128,
                  layout: str = "auscult", norm: str = "scale", se_reduction: int = 4, temporal_norm: bool = True,
-                 freq_bins: Sequence[int] | None = None):
+                 freq_bins: Sequence[int] | None = None, spectrum_dense: int = 3, spectrum_conv_norm: bool = True,
+                 spectrum_padding: str = "valid"):
         super().__init__()
         n_freq, frames = (int(s) for s in stft_shape)
         check_positive([spectrum_len, n_freq, frames], "DualBranchNet", "pass the clip's input sizes")
@@ -240,7 +261,9 @@ class DualBranchNet(NetBase):
         self.input_names = ("spectrum", "stft")
         self.output_shape = (2 * emb_dim,)
         self.branch_dim = emb_dim
-        self.spectrum = SpectrumBranch(int(spectrum_len), emb_dim=emb_dim)
+        self.spectrum = SpectrumBranch(int(spectrum_len), emb_dim=emb_dim, n_dense=int(spectrum_dense),
+                                       se_reduction=se_reduction, conv_norm=bool(spectrum_conv_norm),
+                                       padding=spectrum_padding, norm=norm)
         self.spectrogram = SpectrogramBranch(n_freq, frames, emb_dim=emb_dim, se_reduction=se_reduction,
                                              layout=layout, norm=norm, temporal_norm=temporal_norm,
                                              freq_bins=freq_bins)
