@@ -6,8 +6,8 @@ feature exchange with their label construction (:mod:`.exchange`).
 """
 
 from .crop import RandomResizedCrop, random_frame_crop, random_resized_crop
-from .exchange import (derangement, exchange_labels, feature_exchange, original_labels, statistics_exchange,
-                       with_feature_exchange, with_statistics_exchange)
+from .exchange import (PARTNERS, derangement, exchange_labels, feature_exchange, original_labels, partner_of,
+                       statistics_exchange, with_feature_exchange, with_statistics_exchange)
 from .logmixupexp import LogMixupExp, MemoryBank, log_mixup_exp
 from .mixup import Mixup, MixupResult, mix_labels, mixup, sample_lambda
 from .norm import PostNorm, PreNorm, post_norm
@@ -16,5 +16,5 @@ __all__ = [
     "Mixup", "MixupResult", "mixup", "mix_labels", "sample_lambda", "LogMixupExp", "MemoryBank", "log_mixup_exp",
     "RandomResizedCrop", "random_resized_crop", "random_frame_crop", "PreNorm", "PostNorm", "post_norm",
     "derangement", "statistics_exchange", "feature_exchange", "exchange_labels", "original_labels",
-    "with_statistics_exchange", "with_feature_exchange",
+    "with_statistics_exchange", "with_feature_exchange", "partner_of", "PARTNERS",
 ]

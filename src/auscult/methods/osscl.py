@@ -12,10 +12,16 @@ additional training data). Per training batch of waveforms ``x`` with class ids 
    TFSTgram stack log-mel + Tgram + TFgram (``net.name: tfstgram_mfn``; the Tgram/TFgram branches
    read the mixed waveform) -> 128-d embedding ``e``.
 3. **Feature perturbation head** (``loss.head``: ``E -> R=64 -> E``, BN, LeakyReLU or ReLU,
-   L2-normalised) -> ``z``.
-4. **Loss** = noisy supervised contrastive loss on ``z`` with the labels ``y_a`` (``tau = 0.02``)
-   + Noisy-ArcMix on ``e`` (``s = 30``, ``m = 0.7`` with the log-mel / LeakyReLU head, ``0.4``
-   with TFSTgram / ReLU): ``lam CE(z_m, y_a) + (1 - lam) CE(z_m, y_b)`` with the margin on ``y_a``.
+   L2-normalised; ``layout: bn_act`` or the code's ``act_bn``) -> ``z``.
+4. **Loss** = noisy supervised contrastive loss on ``z`` with the labels ``y_a`` (``tau = 0.02``;
+   ``base_temperature``, ``anchors``, ``reduction`` choose the code's ``tau / 0.07`` scaling and its
+   average over all anchors) + Noisy-ArcMix (``s = 30``, ``m = 0.7`` with the log-mel / LeakyReLU
+   head, ``0.4`` with TFSTgram / ReLU): ``lam CE(z_m, y_a) + (1 - lam) CE(z_m, y_b)`` with the margin
+   on ``y_a``, on ``e`` (``loss.arcmix.input: embedding``) or on ``z`` (``head``, the OS-SCL code).
+
+``recipes/dcase2020/osscl*.yaml`` select what the authors' code computes; ``tests/reference`` checks
+that computation against numbers produced by that code, and docs/methods/osscl.md tabulates every
+point where the paper's text and the code differ with the option that selects each.
 
 Training runs in the engine's :class:`~auscult.engine.Trainer` (AdamW, cosine annealing, EMA of the
 weights, checkpoints/resume). Model selection: after each epoch the EMA model scores the held-out
@@ -25,9 +31,10 @@ clips the final EMA weights are used.
 
 Score (``score.kind``):
 
-* ``cross_entropy`` (published): ``-log softmax(s * cos(e, W))[own class]`` -- the clip's
-  cross-entropy at its own ``machine/section`` class, from the ArcFace class centres ``W``
-  without the margin (``score.margin: true`` applies the training margin to the own class);
+* ``cross_entropy`` (published): ``-log softmax(s * cos(c, W))[own class]`` -- the clip's
+  cross-entropy at its own ``machine/section`` class, from the ArcFace class centres ``W`` and the
+  classifier's input ``c`` (``e``, or ``z`` with ``loss.arcmix.input: head``), without the margin
+  (``score.margin: true`` applies the training margin to the own class, as the code does);
 * ``backend``: any :mod:`auscult.backends` back-end on the 128-d embeddings (recipe ``backend:``,
   default kNN, k = 1, cosine, per section).
 
@@ -61,15 +68,19 @@ log = logging.getLogger("auscult.methods.osscl")
 OSSCL_DEFAULTS: dict[str, dict[str, Any]] = {
     "augment": {"mixup": {"alpha": 0.5, "dist": "beta", "p": 1.0}},
     "loss": {
-        "head": {"bottleneck": 64, "activation": "leaky_relu"},
-        "supcon": {"temperature": 0.02, "base_temperature": 0.02, "weight": 1.0},
-        "arcmix": {"scale": 30.0, "margin": 0.7, "weight": 1.0},
+        "head": {"bottleneck": 64, "activation": "leaky_relu", "layout": "bn_act"},
+        "supcon": {"temperature": 0.02, "base_temperature": 0.02, "weight": 1.0, "anchors": "positive",
+                   "reduction": "mean"},
+        "arcmix": {"scale": 30.0, "margin": 0.7, "weight": 1.0, "input": "embedding"},
     },
     "score": {"kind": "cross_entropy", "margin": False, "batch_size": 32, "recalibrate_bn": False},
 }
 #: ``train:`` keys handled here (not by the engine)
 _OWN_TRAIN_KEYS = ("ema",)
 SCORE_KINDS = ("cross_entropy", "backend")
+#: what Noisy-ArcMix (and so the cross-entropy score) reads: the net's embedding or the L2-normalised
+#: feature perturbation head output (the OS-SCL code)
+ARCMIX_INPUTS = ("embedding", "head")
 NORMALIZE = ("none", "global")
 TWO_INPUT_NETS = ("stgram_mfn", "tfstgram_mfn")
 
@@ -102,8 +113,10 @@ def split_own_train_keys(train: Mapping[str, Any] | None) -> tuple[dict[str, Any
 
 
 def parse_ema(ema: Any) -> Optional[dict[str, Any]]:
-    """``train.ema`` as ``{decay, warmup}`` or ``None`` (``null``/``false`` = none, ``true`` = defaults,
-    a number = the decay, or a mapping ``{decay, warmup}``)."""
+    """``train.ema`` as ``{decay, warmup, shrink}`` or ``None`` (``null``/``false`` = none, ``true`` =
+    defaults, a number = the decay, or a mapping ``{decay, warmup, shrink}``; ``shrink`` multiplies the
+    trained weights and batch-norm buffers by ``1 - shrink`` after every step, as the OS-SCL code's
+    ``WeightEMA`` does with 2e-6; default 0)."""
     if ema is None or ema is False:
         return None
     if ema is True:
@@ -111,13 +124,16 @@ def parse_ema(ema: Any) -> Optional[dict[str, Any]]:
     if isinstance(ema, (int, float)):
         ema = {"decay": float(ema)}
     if not isinstance(ema, Mapping):
-        raise ConfigError(f"train.ema must be null, a decay or {{decay, warmup}}, got {ema!r}")
-    bad = sorted(set(ema) - {"decay", "warmup"})
+        raise ConfigError(f"train.ema must be null, a decay or {{decay, warmup, shrink}}, got {ema!r}")
+    bad = sorted(set(ema) - {"decay", "warmup", "shrink"})
     if bad:
-        raise ConfigError(f"train.ema: unknown setting(s) {bad}; known: ['decay', 'warmup']")
-    out = {"decay": float(ema.get("decay", 0.999)), "warmup": bool(ema.get("warmup", False))}
+        raise ConfigError(f"train.ema: unknown setting(s) {bad}; known: ['decay', 'shrink', 'warmup']")
+    out = {"decay": float(ema.get("decay", 0.999)), "warmup": bool(ema.get("warmup", False)),
+           "shrink": float(ema.get("shrink", 0.0))}
     if not 0.0 <= out["decay"] < 1.0:
         raise ConfigError(f"train.ema.decay must be in [0, 1), got {out['decay']}")
+    if not 0.0 <= out["shrink"] < 1.0:
+        raise ConfigError(f"train.ema.shrink must be in [0, 1), got {out['shrink']}")
     return out
 
 
@@ -127,7 +143,8 @@ def build_ema(model: nn.Module, ema: Optional[Mapping[str, Any]]) -> Any:
 
     if ema is None:
         return None
-    return ModelEMA(model, decay=float(ema["decay"]), warmup=bool(ema["warmup"]))
+    return ModelEMA(model, decay=float(ema["decay"]), warmup=bool(ema["warmup"]),
+                    shrink=float(ema.get("shrink", 0.0)))
 
 
 class BestWeights:
@@ -196,15 +213,23 @@ def recalibrate_batchnorm(model: nn.Module, clips: Sequence[Clip], audio: Any, b
 
 class OSSCLModel(nn.Module):
     """Log-mel front-end + net + feature perturbation head + Noisy-ArcMix classifier (one module so
-    the trainer's checkpoints and EMA cover all of it)."""
+    the trainer's checkpoints and EMA cover all of it).
 
-    def __init__(self, frontend: nn.Module, net: nn.Module, head: nn.Module, arcmix: nn.Module, two_inputs: bool):
+    ``arcmix_input`` (recipe ``loss.arcmix.input``): the classifier reads the net's embedding
+    (``"embedding"``) or the L2-normalised head output (``"head"``, the OS-SCL code: both losses and
+    the score then see the perturbed, normalised feature)."""
+
+    def __init__(self, frontend: nn.Module, net: nn.Module, head: nn.Module, arcmix: nn.Module, two_inputs: bool,
+                 arcmix_input: str = "embedding"):
         super().__init__()
+        if arcmix_input not in ARCMIX_INPUTS:
+            raise ConfigError(f"osscl: loss.arcmix.input must be one of {ARCMIX_INPUTS}, got {arcmix_input!r}")
         self.frontend = frontend
         self.net = net
         self.head = head
         self.arcmix = arcmix
         self.two_inputs = bool(two_inputs)
+        self.arcmix_input = arcmix_input
         # log-mel standardisation (features.normalize: global); identity by default
         self.register_buffer("mel_mean", torch.zeros(()))
         self.register_buffer("mel_std", torch.ones(()))
@@ -219,8 +244,30 @@ class OSSCLModel(nn.Module):
             return self.net(wave, logmel)
         return self.net(logmel.unsqueeze(1))
 
+    def classifier_input(self, emb: torch.Tensor, z: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """What Noisy-ArcMix reads: ``z`` (the normalised head output; computed when not given) or ``emb``."""
+        if self.arcmix_input == "head":
+            return self.head(emb) if z is None else z
+        return emb
+
+    def class_logits(self, wave: torch.Tensor, logmel: torch.Tensor, y: Optional[torch.Tensor] = None,
+                     margin: bool = False) -> torch.Tensor:
+        """Scaled ArcFace logits ``[B, C]`` of clips: with the additive margin at class ``y``
+        (``margin=True``, the OS-SCL code's test-time logits) or the plain ``s * cos``."""
+        c = self.classifier_input(self.embed_inputs(wave, logmel))
+        if margin:
+            if y is None:
+                raise ConfigError("osscl: margin logits need the clips' classes")
+            return self.arcmix.logits(c, y)
+        return self.arcmix.scale * self.arcmix.cosine(c)
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.embed_inputs(wave, self.logmel(wave))
+
+
+def cross_entropy_at(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``-log softmax(logits)[y]`` per row, in float64 ``[B]`` (the OS-SCL anomaly score)."""
+    return -torch.log_softmax(logits.double(), dim=1).gather(1, y[:, None].to(logits.device))[:, 0]
 
 
 @METHODS.register("osscl", description="OS-SCL: MobileFaceNet (log-mel or TFSTgram), mixup, noisy SupCon + "
@@ -237,6 +284,16 @@ class OSSCL(Method):
         self.opts = {k: merge_section(v, config.get(k), k) for k, v in OSSCL_DEFAULTS.items()}
         if self.opts["score"]["kind"] not in SCORE_KINDS:
             raise ConfigError(f"osscl: score.kind must be one of {SCORE_KINDS}, got {self.opts['score']['kind']!r}")
+        from ..losses.heads import FPH_LAYOUTS
+        from ..losses.supcon import SUPCON_ANCHORS
+
+        lo = self.opts["loss"]
+        for key, value, allowed in (("loss.arcmix.input", lo["arcmix"]["input"], ARCMIX_INPUTS),
+                                    ("loss.head.layout", lo["head"]["layout"], FPH_LAYOUTS),
+                                    ("loss.supcon.anchors", lo["supcon"]["anchors"], SUPCON_ANCHORS),
+                                    ("loss.supcon.reduction", lo["supcon"]["reduction"], ("mean", "sum"))):
+            if value not in allowed:
+                raise ConfigError(f"osscl: {key} must be one of {allowed}, got {value!r}")
         net = dict(config.get("net") or {"name": "mobilefacenet"})
         self.net_name = str(net.pop("name", "mobilefacenet"))
         self.net_kwargs = net
@@ -288,10 +345,11 @@ class OSSCL(Method):
             net = NETS.build(self.net_name, **{**self.net_kwargs, "input_shape": (1, fc.n_mels, n_frames)})
         emb_dim = int(net.output_shape[0])
         lo = self.opts["loss"]
-        head = FeaturePerturbationHead(emb_dim, int(lo["head"]["bottleneck"]), str(lo["head"]["activation"]))
+        head = FeaturePerturbationHead(emb_dim, int(lo["head"]["bottleneck"]), str(lo["head"]["activation"]),
+                                       layout=str(lo["head"]["layout"]))
         arc = NoisyArcMix(emb_dim, len(self.classes), scale=float(lo["arcmix"]["scale"]),
                           margin=float(lo["arcmix"]["margin"]))
-        return OSSCLModel(frontend, net, head, arc, self.two_inputs)
+        return OSSCLModel(frontend, net, head, arc, self.two_inputs, arcmix_input=str(lo["arcmix"]["input"]))
 
     # ---- fit -------------------------------------------------------------------------------------
     def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "OSSCL":
@@ -336,7 +394,10 @@ class OSSCL(Method):
                 return {"val_loss": float(s.mean())}
 
         opt = build_optimizer(self.model, ocfg)
-        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        # scheduler_interval 'epoch' (the OS-SCL code's CosineAnnealingLR(T_max=epochs)): one schedule
+        # step per epoch, so the schedule spans `epochs` steps
+        per_epoch = 1 if tcfg.scheduler_interval == "epoch" else len(loader)
+        sched = nu.build_schedule(opt, ocfg, ld, per_epoch, tcfg.epochs)
         ema = build_ema(self.model, self.ema_cfg)
         best = BestWeights()
         run_dir = nu.stage_run_dir(self.context, "osscl")
@@ -360,21 +421,43 @@ class OSSCL(Method):
         """OS-SCL's loss on one batch of waveforms ``x`` with class ids ``y`` (see the module
         docstring); also returns the two terms and the mixup ratio."""
         from ..augment import mixup
-        from ..losses import SupConLoss
 
-        mix, lo = self.opts["augment"]["mixup"], self.opts["loss"]
+        mix = self.opts["augment"]["mixup"]
         with torch.no_grad():
             mel = model.logmel(x)
         m = mixup(x, alpha=float(mix["alpha"]), dist=str(mix["dist"]), p=float(mix["p"]), generator=generator)
-        lam = m.lam
-        mel_mix = lam * mel + (1 - lam) * mel[m.perm]
-        emb = model.embed_inputs(m.x, mel_mix)
-        z = model.head(emb)
-        supcon = SupConLoss(float(lo["supcon"]["temperature"]), float(lo["supcon"]["base_temperature"]))
-        l_sup = supcon(z, y)  # noisy labels: every mixed sample keeps y_a
-        l_arc = model.arcmix(emb, y, y[m.perm], lam)
+        mel_mix = mixup(mel, perm=m.perm, lam=m.lam).x
+        return self.mixed_loss(model, m.x, mel_mix, y, y[m.perm], m.lam)
+
+    def mixed_loss(self, model: OSSCLModel, wave: torch.Tensor, mel: torch.Tensor, y_a: torch.Tensor,
+                   y_b: torch.Tensor, lam: torch.Tensor | float, return_parts: bool = False
+                   ) -> dict[str, torch.Tensor]:
+        """The loss of an already mixed batch (waveforms ``wave``, log-mels ``mel``, labels ``y_a``
+        / ``y_b``, ratio ``lam``): noisy SupCon on the head output with ``y_a`` + Noisy-ArcMix.
+
+        ``return_parts=True`` also returns the graph's intermediate tensors (``emb`` the net's
+        embedding, ``head_out`` the head output before normalisation, ``z`` after it, ``logits`` the
+        margin logits at ``y_a``): call ``retain_grad()`` on them before ``backward`` to read their
+        gradients."""
+        from ..losses import SupConLoss
+
+        lo = self.opts["loss"]
+        emb = model.embed_inputs(wave, mel)
+        head_out = model.head.project(emb)
+        z = torch.nn.functional.normalize(head_out, dim=-1)
+        supcon = SupConLoss(float(lo["supcon"]["temperature"]), float(lo["supcon"]["base_temperature"]),
+                            anchors=str(lo["supcon"]["anchors"]), reduction=str(lo["supcon"]["reduction"]),
+                            normalize=False)  # z is unit-norm already
+        l_sup = supcon(z, y_a)  # noisy labels: every mixed sample keeps y_a
+        c = model.classifier_input(emb, z)
+        l_arc = model.arcmix(c, y_a, y_b, lam)
         loss = float(lo["supcon"]["weight"]) * l_sup + float(lo["arcmix"]["weight"]) * l_arc
-        return {"loss": loss, "supcon": l_sup.detach(), "arcmix": l_arc.detach(), "lam": lam.detach()}
+        lam_t = torch.as_tensor(lam)
+        out = {"loss": loss, "supcon": l_sup.detach(), "arcmix": l_arc.detach(), "lam": lam_t.detach()}
+        if return_parts:
+            out.update({"emb": emb, "head_out": head_out, "z": z, "logits": model.arcmix.logits(c, y_a),
+                        "supcon_loss": l_sup, "arcmix_loss": l_arc})
+        return out
 
     @torch.no_grad()
     def _set_feature_stats(self, clips: Sequence[Clip], audio: Any) -> None:
@@ -387,21 +470,22 @@ class OSSCL(Method):
 
     # ---- scoring ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def _ce_scores(self, model: OSSCLModel, wave: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of each clip at its own class, ``[B]`` (eval mode, batched)."""
+    def _ce_scores(self, model: OSSCLModel, wave: torch.Tensor, y: torch.Tensor,
+                   mel: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Cross-entropy of each clip at its own class, ``[B]`` (eval mode, batches of
+        ``score.batch_size``; the additive margin at the own class with ``score.margin``). ``mel``:
+        the clips' log-mels when already computed (default: the model's front-end)."""
         was = model.training
         model.eval()
         out = []
         bs = int(self.opts["score"]["batch_size"])
         dev = next(model.parameters()).device
         for i in range(0, wave.shape[0], bs):
-            emb = model(wave[i:i + bs].to(dev))
+            wi = wave[i:i + bs].to(dev)
             yi = y[i:i + bs].to(dev)
-            if self.opts["score"]["margin"]:
-                logits = model.arcmix.logits(emb, yi)
-            else:
-                logits = model.arcmix.scale * model.arcmix.cosine(emb)
-            out.append(-torch.log_softmax(logits.double(), dim=1).gather(1, yi[:, None])[:, 0].cpu())
+            mi = model.logmel(wi) if mel is None else mel[i:i + bs].to(dev)
+            logits = model.class_logits(wi, mi, yi, margin=bool(self.opts["score"]["margin"]))
+            out.append(cross_entropy_at(logits, yi).cpu())
         model.train(was)
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
