@@ -55,6 +55,11 @@ class SampleRateError(AudioError):
     """The file's sample rate is not the configured one and resampling is disabled."""
 
 
+class ChannelCountError(AudioError):
+    """The file's channel count does not fit the channel policy (e.g. a mono file where the
+    DCASE 2026 policies ``near``/``far``/``both`` need a two-channel clip)."""
+
+
 class CheckpointError(AuscultError):
     """A checkpoint or model bundle is missing, truncated, corrupt or from an incompatible version."""
 

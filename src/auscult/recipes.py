@@ -7,7 +7,7 @@ A recipe is a plain mapping. Keys every recipe understands::
     year: 2023                   # DCASE year (submission names, protocol); null = from the clips
     model_per: machine           # all | machine | section: one model per ...
     seed: 0
-    audio: {sample_rate: 16000, channel: mean, length: keep}    # auscult.audio.AudioConfig
+    audio: {sample_rate: 16000, channel: auto, length: keep}    # auscult.audio.AudioConfig
     data: {machines: null, sections: null, holdout: 0.1, include_supplemental: false}
     threshold: {method: gamma, quantile: 0.9, on: train}        # decisions
     reference: {...}             # the paper's reported numbers (free form, not read)
@@ -182,9 +182,9 @@ def validate_recipe(config: Mapping[str, Any], source: Optional[str] = None, bui
     _check_type("seed", cfg["seed"], (int,), "an integer", where)
     cfg.setdefault("year", None)
     if cfg["year"] is not None:
-        _check_type("year", cfg["year"], (int,), "an integer 2020-2025 or null", where)
-        if not 2020 <= cfg["year"] <= 2025:
-            raise ConfigError(f"{where}year must be 2020-2025 or null, got {cfg['year']}")
+        _check_type("year", cfg["year"], (int,), "an integer 2020-2026 or null", where)
+        if not 2020 <= cfg["year"] <= 2026:
+            raise ConfigError(f"{where}year must be 2020-2026 or null, got {cfg['year']}")
     from .audio import AudioConfig
 
     audio = cfg.get("audio") or {}

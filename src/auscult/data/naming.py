@@ -1,4 +1,4 @@
-"""The DCASE Task 2 file-name grammar (2020–2025) and own-data folder layouts.
+"""The DCASE Task 2 file-name grammar (2020–2026) and own-data folder layouts.
 
 :func:`parse_path` turns one audio path into a :class:`~auscult.data.clip.Clip`, or raises
 :class:`UnparsedNameError` with a ``reason`` that says which rule the path broke.
@@ -16,9 +16,10 @@ Layouts understood (``<machine>`` is always the folder above the split folder):
                        Train names share the 2022+ grammar; the dataset index re-labels them 2021
                        when their machine folder holds ``source_test``/``target_test``.
 ``dcase2022``          ``section_SS_{source|target}_{train|test}_{normal|anomaly}_NNNN[_<k>_<v>…|
-                       _noAttribute].wav`` (the grammar of 2022–2025). The domain, split or label
-                       token may be missing; the split then comes from the folder.
-``dcase-anonymous``    eval test names ``section_SS_NNNN.wav`` (2022–2025): no domain, no label.
+                       _noAttribute].wav`` (the grammar of 2022–2026; 2026 tails carry a noise
+                       attribute, ``..._mic_1_noise_1``). The domain, split or label token may be
+                       missing; the split then comes from the folder.
+``dcase-anonymous``    eval test names ``section_SS_NNNN.wav`` (2022–2026): no domain, no label.
 ``dcase2025-supplemental``  anything ``section_SS_…`` under ``<machine>/supplemental/``: clean
                        machine or noise-only recordings, always normal, never test.
 ``mimii``              ``<machine>/id_II/{normal|abnormal}/NNNNNNNN.wav`` (the MIMII release).
@@ -28,9 +29,13 @@ Layouts understood (``<machine>`` is always the folder above the split folder):
 
 Year inference: the grammar fixes the year where it can (``id_`` names -> 2020,
 ``source_test``/``target_test`` folders -> 2021, ``supplemental/`` -> 2025). Otherwise a
-folder between ``root`` (included) and the file named ``dcase2023…``, ``DCASE_2024…`` or
-starting with the year (``2022``, ``2025_dev``) gives the year; failing that the year stays ``None`` and ``layout`` says the
-grammar family (``dcase2022`` = the 2022–2025 grammar). An explicit ``year=`` wins over all.
+folder between ``root`` (included) and the file named ``dcase2023…``, ``DCASE_2024…``,
+``dcase2026t2`` or starting with the year (``2022``, ``2025_dev``) gives the year; failing that
+the year stays ``None`` and ``layout`` says the grammar family (``dcase2022`` = the 2022–2026
+grammar). An explicit ``year=`` wins over all. DCASE 2026 uses the 2022–2025 grammar and layout
+with two-channel clips; a path alone cannot tell it apart, so the dataset index
+(:meth:`~auscult.data.index.DatasetIndex.scan`) decides per machine folder from the channel
+count in the file headers and :data:`DCASE2026_ONLY_MACHINE_TYPES`.
 
 Attribute tails are kept verbatim in ``Clip.attributes_raw``; :func:`pair_attributes` pairs
 them into a dict best-effort and never raises.
@@ -69,9 +74,23 @@ _RE_SECTION = re.compile(
 )
 _RE_SECTION_LOOSE = re.compile(r"^section_(?P<section>\d+)(?:_(?P<tail>.*))?$")
 _RE_FUSED = re.compile(r"^(?P<key>[A-Za-z][A-Za-z-]*[A-Za-z])(?P<value>\d+(?:\.\d+)?)$")
-_RE_YEAR = re.compile(r"(?i)^(?:.*dcase[-_ ]?)?(202[0-5])(?!\d)")
+_RE_YEAR = re.compile(r"(?i)^(?:.*dcase[-_ ]?)?(202[0-6])(?!\d)")
 _MIMII_LABELS = {"normal": "normal", "abnormal": "anomaly", "anomaly": "anomaly"}
 _FOLDER_LABELS = {"normal": "normal", "anomaly": "anomaly", "abnormal": "anomaly"}
+
+
+#: DCASE 2026 Task 2 machine types (organisers' baseline, datasets/machine_type_2026_{dev,eval}.yaml)
+DCASE2026_DEV_MACHINE_TYPES: tuple[str, ...] = (
+    "ToyCar", "ToyCarEmu", "bearingEmu", "fan", "gearboxEmu", "sliderEmu", "valveEmu")
+DCASE2026_EVAL_MACHINE_TYPES: tuple[str, ...] = (
+    "ToyDrone", "ToothBrush", "SewingMachine", "BlowerDustCollector", "Sander")
+#: the 2026 machine types no earlier year used (ToyCar and fan: every year; ToyDrone: 2023 eval;
+#: ToothBrush: 2024 eval) -- a machine folder with one of these names is a DCASE 2026 folder
+DCASE2026_ONLY_MACHINE_TYPES: frozenset[str] = frozenset(
+    {"ToyCarEmu", "bearingEmu", "gearboxEmu", "sliderEmu", "valveEmu",
+     "SewingMachine", "BlowerDustCollector", "Sander"})
+#: channels of the official clips per year (2026: left = near mic, right = far mic; earlier: mono)
+DCASE_CHANNELS: dict[int, int] = {2020: 1, 2021: 1, 2022: 1, 2023: 1, 2024: 1, 2025: 1, 2026: 2}
 
 
 class UnparsedNameError(DataError):
@@ -126,10 +145,10 @@ def pair_attributes(tail: str) -> dict[str, str]:
 
 
 def infer_year(path: Union[str, Path], root: Union[str, Path, None] = None) -> Optional[int]:
-    """A DCASE year (2020–2025) named by a folder between ``root`` and the file, else None.
+    """A DCASE year (2020–2026) named by a folder between ``root`` and the file, else None.
 
     A folder counts when its name contains ``dcase`` followed by the year (``dcase2023-mini``,
-    ``DCASE_2024_task2``) or starts with the year (``2022``, ``2025_dev``).
+    ``DCASE_2024_task2``, ``dcase2026t2``) or starts with the year (``2022``, ``2025_dev``).
 
     The innermost folder that names a year wins (``…/dcase2023-mini/dev_data/fan/train``).
     Without ``root`` every folder of the path is considered.
@@ -262,7 +281,7 @@ def parse_path(
                     split=folder_split, label=label, index=int(m["index"]),
                     layout="dcase-anonymous", year=hinted)
 
-    # --- 2021 test folders and the 2022–2025 grammar ----------------------------------------
+    # --- 2021 test folders and the 2022–2026 grammar ----------------------------------------
     m = _RE_SECTION.match(stem)
     if not m:
         if stem.startswith("section_"):

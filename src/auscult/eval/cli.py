@@ -60,7 +60,7 @@ def evaluate(
     ground_truth: Optional[Path] = typer.Option(
         None, "--ground-truth", help="Folder holding ground_truth_data/ (and ground_truth_domain/), or eval_data_list.csv for 2020."
     ),
-    year: Optional[int] = typer.Option(None, "--year", help="DCASE year 2020-2025 (guessed from the ground-truth layout if omitted)."),
+    year: Optional[int] = typer.Option(None, "--year", help="DCASE year 2020-2026 (guessed from the ground-truth layout if omitted)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the tables (CSV + Markdown) and result.json into this folder."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON instead of tables."),
@@ -102,7 +102,7 @@ def evaluate(
         year = detect_year(ground_truth)
         if year is None:
             raise ConfigError(f"{ground_truth}: cannot tell the year from the ground-truth layout; pass --year")
-        typer.secho(f"year not given: using the {year if year < 2022 else '2022-2025'} protocol (from file names)", err=True)
+        typer.secho(f"year not given: using the {year if year < 2022 else '2022-2026'} protocol (from file names)", err=True)
     result = evaluate_submission(scores, ground_truth, year)
     if json_out:
         typer.echo(json.dumps(result.to_dict(), indent=2))
