@@ -8,7 +8,8 @@ Typical use::
 
 ``load_audio`` = :func:`decode_audio` (file -> mono float32 at ``sample_rate``: the part a
 cache can keep) followed by :func:`apply_length` (the length policy, cheap and possibly random).
-:class:`~auscult.data.cache.WaveformCache` caches the decoded part (also importable from here).
+:class:`~auscult.data.cache.WaveformCache` caches the decoded part (this module does not import it:
+the cache builds on this module, never the other way round).
 
 What is checked, and what is raised (all subclasses of :class:`~auscult.errors.AudioError`,
 each naming the file):
@@ -300,11 +301,3 @@ def load_audio(path: Union[str, Path], config: Optional[AudioConfig] = None,
     """
     cfg = config or AudioConfig()
     return apply_length(decode_audio(path, cfg), cfg, rng=rng, path=path)
-
-
-def __getattr__(name: str):  # lazy: the cache lives in auscult.data.cache, which imports this module
-    if name == "WaveformCache":
-        from .data.cache import WaveformCache
-
-        return WaveformCache
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

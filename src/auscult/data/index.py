@@ -31,12 +31,7 @@ from typing import Any, Optional, Union
 
 from ..errors import DataError
 from .clip import Clip
-from .naming import AUDIO_EXTENSIONS, UnparsedNameError, parse_path
-
-#: extensions that look like audio but that auscult does not read (reported, not skipped)
-UNSUPPORTED_AUDIO_EXTENSIONS: tuple[str, ...] = (
-    ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".au", ".wma", ".mp4", ".webm",
-)
+from .naming import AUDIO_EXTENSIONS, UNSUPPORTED_AUDIO_EXTENSIONS, UnparsedNameError, parse_path
 _RE_ATTR_CSV = re.compile(r"^attributes_(\d+)\.csv$")
 
 
