@@ -149,7 +149,7 @@ class DualBranchNet(NetBase):
     ``combine(emb_a, emb_b)`` concatenates them the same way ``forward`` does.
     """
 
-    def __init__(self, spectrum_len: int = 80000, stft_shape: Sequence[int] = (513, 313), emb_dim: int = 128):
+    def __init__(self, spectrum_len: int, stft_shape: Sequence[int], emb_dim: int = 128):
         super().__init__()
         n_freq, frames = (int(s) for s in stft_shape)
         check_positive([spectrum_len, n_freq, frames], "DualBranchNet", "pass the clip's input sizes")
