@@ -27,6 +27,10 @@ score = minimum cosine distance to a centre. ``ensemble.size = N`` trains ``N`` 
 
 No model selection: the paper trains a fixed 10 epochs; held-out normals (``val``) are only
 scored after each epoch for the log (``val_loss`` = the same two-term loss without augmentation).
+
+With a single class (one machine, one section, one attribute set) the classification term carries
+no signal and the net learns from the statistics- and feature-exchange tasks only (their labels
+still tell an exchanged clip from an original); ``auscult fit`` says so in its report.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ from torch import nn
 from ..data.clip import Clip
 from ..errors import CheckpointError, ConfigError, DataError
 from . import _neural as nu
-from .base import METHODS, Method, backend_from_state, backend_to_state
-from .osscl import merge_section, split_own_train_keys
+from ._neural import split_own_train_keys
+from .base import METHODS, Method, backend_from_state, backend_to_state, merge_section
 
 log = logging.getLogger("auscult.methods.ssl4asd")
 
@@ -68,11 +72,11 @@ class SSLModel(nn.Module):
     """Front-ends (clip spectrum, STFT magnitude) + dual-branch net + the two sub-cluster AdaCos heads."""
 
     def __init__(self, n_samples: int, n_classes: int, features: dict[str, Any], n_subclusters: int,
-                 max_scale: float, seed: int):
+                 max_scale: float, seed: int, audio: Optional[dict[str, Any]] = None):
         super().__init__()
         from ..features import ClipSpectrum, FeatureConfig, LinearSpectrogram
         from ..losses import SubClusterAdaCos
-        from ..nets import NETS
+        from ..nets import ClipGeometry, build_for_clip
 
         try:
             cfg = FeatureConfig.from_dict(features)
@@ -80,8 +84,7 @@ class SSLModel(nn.Module):
             raise ConfigError(f"features: {e}") from None
         self.spectrum = ClipSpectrum(cfg, keep_nyquist=False)
         self.stft = LinearSpectrogram(cfg, power=1.0)
-        n_freq, frames = self.stft.output_shape(n_samples)
-        self.net = NETS.build("dualbranch", spectrum_len=n_samples // 2, stft_shape=(n_freq, frames))
+        self.net = build_for_clip("dualbranch", ClipGeometry.from_configs(audio, cfg, n_samples=n_samples))
         d = int(self.net.output_shape[0])
         self.split = int(self.net.branch_dim)
         self.n_classes = int(n_classes)
@@ -98,14 +101,31 @@ class SSLModel(nn.Module):
         return self.net(*self.inputs(wave))
 
 
-@METHODS.register("ssl4asd", description="SSL4ASD: dual-branch net, mixup + statistics/feature exchange, "
-                                         "sub-cluster AdaCos; k-means back-end per section; ensembles")
+@METHODS.register("ssl4asd", defaults={**SSL_DEFAULTS, "net": None, "train": None},
+                  description="SSL4ASD: dual-branch net, mixup + statistics/feature exchange, sub-cluster AdaCos; "
+                              "k-means back-end per section; ensembles")
 class SSL4ASD(Method):
     """SSL4ASD (see the module docstring). Recipe sections: ``features`` (n_fft, hop_length for the
-    STFT branch), ``augment``, ``loss``, ``train``, ``ensemble``, ``score``, ``backend``."""
+    STFT branch), ``augment``, ``loss``, ``train``, ``ensemble``, ``score``, ``backend``.
+
+    Capabilities: ``embed`` (the first member's 256-d embedding). Not ``export``: the spectrum branch
+    takes the FFT of the whole clip (in float64), which the ONNX exporter auscult uses (opset 17,
+    TorchScript) has no operator for, and a DFT as a matrix product would hold ``T x T/2`` weights."""
 
     name = "ssl4asd"
-    recipe_keys = ("ensemble",)
+    capabilities = frozenset({"embed"})
+    fixed_length = True
+    classes = "attribute"
+    one_class = ("learns from the statistics- and feature-exchange tasks only (one class gives the classification "
+                 "term no signal)")
+    #: ``auscult fit``: recipes/synthetic/ssl4asd.yaml's CPU budget (windows of at least ~4.4 s: the
+    #: spectrum branch needs them)
+    fit_defaults = {
+        "features": {"n_fft": 512, "hop_length": 512, "stft_precision": "float32"},
+        "train": {"epochs": 4, "batch_size": 32, "optimizer": "adam", "lr": 0.001, "log_every": 10},
+        "ensemble": {"size": 1},
+        "backend": {"name": "kmeans", "n_clusters": 16, "n_init": 10, "group_by": "section"},
+    }
 
     def __init__(self, config: dict[str, Any], context: Any = None):
         super().__init__(config, context)
@@ -138,7 +158,7 @@ class SSL4ASD(Method):
         assert self.n_samples is not None
         lo = self.opts["loss"]
         return SSLModel(self.n_samples, len(self.classes), self.features_cfg, int(lo["n_subclusters"]),
-                        float(lo["max_scale"]), seed)
+                        float(lo["max_scale"]), seed, audio=dict(self.config.get("audio") or {}))
 
     # ---- training step (public so tests can check one step) --------------------------------------
     def training_losses(self, model: SSLModel, x: torch.Tensor, y: torch.Tensor,
@@ -299,3 +319,4 @@ class SSL4ASD(Method):
             load_model_state(m, sd, source=f"ssl4asd state (member {i})")
             self.models.append(m.to(self.device).eval())
         self.backends = [backend_from_state(b) for b in state["backends"]]
+
