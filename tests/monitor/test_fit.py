@@ -65,8 +65,9 @@ def test_choose_method_by_data_size():
     kind, why = choose_method(60, cfg)
     assert kind == "autoencoder" and "60" in why
     assert choose_method(10, FitConfig(method="autoencoder"))[0] == "autoencoder"
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="magic"):
         FitConfig(method="magic")
+    assert choose_method(5, FitConfig(method="clsia"))[0] == "clsia"  # every registered method is a choice
 
 
 def test_knn_fit_report_holds_out_recordings(knn_fit):
@@ -125,7 +126,7 @@ def test_autoencoder_chosen_for_more_data(tmp_path):
         b, rep = fit_bundle(d, None, FitConfig(window_s=0.5, min_net_windows=40, epochs=3))
     r = rep.machines["big"]
     assert r["detector"] == "autoencoder" and r["fit_windows"] >= 40 and r["epochs"] == 3
-    assert b.models["big"].detector.kind == "autoencoder"
+    assert b.models["big"].method.name == "autoencoder"
 
 
 @pytest.mark.parametrize("n,expect", [(2000, "false_alarm_rate"), (40, "gamma")])

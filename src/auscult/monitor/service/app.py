@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ... import __version__
-from ...errors import AuscultError
+from ...errors import AuscultError, CapabilityError
 from ..store import HistoryStore, ScoreRecord, StoreError, open_store
 from .config import MACHINE_ID_RE, ServiceConfig, load_models
 from .uploads import BodySizeLimit, MultipartFileReader, UploadProblem, decode_upload, safe_filename
@@ -314,7 +314,8 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
 
     @app.get("/v1/machines/{machine_id}/explain.png", dependencies=auth, tags=["machines"],
              response_class=Response,
-             responses={200: {"content": {"image/png": {}}, "description": "per-frame curve + heat map"}})
+             responses={200: {"content": {"image/png": {}}, "description": "per-frame curve + heat map"},
+                        501: {"description": "the machine's method does not explain its scores"}})
     def explain_png(machine_id: str, record: Optional[int] = Query(None, ge=1, description="history row id; "
                     "default: the worst recent clip")) -> Response:
         """Where in time and frequency a stored clip is anomalous (PNG, rendered by the server)."""
@@ -333,7 +334,10 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
             from .render import explanation_png
 
             with score_gate:
-                expl = bundle.explain_waveform(wave, sr, machine=machine_id)
+                try:
+                    expl = bundle.explain_waveform(wave, sr, machine=machine_id)
+                except CapabilityError as exc:  # the machine's method does not explain its scores
+                    raise HTTPException(501, str(exc)) from None
             png = explanation_png(expl, title=f"{machine_id} · record {rec.id} · score {rec.score:.3g} "
                                               f"(threshold {rec.threshold:.3g})")
             png_cache.put(rec.id, png)
