@@ -27,6 +27,7 @@ Both apply the same length policy (``keep`` / ``crop`` / ``tile``) after getting
 from __future__ import annotations
 
 import itertools
+import uuid
 from pathlib import Path
 from typing import Any, Iterator, Optional, Protocol, Sequence, Union, runtime_checkable
 
@@ -207,12 +208,14 @@ class WaveformSource(_Source):
     :meth:`add` takes a mono float32 waveform *at* ``audio_config.sample_rate`` (resample before:
     a source holds audio, it does not decode) and returns its clip; ``machine``, ``section``,
     ``split``, ``label`` and ``domain`` are the clip's metadata (what class-conditioned methods
-    use). Paths are ``memory:/<source>/<n>/<name>``: unique per source, never on disk.
+    use). Paths are ``memory:/<source>/<n>/<name>`` with a random source id: unique across sources and
+    processes (a method that remembers its training clips' paths, e.g. to score them leave-one-out,
+    never mistakes a new clip for one of them), never on disk.
     """
 
     def __init__(self, audio_config: Union[AudioConfig, dict, None] = None):
         self.config: AudioConfig = _audio_config(audio_config, "WaveformSource")
-        self._id = next(_SOURCE_IDS)
+        self._id = f"{next(_SOURCE_IDS)}-{uuid.uuid4().hex[:12]}"
         self._waves: dict[str, np.ndarray] = {}
 
     def add(self, wave: np.ndarray, machine: str = "machine", *, section: str = "00", split: str = "test",
