@@ -278,7 +278,7 @@ def fit_recipe(name: str, config: FitConfig, n_windows: int) -> dict[str, Any]:
              "sample_rate": int(config.sample_rate)}
     recipe = {"method": name, "seed": int(config.seed), "model_per": "all", **preset, "audio": audio, "features": feats,
               "data": {"holdout": 0.0}, "threshold": {"method": "auto", "rate": float(config.false_alarm_rate)}}
-    if config.epochs is not None:
+    if config.epochs is not None and "train" in METHODS.sections(name):  # methods that train (not logmel_knn)
         recipe.setdefault("train", {})
         recipe["train"] = {**dict(recipe["train"] or {}), "epochs": int(config.epochs)}
     if "train" in recipe and name == "autoencoder":
