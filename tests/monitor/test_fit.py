@@ -182,3 +182,20 @@ def test_several_machines_in_one_bundle(tmp_path):
     assert (r1.machine, r2.machine) == ("fan-1", "fan-2") and r1.threshold != r2.threshold
     with pytest.raises(ConfigError, match="holds 2 machines"):
         loaded.score_waveform(x, SR)
+
+
+def test_dcase_sections_of_one_machine_folder_become_units(tmp_path):
+    """A machine folder whose DCASE file names span several sections is one unit per section
+    (<machine>.section_<SS>): each gets its own model and threshold, scored as its section."""
+    d = tmp_path / "dev" / "fan" / "train"
+    for sec, seed in (("00", 1500), ("01", 1600)):
+        for i in range(8):
+            write_wav(d / f"section_{sec}_source_train_normal_{i:04d}_noAttribute.wav", render(seed + i, duration=2.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b, rep = fit_bundle(tmp_path / "dev", None, FitConfig(window_s=0.5, method="logmel_knn"))
+    assert b.machine_ids == ["fan.section_00", "fan.section_01"] and sorted(rep.machines) == b.machine_ids
+    assert [b.models[m].unit for m in b.machine_ids] == [{"machine": "fan", "section": "00"},
+                                                         {"machine": "fan", "section": "01"}]
+    assert b.models["fan.section_00"].method is not b.models["fan.section_01"].method
+    assert all(r["n_recordings"] == 8 for r in rep.machines.values())
