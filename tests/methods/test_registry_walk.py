@@ -135,6 +135,13 @@ def test_method_walks_both_doors_from_a_run(name, walk_data, tmp_path, one_threa
 
     method = bundle.models["fan.section_00"].method
     assert method.name == name
+    # watch: a stream of one window's length gives one window, scored as the bundle scores it
+    from auscult.monitor.stream import StreamScorer
+
+    wave = np.resize(decode_audio(picks[0][3], AudioConfig(sample_rate=bundle.sample_rate)), bundle.window_samples)
+    mid = f"{picks[0][0]}.section_{picks[0][1]}"
+    windows = [e for e in StreamScorer(bundle, mid).push(wave) if e["type"] == "window"]
+    assert len(windows) == 1 and windows[0]["score"] == bundle.models[mid].score_waves([wave])[0]
     waves = [decode_audio(p, AudioConfig(sample_rate=bundle.sample_rate)) for _, _, _, p in picks
              if "/fan/" in p][:2]
     if method.supports("export"):
