@@ -9,7 +9,8 @@ Typical use::
 ``load_audio`` = :func:`decode_audio` (file -> float32 at ``sample_rate``, ``[T]``, or ``[2, T]``
 with ``channel="both"``: the part a cache can keep) followed by :func:`apply_length` (the length
 policy, cheap and possibly random, applied along the last axis).
-:class:`~auscult.data.cache.WaveformCache` caches the decoded part (also importable from here).
+:class:`~auscult.data.cache.WaveformCache` caches the decoded part (this module does not import it:
+the cache builds on this module, never the other way round).
 
 Channel policies (``AudioConfig.channel``): ``"mean"`` averages every channel (the behaviour for
 the mono DCASE 2020-2025 clips and own data); an integer picks that channel; ``"near"`` /
@@ -368,11 +369,3 @@ def load_audio(path: Union[str, Path], config: Optional[AudioConfig] = None,
     """
     cfg = config or AudioConfig()
     return apply_length(decode_audio(path, cfg), cfg, rng=rng, path=path)
-
-
-def __getattr__(name: str):  # lazy: the cache lives in auscult.data.cache, which imports this module
-    if name == "WaveformCache":
-        from .data.cache import WaveformCache
-
-        return WaveformCache
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -66,3 +66,7 @@ class CheckpointError(AuscultError):
 
 class SubmissionError(DataError):
     """A submission folder does not match the ground truth (missing, extra or duplicate names)."""
+
+
+class CapabilityError(ConfigError):
+    """A method was asked for something it does not declare (``embed``, ``explain``, ``export``)."""

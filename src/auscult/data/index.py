@@ -42,12 +42,7 @@ from typing import Any, Optional, Union
 
 from ..errors import DataError
 from .clip import Clip
-from .naming import AUDIO_EXTENSIONS, DCASE2026_ONLY_MACHINE_TYPES, UnparsedNameError, parse_path
-
-#: extensions that look like audio but that auscult does not read (reported, not skipped)
-UNSUPPORTED_AUDIO_EXTENSIONS: tuple[str, ...] = (
-    ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".au", ".wma", ".mp4", ".webm",
-)
+from .naming import AUDIO_EXTENSIONS, DCASE2026_ONLY_MACHINE_TYPES, UNSUPPORTED_AUDIO_EXTENSIONS, UnparsedNameError, parse_path
 _RE_ATTR_CSV = re.compile(r"^attributes_(\d+)\.csv$")
 #: layouts of the 2022+ grammar (the families a DCASE 2026 tree parses into)
 _LAYOUTS_2022_GRAMMAR = ("dcase2022", "dcase-anonymous")

@@ -50,7 +50,12 @@ from typing import Optional, Union
 from ..errors import DataError
 from .clip import Clip
 
+#: the one extension rule: files auscult reads as audio ...
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac")
+#: ... and extensions that look like audio but that auscult does not read (reported, never silently skipped)
+UNSUPPORTED_AUDIO_EXTENSIONS: tuple[str, ...] = (
+    ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".au", ".wma", ".mp4", ".webm",
+)
 
 #: split folders of the DCASE layouts -> (split, domain implied by the folder)
 SPLIT_FOLDERS: dict[str, tuple[str, Optional[str]]] = {
@@ -105,6 +110,38 @@ class UnparsedNameError(DataError):
 def is_audio_path(path: Union[str, Path]) -> bool:
     """True when the file extension is one auscult reads (``.wav``/``.flac``, any case)."""
     return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def find_audio_files(root: Union[str, Path], recursive: bool = True) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The one audio-file finder: ``(files auscult reads, [(file, why it is left out), ...])``.
+
+    Files are those with an :data:`AUDIO_EXTENSIONS` extension (any case) below ``root`` (or directly
+    in it with ``recursive=False``), sorted; hidden files and folders (``.name``) are ignored.
+    Audio-looking files of another format (:data:`UNSUPPORTED_AUDIO_EXTENSIONS`) are listed with the
+    reason, so a caller reports them instead of dropping them silently. A file ``root`` is itself
+    the answer when it is audio.
+    """
+    root = Path(root)
+    if root.is_file():
+        return ([root], []) if is_audio_path(root) else ([], [(root, _unsupported_reason(root))])
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    candidates = root.rglob("*") if recursive else root.iterdir()
+    for p in sorted(candidates):
+        rel = p.relative_to(root).parts
+        if any(part.startswith(".") for part in rel) or not p.is_file():
+            continue
+        ext = p.suffix.lower()
+        if ext in AUDIO_EXTENSIONS:
+            files.append(p)
+        elif ext in UNSUPPORTED_AUDIO_EXTENSIONS:
+            skipped.append((p, _unsupported_reason(p)))
+    return files, skipped
+
+
+def _unsupported_reason(path: Path) -> str:
+    ext = path.suffix.lower() or "(none)"
+    return f"unsupported audio format {ext!r} (convert to .wav or .flac)"
 
 
 def pair_attributes(tail: str) -> dict[str, str]:
