@@ -291,6 +291,37 @@ class Bundle:
         """
         from ..audio import ResampleWarning, resample
 
+        x = self._mono(wave, what)
+        sr = int(sample_rate)
+        if sr <= 0:
+            raise ConfigError(f"{what}: sample_rate must be positive, got {sample_rate}")
+        if sr != self.sample_rate:
+            warnings.warn(f"resampling {what} from {sr} Hz to the bundle's {self.sample_rate} Hz", ResampleWarning,
+                          stacklevel=3)
+            x = resample(x, sr, self.sample_rate)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def input_fault(self, wave: np.ndarray, sample_rate: int, machine: Optional[str] = None,
+                    what: str = "waveform") -> Optional[Any]:
+        """The :class:`~auscult.data.quality.InputFault` of a waveform at its own rate for ``machine``
+        (None when it may be scored): the one input-quality check, with this bundle's window, the
+        method's minimum length, its sample rate and the rates it was fitted on."""
+        from ..data.quality import check_wave
+
+        _, mm = self.model(machine)
+        x = self._mono(wave, what)
+        return check_wave(x, int(sample_rate), window_s=self.window_s, min_samples=mm.min_samples,
+                          model_rate=self.sample_rate, training_rates=mm.fit_info.get("source_sample_rates"))
+
+    def _refuse_faults(self, wave: np.ndarray, sample_rate: int, machine: Optional[str], what: str,
+                       path: Any = None) -> None:
+        from ..data.quality import InputFaultError
+
+        fault = self.input_fault(wave, sample_rate, machine, what)
+        if fault is not None:
+            raise InputFaultError(path, fault, what)
+
+    def _mono(self, wave: np.ndarray, what: str) -> np.ndarray:
         x = np.asarray(wave)
         if x.ndim == 2:  # [T, C] or [C, T]: the shorter axis is the channels
             x = x.mean(axis=1 if x.shape[0] >= x.shape[1] else 0)
@@ -310,14 +341,7 @@ class Bundle:
         if not np.isfinite(x).all():
             raise NonFiniteAudioError(None, f"{what}: {int((~np.isfinite(x)).sum())} NaN/Inf sample(s)",
                                       "the audio is corrupt")
-        sr = int(sample_rate)
-        if sr <= 0:
-            raise ConfigError(f"{what}: sample_rate must be positive, got {sample_rate}")
-        if sr != self.sample_rate:
-            warnings.warn(f"resampling {what} from {sr} Hz to the bundle's {self.sample_rate} Hz", ResampleWarning,
-                          stacklevel=3)
-            x = resample(x, sr, self.sample_rate)
-        return np.ascontiguousarray(x, dtype=np.float32)
+        return x
 
     def _check_length(self, x: np.ndarray, det: Any, what: str) -> None:
         if x.shape[0] < det.min_samples:
@@ -352,11 +376,16 @@ class Bundle:
         return ranges, np.asarray(scores, dtype=np.float64)
 
     def score_waveform(self, wave: np.ndarray, sample_rate: int, machine: Optional[str] = None) -> ScoreResult:
-        """Score one waveform (any length, any rate; ``[T]`` or ``[T, C]``) as ``machine``."""
+        """Score one waveform (any length, any rate; ``[T]`` or ``[T, C]``) as ``machine``.
+
+        Raises :class:`~auscult.data.quality.InputFaultError` (``.fault``: code and reason) for a
+        recording that is not machine sound (silent, clipped, DC offset, too short, a rate that
+        lacks the model's band): it is not scored."""
         name, mm = self.model(machine)
         return self._score(wave, sample_rate, name, mm, "waveform")
 
-    def _score(self, wave, sample_rate, name, mm, what) -> ScoreResult:
+    def _score(self, wave, sample_rate, name, mm, what, path=None) -> ScoreResult:
+        self._refuse_faults(wave, sample_rate, name, what, path)  # a sensor fault is not scored
         ranges, scores = self.window_scores(wave, sample_rate, name, what)
         if not np.isfinite(scores).all():
             raise DataError(f"{what}: the model produced a non-finite score; the input may be degenerate")
@@ -373,9 +402,12 @@ class Bundle:
         """Decode an audio file (typed AudioError naming it) and score it."""
         from ..audio import AudioConfig, decode_audio
 
+        from ..audio import audio_info
+
         name, mm = self.model(machine)
-        x = decode_audio(path, AudioConfig(sample_rate=self.sample_rate))
-        return self._score(x, self.sample_rate, name, mm, str(path))
+        native = int(audio_info(path)["sample_rate"])  # checked at its own rate: a missing band is a fault
+        x = decode_audio(path, AudioConfig(sample_rate=native))
+        return self._score(x, native, name, mm, str(path), path=path)
 
     def explain_waveform(self, wave: np.ndarray, sample_rate: int, machine: Optional[str] = None) -> Explanation:
         """Per-frame anomaly curve and time-frequency map of a waveform (scored as one clip).
@@ -392,6 +424,7 @@ class Bundle:
         name, mm = self.model(machine)
         if not mm.method.supports("explain"):
             raise mm.method.unsupported("explain", "explain its scores")
+        self._refuse_faults(wave, sample_rate, name, "waveform")
         x = self.prepare(wave, sample_rate)
         self._check_length(x, mm, "waveform")
         t = mm.explain_wave(x)
