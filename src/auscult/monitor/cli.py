@@ -120,12 +120,18 @@ def score_files(bundle_path: Path, files: List[Path], machine: Optional[str] = N
     """Score audio files with a bundle and print one row per file; returns the exit code.
 
     ``output``: ``table`` (aligned text), ``json`` (one list) or ``csv``. Columns: file, machine,
-    score, decision, threshold, expected_false_alarm_rate (and ``error`` for a file that could not be
-    scored: it is reported, the others are still scored, and the exit code is 1).
+    score, decision, threshold, expected_false_alarm_rate, calibration_exceedance, status
+    (``scored``, ``input_fault`` or ``error``), fault (the input-fault code: ``silent``,
+    ``clipped``, ...), reason, error. An input fault (:mod:`auscult.data.quality`) has no score and
+    no decision. Every file gets its row.
+
+    Exit code: 1 when a file could not be read, else 3 when a file was an input fault, else 0.
     """
     import csv
     import warnings
 
+    from ..audio import ResampleWarning
+    from ..data.quality import InputFaultError
     from ..errors import AuscultError
     from .bundle import load_bundle
 
@@ -134,19 +140,32 @@ def score_files(bundle_path: Path, files: List[Path], machine: Optional[str] = N
     bundle = load_bundle(bundle_path)
     machine = bundle.model(machine)[0]  # an unknown or missing machine is one error, before any file
     rows: list[dict[str, Any]] = []
-    failed = 0
+    failed = faults = 0
+    def row(f: Path, machine: str, status: str, **kw: Any) -> dict[str, Any]:
+        r = {"file": str(f), "machine": machine, "score": None, "decision": None, "threshold": None,
+             "expected_false_alarm_rate": None, "calibration_exceedance": None, "status": status, "fault": None,
+             "reason": None, "error": None}
+        r.update(kw)
+        return r
+
+    resampled = 0
     for f in files:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ResampleWarning)
                 r = bundle.score_file(f, machine=machine)
-            rows.append({"file": str(f), "machine": r.machine, "score": r.score, "decision": r.decision,
-                         "threshold": r.threshold, "expected_false_alarm_rate": r.expected_false_alarm_rate,
-                         "calibration_exceedance": r.extra.get("calibration_exceedance"), "error": None})
+            resampled += any(issubclass(w.category, ResampleWarning) for w in caught)
+            rows.append(row(f, r.machine, "scored", score=r.score, decision=r.decision, threshold=r.threshold,
+                            expected_false_alarm_rate=r.expected_false_alarm_rate,
+                            calibration_exceedance=r.extra.get("calibration_exceedance")))
+        except InputFaultError as exc:
+            faults += 1
+            mm = bundle.model(machine)[1]
+            rows.append(row(f, machine, "input_fault", threshold=mm.threshold_value, fault=exc.fault.code,
+                            reason=exc.fault.reason))
         except AuscultError as exc:
             failed += 1
-            rows.append({"file": str(f), "machine": machine, "score": None, "decision": None, "threshold": None,
-                         "expected_false_alarm_rate": None, "calibration_exceedance": None, "error": str(exc)})
+            rows.append(row(f, machine, "error", error=str(exc)))
     if output == "json":
         typer.echo(json.dumps(rows, indent=1))
     elif output == "csv":
@@ -158,15 +177,23 @@ def score_files(bundle_path: Path, files: List[Path], machine: Optional[str] = N
         width = max([len(r["file"]) for r in rows] + [4])
         typer.echo(f"{'file':<{width}}  {'machine':<12} {'score':>12} {'decision':>9} {'threshold':>12} {'exp.FA':>7}")
         for r in rows:
-            if r["error"]:
+            if r["status"] == "error":
                 typer.echo(f"{r['file']:<{width}}  error: {r['error']}")
+                continue
+            if r["status"] == "input_fault":
+                typer.echo(f"{r['file']:<{width}}  {r['machine']:<12} INPUT FAULT ({r['fault']}): {r['reason']}")
                 continue
             typer.echo(f"{r['file']:<{width}}  {r['machine']:<12} {r['score']:>12.6g} "
                        f"{'ANOMALY' if r['decision'] else 'normal':>9} {r['threshold']:>12.6g} "
                        f"{r['expected_false_alarm_rate']:>7.3g}")
+    if resampled:
+        _err(f"warning: {resampled} file(s) recorded at a higher rate were resampled to the model's "
+             f"{bundle.sample_rate} Hz")
+    if faults:
+        _err(f"{faults} of {len(files)} file(s) are input faults (not machine sound; not scored)")
     if failed:
         _err(f"{failed} of {len(files)} file(s) could not be scored")
-    return 1 if failed else 0
+    return 1 if failed else 3 if faults else 0
 
 
 # ------------------------------------------------------------------------------------------------

@@ -97,10 +97,22 @@ class FakeBundle:
         self.calls = 0
 
     def _check(self, wave, sample_rate, machine):
-        if sample_rate != self.sample_rate:
+        if sample_rate > self.sample_rate:
             raise ValueError(f"fake bundle got {sample_rate} Hz")
         if machine is not None and machine not in self.machine_ids:
             raise KeyError(machine)
+        # the real Bundle's input-quality check (auscult.data.quality), as Bundle.score_waveform runs it
+        from auscult.data.quality import InputFaultError, check_wave
+
+        fault = check_wave(np.asarray(wave), sample_rate, model_rate=self.sample_rate)
+        if fault is not None:
+            raise InputFaultError(None, fault, "waveform")
+
+    def model(self, machine=None):
+        from types import SimpleNamespace
+
+        m = machine or self.machine_ids[0]
+        return m, SimpleNamespace(threshold_value=self.threshold, expected_false_alarm_rate=0.01)
 
     def score_waveform(self, wave, sample_rate, machine=None):
         self._check(wave, sample_rate, machine)

@@ -100,3 +100,42 @@ def test_input_faults_are_not_scores_or_decisions_in_the_rule(make_app):
         assert (m["n_scored"], m["n_anomalous"], m["n_input_faults"], m["n_alerts"]) == (2, 1, 1, 0)
         assert c.get("/v1/machines/pump-1/alerts").json()[0]["time"] == 1.0  # the fault is not an anomalous clip
         assert len(c.get("/v1/machines/pump-1/alerts").json()) == 1
+
+
+def test_uploaded_sensor_faults_are_input_faults_not_scores(make_app):
+    """Issue 15 item 2 through the API: digital silence, a near-silent clip, a clipped clip and an
+    8 kHz clip are answered 200 with status input_fault, the fault code and the reason; no score,
+    no decision; they are stored (the dashboard's grey crosses) but never enter the k-of-n rule or
+    the counts. Before: digital silence was stored as a score and an 8 kHz clip was a 422."""
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from service_testlib import tone, wav_bytes
+
+    silent = np.zeros(16000, np.float32)
+    hiss = (1e-5 * np.random.default_rng(1).standard_normal(16000)).astype(np.float32)  # -100 dBFS
+    clipped = np.clip(tone(amp=5.0), -1.0, 1.0)
+    with TestClient(make_app(bundles=[FakeBundle(["pump-1"])], alert_k=1, alert_n=1)) as c:
+        c.headers["Authorization"] = f"Bearer {TOKEN}"
+        answers = []
+        for name, data in (("silent", wav_bytes(silent, 16000)), ("hiss", wav_bytes(hiss, 16000, subtype="FLOAT")),
+                           ("clipped", wav_bytes(clipped, 16000)), ("8k", wav_bytes(tone(sr=8000), 8000)),
+                           ("ok", wav_bytes(tone(amp=0.1), 16000))):
+            r = c.post("/v1/machines/pump-1/score", files={"file": (f"{name}.wav", data, "audio/wav")})
+            assert r.status_code == 200, r.text
+            answers.append(r.json())
+        assert [(a["status"], a["fault"]) for a in answers] == [
+            ("input_fault", "silent"), ("input_fault", "silent"), ("input_fault", "clipped"),
+            ("input_fault", "rate_mismatch"), ("scored", None)]
+        for a in answers[:4]:
+            assert a["score"] is None and a["decision"] is None
+            assert any(w in a["reason"] for w in ("dBFS", "8000 Hz", "full scale"))
+        assert answers[4]["score"] is not None and answers[4]["decision"] is False
+        h = c.get("/v1/machines/pump-1/history").json()
+        assert [r["status"] for r in h["records"]] == ["input_fault"] * 4 + ["scored"]
+        m = c.get("/v1/machines").json()["machines"][0]
+        assert (m["n_scored"], m["n_anomalous"], m["n_input_faults"], m["n_alerts"], m["alert"]) == (1, 0, 4, 0, False)
+        assert c.get("/v1/machines/pump-1/alerts").json() == []
+        # a fault has nothing to explain: a clear 422, not a 500
+        r = c.get("/v1/machines/pump-1/explain.png", params={"record": answers[0]["id"]})
+        assert r.status_code == 422 and "INPUT FAULT (silent)" in r.json()["detail"]

@@ -128,7 +128,7 @@ def _nan_wav() -> bytes:
     (None, 422, "truncated"),  # _truncated_wav
     (b"RIFF\x24\x00\x00\x00WAVEfmt ", 422, "truncated"),  # header cut before the data chunk
     ("nan", 422, "NaN"),
-    ("8k", 422, "sample rate 8000 Hz"),
+    ("48k", 422, "sample rate 48000 Hz"),  # above the model's rate without --resample (8 kHz: an input fault)
     ("zero", 422, "zero samples"),
     ("flac-cut", 422, "truncated or corrupt FLAC"),
 ])
@@ -137,8 +137,8 @@ def test_bad_uploads_get_a_clear_4xx(client, data, status, words):
         data = _truncated_wav()
     elif data == "nan":
         data = _nan_wav()
-    elif data == "8k":
-        data = wav_bytes(tone(sr=8000), 8000)
+    elif data == "48k":
+        data = wav_bytes(tone(sr=48000), 48000)
     elif data == "zero":
         data = wav_bytes(np.zeros(0, np.float32), 16000)
     elif data == "flac-cut":
@@ -165,10 +165,17 @@ def test_resample_policy_scores_other_rates(make_app):
     from fastapi.testclient import TestClient
 
     with TestClient(make_app(sample_rate_policy="resample")) as c:
+        r = c.post("/v1/machines/pump-1/score", files={"file": ("a.wav", wav_bytes(tone(sr=48000, amp=0.3), 48000))},
+                   headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "scored" and r.json()["score"] is not None
+        assert r.json()["extra"]["duration_s"] == pytest.approx(1.0, abs=1e-3)
+        # a lower rate is never up-sampled into a score: the band the model listens to is missing
         r = c.post("/v1/machines/pump-1/score", files={"file": ("a.wav", wav_bytes(tone(sr=8000, amp=0.3), 8000))},
                    headers={"Authorization": f"Bearer {TOKEN}"})
         assert r.status_code == 200, r.text
-        assert r.json()["extra"]["duration_s"] == pytest.approx(1.0, abs=1e-3)
+        assert (r.json()["status"], r.json()["fault"], r.json()["score"], r.json()["decision"]) == (
+            "input_fault", "rate_mismatch", None, None)
 
 
 def test_oversized_upload_is_413(client):

@@ -61,10 +61,15 @@ def http_error(exc: Exception) -> HTTPException:
     """The one place a refused input becomes an HTTP answer (status + ``{"detail": ...}``).
 
     Upload problems carry their own status; a typed auscult error from the model (e.g. a clip the
-    model cannot score) is 422. Input faults (issue 15 item 2: silent, clipped, too short, ...)
-    are meant to be turned into their answer here too."""
+    model cannot score) is 422. A scoring request never gets here with an input fault (silent,
+    clipped, too short, ...: :mod:`auscult.data.quality`): it is a 200 answer with
+    ``status: "input_fault"``, stored in the history. Asking to *explain* such a clip is a 422."""
+    from ...data.quality import InputFaultError
+
     if isinstance(exc, UploadProblem):
         return HTTPException(exc.status, exc.detail)
+    if isinstance(exc, InputFaultError):
+        return HTTPException(422, f"not machine sound, nothing to explain: {exc}")
     if isinstance(exc, AuscultError):
         return HTTPException(422, f"cannot score this clip: {exc}")
     raise TypeError(f"not an input problem: {exc!r}")
@@ -87,8 +92,8 @@ class ScoreOut(BaseModel):
     machine: str
     time: float = Field(description="when it was scored, Unix seconds UTC")
     time_iso: str = Field(description="the same time, ISO 8601 UTC")
-    score: float = Field(description="anomaly score; higher is more anomalous")
-    decision: bool = Field(description="true when score > threshold (an alert)")
+    score: Optional[float] = Field(description="anomaly score; higher is more anomalous (null for an input fault)")
+    decision: Optional[bool] = Field(description="true when score > threshold (null for an input fault)")
     threshold: float
     expected_false_alarm_rate: float = Field(description="fraction of normal clips expected above the threshold")
     filename: Optional[str] = Field(None, description="the upload's file name (display only)")
@@ -97,7 +102,11 @@ class ScoreOut(BaseModel):
     extra: dict = Field(default_factory=dict)
     replayed: bool = Field(False, description="true when this is the stored answer to a repeated Idempotency-Key")
     status: str = Field("scored", description="'scored', or 'input_fault': the clip was not machine sound (silent, "
-                                              "clipped, too short, ...); its score is not a measurement")
+                                              "clipped, too short, ...): no score, no decision")
+    fault: Optional[str] = Field(None, description="the input fault: silent, clipped, dc_offset, too_short or "
+                                                   "rate_mismatch (null when scored)")
+    reason: Optional[str] = Field(None, description="why the clip is an input fault, with the measured value and "
+                                                    "the limit")
     alert: Optional[bool] = Field(None, description="whether the machine's k-of-n alert was on after this clip "
                                                     "(history and alert lists; null in a scoring answer)")
 
@@ -146,7 +155,10 @@ class HealthOut(BaseModel):
 
 
 def _out(rec: ScoreRecord, replayed: bool = False, alert: Optional[bool] = None) -> ScoreOut:
-    return ScoreOut(**rec.to_dict(), replayed=replayed, alert=alert)
+    d = rec.to_dict()
+    if rec.status == "input_fault":  # not a measurement: no score, no decision (the alert state is unchanged by it)
+        d.update(score=None, decision=None, fault=rec.extra.get("fault"), reason=rec.extra.get("reason"))
+    return ScoreOut(**d, replayed=replayed, alert=alert)
 
 
 def _parse_time(value: Optional[str], name: str) -> Optional[float]:
@@ -376,9 +388,19 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
 
     def _score_and_store(bundle: Any, machine_id: str, data: bytes, filename: Optional[str],
                          request_id: Optional[str], digest: str) -> tuple[ScoreRecord, bool]:
+        from ...data.quality import InputFaultError
+
         up = decode_upload(data, int(bundle.sample_rate), resample=resample, max_seconds=config.max_clip_s)
-        with score_gate:
-            result = bundle.score_waveform(up.wave, up.sample_rate, machine=machine_id)
+        try:
+            with score_gate:
+                result = bundle.score_waveform(up.wave, up.sample_rate, machine=machine_id)
+        except InputFaultError as exc:  # not machine sound: kept in the history as a fault, not as a score
+            _, mm = bundle.model(machine_id)
+            extra = {**exc.fault.to_dict(), "duration_s": round(up.duration_s, 6), "upload_channels": up.channels,
+                     "upload_sample_rate": up.sample_rate, "upload_sha256": digest}
+            return store.add(machine_id, 0.0, float(mm.threshold_value), False, float(mm.expected_false_alarm_rate),
+                             filename=filename, request_id=request_id, extra=extra, clip=up.wave,
+                             sample_rate=up.sample_rate)
         extra = dict(getattr(result, "extra", None) or {})
         extra.update(duration_s=round(up.duration_s, 6), upload_channels=up.channels, upload_sha256=digest)
         return store.add(machine_id, float(result.score), float(result.threshold), bool(result.decision),
@@ -448,6 +470,8 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
                     expl = bundle.explain_waveform(wave, sr, machine=machine_id)
                 except CapabilityError as exc:  # the machine's method does not explain its scores
                     raise HTTPException(501, str(exc)) from None
+                except AuscultError as exc:  # e.g. a stored input fault: nothing to explain
+                    raise http_error(exc) from None
             png = explanation_png(expl, title=f"{machine_id} · record {rec.id} · score {rec.score:.3g} "
                                               f"(threshold {rec.threshold:.3g})")
             png_cache.put(rec.id, png)

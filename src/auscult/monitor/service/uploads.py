@@ -263,8 +263,10 @@ def decode_upload(data: bytes, expected_rate: int, resample: bool = False,
     decoded, and enforced while decoding, so a header that understates the length cannot make the
     service decode more than ``max_seconds`` + one frame), and 422 when the content is unusable:
     empty, truncated (a WAV shorter than its header says; a FLAC stream that breaks off), corrupt,
-    NaN/Inf, zero samples, a sample rate above ``MAX_SAMPLE_RATE``, or one other than
-    ``expected_rate`` while ``resample`` is False (also decided from the header).
+    NaN/Inf, zero samples, a sample rate above ``MAX_SAMPLE_RATE``, or one above
+    ``expected_rate`` while ``resample`` is False (also decided from the header). A rate below
+    ``expected_rate`` is returned as it is: the band the model listens to is missing, which the
+    scorer reports as the input fault ``rate_mismatch`` (:mod:`auscult.data.quality`).
     Multichannel audio is averaged to mono, block by block.
     """
     import soundfile as sf
@@ -285,7 +287,7 @@ def decode_upload(data: bytes, expected_rate: int, resample: bool = False,
         if not 0 < sr <= MAX_SAMPLE_RATE:
             raise UploadProblem(422, f"sample rate {sr} Hz is outside what this service decodes (up to "
                                      f"{MAX_SAMPLE_RATE} Hz); record or convert at {expected_rate} Hz")
-        if sr != int(expected_rate) and not resample:
+        if sr > int(expected_rate) and not resample:  # a lower rate is the scorer's input fault (rate_mismatch)
             raise UploadProblem(422, f"sample rate {sr} Hz, but this machine's model expects {expected_rate} Hz; "
                                      f"record or convert at {expected_rate} Hz (or start the service with "
                                      f"--resample)")
@@ -318,7 +320,7 @@ def decode_upload(data: bytes, expected_rate: int, resample: bool = False,
     x = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
     if not np.isfinite(x).all():
         raise UploadProblem(422, "the audio holds NaN/Inf samples; the file is corrupt, re-export it")
-    if sr != int(expected_rate):
+    if sr > int(expected_rate):  # down to the model's rate; a lower rate is kept for the input-quality check
         from ...audio import resample as _resample
 
         x = _resample(x, sr, int(expected_rate))
