@@ -146,9 +146,9 @@ def test_pcm_formats_channels_and_resampling():
     stereo = np.stack([s16, s16], axis=1).ravel()
     evs = run(b, stereo.tobytes(), format="s16le", channels=2)
     assert sum(e["type"] == "window" for e in evs) == 2
-    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * 8000) / 8000)).astype("<f4")
-    with pytest.warns(UserWarning, match="resampled"):
-        evs = run(b, tone.tobytes(), format="f32le", rate=8000)
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * 48000) / 48000)).astype("<f4")
+    with pytest.warns(UserWarning, match="resampled"):  # down from 48 kHz (8 kHz: an input fault, test_input_faults)
+        evs = run(b, tone.tobytes(), format="f32le", rate=48000)
     wins = [e for e in evs if e["type"] == "window"]
     assert len(wins) == 2 and wins[0]["score"] == pytest.approx(0.3 / np.sqrt(2), rel=0.02)
 
@@ -280,9 +280,10 @@ def _bad_folder(tmp_path):
     sf.write(str(d / "e_clip.ogg"), _sq(3.0), SR, format="OGG")             # readable, but not a watched format
     (d / "f_notes.txt").write_text("maintenance on Tuesday")
     write_wav(d / "g_header_only.wav", np.zeros(0, np.float32))             # a header and zero samples
-    x8 = seconds_of([0.1] * 4, sr=8000)
-    full8 = write_wav(tmp_path / "full8.wav", x8, sr=8000).read_bytes()
-    (d / "h_truncated_8k.wav").write_bytes(full8[: 44 + 3 * 8000 * 2])      # another rate (resampled), 3 of 4 s
+    # a higher rate is resampled down (a lower one is an input fault); a 440 Hz tone survives that
+    x8 = (0.1 * np.sqrt(2) * np.sin(2 * np.pi * 440 * np.arange(4 * 48000) / 48000)).astype(np.float32)
+    full8 = write_wav(tmp_path / "full8.wav", x8, sr=48000).read_bytes()
+    (d / "h_truncated_8k.wav").write_bytes(full8[: 44 + 3 * 48000 * 2])    # another rate (resampled), 3 of 4 s
     write_wav(d / "i_silent.wav", np.zeros(2 * SR, np.float32))            # all digital silence: gaps only
     full = write_wav(tmp_path / "full_j.wav", _sq(2.0)).read_bytes()
     (d / "j_truncated_short.wav").write_bytes(full[: 44 + SR])              # 0.5 s left of 2 s: too short
@@ -310,7 +311,7 @@ def test_folder_inputs_are_never_lost_silently(tmp_path):
                               ("d_short.wav", "too_short", "shorter than one"),
                               ("e_clip.ogg", "unsupported_format", ".ogg"),
                               ("f_notes.txt", "unsupported_format", ".txt"),
-                              ("i_silent.wav", "no_full_window", "not scored"),
+                              ("i_silent.wav", "silent", "digital silence throughout"),
                               ("j_truncated_short.wav", "too_short", "0.5 s of audio")):
         e = only(name, "skipped")
         assert e["code"] == code and words in e["reason"], e
@@ -362,11 +363,13 @@ def test_stdin_shorter_than_a_window_says_so():
 def test_watch_cli_shows_the_resampling_warning_as_one_line(knn_fit):
     """stdin at another rate is resampled chunk by chunk: the user is told, in one line on stderr."""
     _, _, path = knn_fit
-    x = render(707, duration=3.0)[::2]  # 8 kHz
+    from auscult.audio import resample
+
+    x = resample(render(707, duration=3.0), SR, 48000)  # 48 kHz (8 kHz lacks the model's band: an input fault)
     data = np.round(np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
-    proc = subprocess.run([sys.executable, "-m", "auscult.cli", "watch", str(path), "--input", "-", "--rate", "8000"],
+    proc = subprocess.run([sys.executable, "-m", "auscult.cli", "watch", str(path), "--input", "-", "--rate", "48000"],
                           input=data, capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
     err = proc.stderr.decode().strip().splitlines()
-    assert err == ["warning: stdin audio at 8000 Hz is resampled chunk by chunk to the bundle's 16000 Hz; "
+    assert err == ["warning: stdin audio at 48000 Hz is resampled chunk by chunk to the bundle's 16000 Hz; "
                    "send 16000 Hz to avoid it"], err

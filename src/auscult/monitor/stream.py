@@ -127,10 +127,11 @@ class StreamScorer:
         self.live = False    # stdin / microphone: events also carry the wall-clock time "at"
         self.rule = KOfN(self.config.k, self.config.n)  # the same rule the service's dashboard counts with
         self.counts = {"windows": 0, "alerts": 0, "gaps": 0, "bad_chunks": 0, "errors": 0, "skipped": 0,
-                       "files": 0, "files_scored": 0, "anomalous_windows": 0}
+                       "files": 0, "files_scored": 0, "anomalous_windows": 0, "input_fault_windows": 0}
         self.score_seconds = 0.0
         self._before = 0     # samples of earlier sources (audio_seconds adds up over files)
-        self._src = {"windows": 0, "good": 0, "problems": 0}
+        self._src = {"windows": 0, "good": 0, "problems": 0, "faults": {}, "silence": 0, "silence_gaps": 0}
+        self._fault: Optional[str] = None  # the input fault of the current run of faulty windows
 
     @property
     def alert(self) -> bool:
@@ -144,7 +145,8 @@ class StreamScorer:
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0
         self._pos = 0
-        self._src = {"windows": 0, "good": 0, "problems": 0}
+        self._src = {"windows": 0, "good": 0, "problems": 0, "faults": {}, "silence": 0, "silence_gaps": 0}
+        self._fault: Optional[str] = None  # the input fault of the current run of faulty windows
         if is_file:
             self.counts["files"] += 1
 
@@ -156,6 +158,16 @@ class StreamScorer:
                 self.counts["files_scored"] += 1
             return []
         w = self.window / self.sr
+        if self._src["faults"]:  # every window was an input fault: the source is that fault
+            code = max(self._src["faults"], key=self._src["faults"].get)
+            return [self.skipped(self.source, code, f"input fault: every window of it is {code} (see the "
+                                                    f"input_fault events); not scored")]
+        if self._src["silence"] and not self._src["good"] and self._src["problems"] == self._src["silence_gaps"]:
+            from ..data.quality import LIMITS
+
+            return [self.skipped(self.source, "silent", f"input fault: digital silence throughout "
+                                                        f"({self._src['silence'] / self.sr:g} s, below "
+                                                        f"{LIMITS.silent_dbfs:g} dBFS); not scored")]
         if not self._src["problems"]:
             got = self._src["good"] / self.sr
             return [self.skipped(self.source, "too_short", f"{got:g} s of audio, shorter than one {w:g} s window; "
@@ -187,6 +199,19 @@ class StreamScorer:
         return events
 
     def _score(self, w: np.ndarray, start: int) -> list[dict[str, Any]]:
+        from ..data.quality import check_wave
+
+        fault = check_wave(w, self.sr)  # a full window at the model's rate: the level checks
+        if fault is not None:  # not machine sound: no score, not in the k-of-n rule
+            self.counts["input_fault_windows"] += 1
+            self._src["faults"][fault.code] = self._src["faults"].get(fault.code, 0) + 1
+            if fault.code == self._fault:
+                return []
+            self._fault = fault.code
+            return [{"type": "input_fault", "source": self.source, "machine": self.machine, "time": self._t(start),
+                     "end": self._t(start + w.size), "code": fault.code, "reason": fault.reason,
+                     "measured": fault.measured}]
+        self._fault = None
         t0 = time.perf_counter()
         score = float(self.model.score_waves([w])[0])
         self.score_seconds += time.perf_counter() - t0
@@ -217,6 +242,7 @@ class StreamScorer:
         t = self._t(self._pos)
         self._pos += int(samples)
         self._buf = np.zeros(0, dtype=np.float32)
+        self._fault = None
         self.counts["gaps"] += 1
         self._src["problems"] += 1
         ev = {"type": "gap", "source": self.source, "time": t, "code": code, "reason": reason}
@@ -229,6 +255,7 @@ class StreamScorer:
         t = self._t(self._pos)
         self._pos += int(samples)
         self._buf = np.zeros(0, dtype=np.float32)
+        self._fault = None
         self.counts["bad_chunks"] += 1
         self._src["problems"] += 1
         return {"type": "bad_chunk", "source": self.source, "time": t, "code": code, "reason": reason}
@@ -246,6 +273,16 @@ class StreamScorer:
         self.counts["skipped"] += 1
         return {"type": "skipped", "source": source, "code": code, "reason": reason}
 
+    def rate_fault(self, rate: int) -> Optional[dict[str, Any]]:
+        """A ``skipped`` event (code ``rate_mismatch``) for a source recorded at ``rate`` when that
+        lacks the band the model listens to (:func:`auscult.data.quality.check_rate`), else None."""
+        from ..data.quality import check_rate
+
+        fault = check_rate(int(rate), self.sr, (getattr(self.model, "fit_info", None) or {}).get("source_sample_rates"))
+        if fault is None:
+            return None
+        return self.skipped(self.source, fault.code, f"input fault: {fault.reason}; not scored")
+
     @property
     def done(self) -> bool:
         """True once ``config.duration_s`` seconds of audio have been seen."""
@@ -262,6 +299,8 @@ class StreamScorer:
             return [self.bad_chunk(f"{int((~np.isfinite(x)).sum())} NaN/Inf sample(s) in {x.size}; chunk skipped",
                                    samples=x.size, code="non_finite")]
         if x.size and not np.any(x):
+            self._src["silence"] += x.size
+            self._src["silence_gaps"] += 1
             return [self.gap("digital silence (all samples zero: dropped audio?); not scored",
                              seconds=x.size / self.sr, samples=x.size, code="digital_silence")]
         return self.push(x)
@@ -377,6 +416,10 @@ def watch_file(path: Path, scorer: StreamScorer, config: WatchConfig) -> Iterato
     if info.frames == 0:
         yield scorer.skipped(str(path), "empty", "the file holds zero samples; nothing to score")
         return
+    fault = scorer.rate_fault(int(info.samplerate))
+    if fault is not None:
+        yield fault
+        return
     t_start = time.perf_counter()
     if info.samplerate != scorer.sr:  # resample the whole file once (per-block resampling leaves seams)
         try:
@@ -483,6 +526,13 @@ def _files_of(path: Path) -> list[Path]:
 def _source_events(input: Any, scorer: StreamScorer, config: WatchConfig) -> Iterator[dict[str, Any]]:
     import sys
 
+    live = (isinstance(input, (str, Path)) and str(input) == "-") or hasattr(input, "read") or (
+        isinstance(input, str) and (input == "mic" or input.startswith("mic:")) and not Path(input).exists())
+    if live:  # a stream at a rate that lacks the model's band is not read at all
+        fault = scorer.rate_fault(int(config.rate))
+        if fault is not None:
+            yield fault
+            return
     if isinstance(input, (str, Path)) and str(input) == "-":
         yield from watch_pcm(sys.stdin.buffer, scorer, config)
         yield from scorer.end_source()
