@@ -110,6 +110,14 @@ def fit_cmd(
         typer.echo(f"skipped {len(report.skipped)} file(s) (--json lists every one):")
         for why, paths in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
             typer.echo(f"  {len(paths)} x {why}; e.g. {paths[0]}")
+    if report.input_faults:
+        kinds: dict[str, list[str]] = {}
+        for f in report.input_faults:
+            kinds.setdefault(f["fault"], []).append(f["path"])
+        typer.echo(f"left out {len(report.input_faults)} recording(s) as input faults, not machine sound "
+                   f"(--json lists every one):")
+        for code, paths in sorted(kinds.items(), key=lambda kv: -len(kv[1])):
+            typer.echo(f"  {len(paths)} x INPUT FAULT ({code}); e.g. {paths[0]}")
     typer.echo(f"wrote {out} in {report.seconds:.1f} s")
 
 

@@ -131,6 +131,8 @@ class FitReport:
     skipped: list[tuple[str, str]]
     seconds: float
     out: Optional[str] = None
+    #: recordings left out as input faults (:mod:`auscult.data.quality`): ``{"path", "fault", "reason"}`` each
+    input_faults: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -290,18 +292,32 @@ def fit_recipe(name: str, config: FitConfig, n_windows: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 # fitting
 # ------------------------------------------------------------------------------------------------
-def _decode_all(files: Sequence[Path], sr: int, skipped: list[tuple[str, str]]) -> list[tuple[Path, np.ndarray]]:
-    from ..audio import AudioConfig, ResampleWarning, decode_audio
+def _decode_all(files: Sequence[Path], sr: int, skipped: list[tuple[str, str]],
+                faults: Optional[list[dict[str, Any]]] = None, window_s: Optional[float] = None
+                ) -> list[tuple[Path, np.ndarray]]:
+    """Decode ``files`` at ``sr``; undecodable ones go to ``skipped``, input faults (silent,
+    clipped, DC offset, shorter than half a window, a rate below ``sr``: the shared check of
+    :mod:`auscult.data.quality`, at each file's own rate) to ``faults``: a sensor fault is not
+    normal machine sound, and training on it would teach the model that silence is normal."""
+    from ..audio import AudioConfig, ResampleWarning, SilentAudioWarning, audio_info, decode_audio, resample
+    from ..data.quality import check_wave
 
     out = []
-    cfg = AudioConfig(sample_rate=sr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResampleWarning)  # one per file would flood; the report lists the rates
+        warnings.simplefilter("ignore", SilentAudioWarning)  # the input-fault list says it, once per file
         for p in files:
             try:
-                out.append((p, decode_audio(p, cfg)))
+                native = int(audio_info(p)["sample_rate"])
+                x = decode_audio(p, AudioConfig(sample_rate=native))
             except AudioError as exc:
                 skipped.append((str(p), exc.reason + (f" ({exc.fix})" if exc.fix else "")))
+                continue
+            fault = check_wave(x, native, window_s=window_s, model_rate=sr)
+            if fault is not None and faults is not None:
+                faults.append({"path": str(p), "fault": fault.code, "reason": fault.reason})
+                continue
+            out.append((p, resample(x, native, sr) if native != sr else x))
     return out
 
 
@@ -473,12 +489,24 @@ def fit_bundle(data: Union[str, Path], out: Union[str, Path, None] = None, confi
     t0 = time.perf_counter()
     found, skipped = discover_recordings(data, machine)
     decoded: dict[str, list[tuple[Path, np.ndarray]]] = {}
+    faults: list[dict[str, Any]] = []
     for m, files in found.items():
-        recs = _decode_all(files, config.sample_rate, skipped)
-        if not recs:
-            raise DataError(f"{m}: none of its {len(files)} recording(s) could be decoded; first problem: "
-                            f"{skipped[-1][0]}: {skipped[-1][1]}")
-        decoded[m] = recs
+        n_faults = len(faults)
+        recs = _decode_all(files, config.sample_rate, skipped, faults, config.window_s)
+        if recs:
+            decoded[m] = recs
+            continue
+        mine = faults[n_faults:]
+        if mine:  # e.g. an all-silent folder: an error that says so, not a model of silence
+            kinds = {}
+            for f in mine:
+                kinds[f["fault"]] = kinds.get(f["fault"], 0) + 1
+            raise DataError(f"{m}: every usable recording is an input fault, not machine sound ("
+                            f"{', '.join(f'{n} {k}' for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))} of "
+                            f"{len(files)}); e.g. {mine[0]['path']}: INPUT FAULT ({mine[0]['fault']}): "
+                            f"{mine[0]['reason']}. Check the microphone and its gain, and record again")
+        raise DataError(f"{m}: none of its {len(files)} recording(s) could be decoded; first problem: "
+                        f"{skipped[-1][0]}: {skipped[-1][1]}")
     units = _units(decoded)
     for u in units:
         u.cut(config)
@@ -495,7 +523,7 @@ def fit_bundle(data: Union[str, Path], out: Union[str, Path, None] = None, confi
     for key, members in groups.items():
         models.update(_fit_group(key.split(":", 1)[0], members, config, skipped, log, why))
     info = {"data": str(Path(data).resolve()), "config": {k: v for k, v in asdict(config).items()},
-            "skipped": len(skipped), "source": "fit"}
+            "skipped": len(skipped), "input_faults": len(faults), "source": "fit"}
     bundle = Bundle(models, config.sample_rate, config.window_s, config.scoring_hop_s, info=info)
     if out is not None:
         save_bundle(out, bundle)
@@ -504,5 +532,5 @@ def fit_bundle(data: Union[str, Path], out: Union[str, Path, None] = None, confi
                                      "expected_false_alarm_rate": mm.expected_false_alarm_rate, **mm.fit_info}
                                  for m, mm in models.items()},
                        skipped=skipped, seconds=round(time.perf_counter() - t0, 2),
-                       out=None if out is None else str(out))
+                       out=None if out is None else str(out), input_faults=faults)
     return bundle, report
