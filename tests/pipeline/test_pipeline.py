@@ -330,3 +330,40 @@ def test_threshold_on_holdout_and_early_refusal(tiny_synth, wave_cache, tmp_path
     thr = json.loads((rd / "thresholds.json").read_text())["fan/00"]
     held = load_tree(rd / "models" / "fan" / "model.npz")[1]["val_clips"]
     assert thr["method"] == "percentile" and thr["fitted_on"] == "holdout" and thr["n_scores"] == len(held) >= 5
+
+
+def test_input_faults_in_a_research_run(tiny_synth, wave_cache, tmp_path):
+    """Issue 15 item 2, research door: a silent training clip is left out of training and listed
+    (run meta + input_faults_train.csv); a silent test clip is listed (input_faults_test.csv) and
+    still has its row in the submission (the official evaluator needs a row per clip)."""
+    import csv
+    import shutil
+
+    import numpy as np
+    import soundfile as sf
+
+    from auscult import pipeline
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_synth, data)
+    train = sorted((data / "dev_data" / "fan" / "train").glob("*.wav")) or sorted(data.rglob("fan/train/*.wav"))
+    test = sorted(data.rglob("fan/test/*.wav"))
+    dead_train, dead_test = train[0], test[0]
+    for p in (dead_train, dead_test):
+        info = sf.info(str(p))
+        sf.write(str(p), np.zeros(info.frames, np.float32), info.samplerate)
+    rd = pipeline.train("synthetic/autoencoder", data, tmp_path / "run", overrides=["train.epochs=1",
+                        "data.machines=[fan]"], device="cpu", quiet=True, cache_dir=tmp_path / "cache")
+    meta = json.loads((rd / "run.json").read_text())
+    rows = list(csv.DictReader(open(rd / "input_faults_train.csv", encoding="utf-8")))
+    assert [(r["path"], r["fault"]) for r in rows] == [(str(dead_train), "silent")]
+    assert [f["path"] for f in meta["input_faults_train"]] == [str(dead_train)]
+    model = load_tree(rd / "models" / "fan" / "model.npz")[1]
+    used = set(model["fit_clips"]) | set(model["val_clips"])
+    assert str(dead_train) not in used and len(used) == len(train) - 1
+    sub = pipeline.score(rd, data, device="cpu", cache_dir=tmp_path / "cache")
+    faults = list(csv.DictReader(open(rd / "scores" / "input_faults_test.csv", encoding="utf-8")))
+    assert [(r["path"], r["fault"]) for r in faults] == [(str(dead_test), "silent")]
+    names = [ln.split(",")[0] for p in sorted(sub.glob("anomaly_score_*fan*.csv"))
+             for ln in p.read_text().splitlines()]
+    assert dead_test.name in names and len(names) == len(test)

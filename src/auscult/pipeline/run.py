@@ -84,6 +84,13 @@ def group_clips(clips: Iterable[Clip], model_per: str) -> dict[str, list[Clip]]:
     return {k: out[k] for k in sorted(out)}
 
 
+class _FaultClip:
+    """The machine/section of an input-fault row, shaped for :func:`group_key`."""
+
+    def __init__(self, row: Mapping[str, Any]):
+        self.machine, self.section, self.path = row["machine"], row["section"], row["path"]
+
+
 def group_dir(run_dir: Union[str, Path], key: str) -> Path:
     """The folder of group ``key`` in a run directory (``models/<key with / as __>``)."""
     return Path(run_dir) / "models" / key.replace("/", "__")
@@ -140,6 +147,40 @@ def select_train_clips(index, cfg: Mapping[str, Any]) -> list[Clip]:
         raise DataError(f"{anomalous[0].path}: {len(anomalous)} training clip(s) are labelled anomalous; "
                         f"training uses normal clips only — move them out of the train folder")
     return clips
+
+
+def screen_clips(clips: Sequence[Clip], audio: Any) -> tuple[list[Clip], list[dict[str, Any]]]:
+    """``(clips that are machine sound, input faults)`` by the shared input-quality check
+    (:mod:`auscult.data.quality`): a rate below the recipe's (from the header) and the level checks
+    (silent, clipped, DC offset) on the decoded clip. A clip that cannot be decoded is kept: the
+    method reports it as before. Each fault: ``path, machine, section, fault, reason``."""
+    from ..audio import audio_info
+    from ..data.quality import check_rate, check_wave
+    from ..errors import AudioError
+
+    good: list[Clip] = []
+    faults: list[dict[str, Any]] = []
+    sr = int(audio.sample_rate)
+    for c in clips:
+        try:
+            fault = check_rate(int(audio_info(c.path)["sample_rate"]), sr) or check_wave(audio.decoded(c), sr)
+        except AudioError:
+            fault = None
+        if fault is None:
+            good.append(c)
+        else:
+            faults.append({"path": str(c.path), "machine": c.machine, "section": c.section, "fault": fault.code,
+                           "reason": fault.reason})
+    return good, faults
+
+
+def _write_faults(path: Path, faults: Sequence[Mapping[str, Any]]) -> None:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=["path", "machine", "section", "fault", "reason"], lineterminator="\n")
+        w.writeheader()
+        w.writerows(faults)
 
 
 def _year_of(cfg: Mapping[str, Any], clips: Sequence[Clip]) -> int:
@@ -308,18 +349,30 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
             raise DataError(f"{data}: no training clips found (expected <machine>/train/*.wav; "
                             f"data.machines={rec.data['machines']}, data.sections={rec.data['sections']})")
         year = _year_of(cfg, clips)
+        audio = _audio_source(cfg, cache_dir)
+        clips, faults = screen_clips(clips, audio)  # sensor faults are not normal machine sound: left out
+        if faults:
+            _write_faults(rd.path / "input_faults_train.csv", faults)
+            progress(f"left out {len(faults)} training clip(s) as input faults, not machine sound (listed in "
+                     f"{rd.path / 'input_faults_train.csv'}), e.g. {faults[0]['path']}: INPUT FAULT "
+                     f"({faults[0]['fault']}): {faults[0]['reason']}", 0, 1)
+            log.warning("left out %d training clip(s) as input faults (%s)", len(faults), rd.path / "input_faults_train.csv")
         groups = group_clips(clips, rec.model_per)
+        lost = sorted({group_key(_FaultClip(f), rec.model_per) for f in faults} - set(groups))
+        if not clips or lost:
+            raise DataError(f"{data}: every training clip of {lost or 'the data'} is an input fault, not machine sound "
+                            f"(e.g. {faults[0]['path']}: INPUT FAULT ({faults[0]['fault']}): {faults[0]['reason']}); "
+                            f"check the recordings")
         meta = rd.read_meta()
         done: list[str] = list(meta.get("groups_done", [])) if resume else []
         rd.write_meta(seed=int(rec.seed), data=str(Path(data).resolve()), year=year, runtime=rt.__dict__,
                       groups=list(groups), groups_done=done, stage="training",
-                      train_clips={k: len(v) for k, v in groups.items()},
+                      train_clips={k: len(v) for k, v in groups.items()}, input_faults_train=faults,
                       skipped_files=[{"path": str(u.path), "reason": u.reason} for u in index.unparsed])
         if index.unparsed:
             progress(f"skipped {len(index.unparsed)} file(s) under {data} (names not understood or not audio; "
                      f"listed in {rd.meta_path}), e.g. {index.unparsed[0].path}: {index.unparsed[0].reason}",
                      0, len(groups))
-        audio = _audio_source(cfg, cache_dir)
         thresholds: dict[str, Any] = _read_json(rd.path / "thresholds.json", {}) if resume else {}
         h = rec.data["holdout"] or 0.0
         for gi, (key, gclips) in enumerate(groups.items()):
@@ -425,6 +478,18 @@ def score(run_dir: Union[str, Path], data: Union[str, Path, None] = None, device
     thresholds = _read_json(rd.path / "thresholds.json", {})
     audio = _audio_source(cfg, cache_dir)
     year = int(meta.get("year") or _year_of(cfg, tests))
+    # input faults among the test clips are reported, and still scored: an official submission needs
+    # a row for every clip (a missing row fails the evaluator), so none is dropped
+    test_faults = screen_clips(tests, audio)[1]
+    fault_csv = rd.scores / "input_faults_test.csv"
+    if test_faults:
+        _write_faults(fault_csv, test_faults)
+        progress(f"{len(test_faults)} test clip(s) are input faults, not machine sound (listed in {fault_csv}); they "
+                 f"are scored like the others because the submission needs a row for every clip", 0, len(groups))
+        log.warning("%d test clip(s) are input faults (%s); scored anyway for the submission", len(test_faults),
+                    fault_csv)
+    elif fault_csv.exists():
+        fault_csv.unlink()
     all_clips: list[Clip] = []
     all_scores: list[float] = []
     all_dec: list[int] = []
@@ -465,7 +530,7 @@ def score(run_dir: Union[str, Path], data: Union[str, Path, None] = None, device
         write_ground_truth(all_clips, gt_dir, year)
     rd.write_meta(stage="scored", scored_data=str(Path(data).resolve()), year=year,
                   skipped_test_files=[{"path": str(u.path), "reason": u.reason} for u in index.unparsed],
-                  ground_truth=str(gt_dir) if labelled else None, n_test=len(all_clips))
+                  ground_truth=str(gt_dir) if labelled else None, n_test=len(all_clips), input_faults_test=test_faults)
     return sub
 
 
