@@ -1,7 +1,7 @@
 """The service over a real model bundle (auscult.monitor.fit on simulated fan recordings).
 
 In-process: the service's answers equal the bundle's own scores, a simulated fault is flagged,
-clips too short for the model are a 422, and the explain view renders the bundle's map.
+clips too short for the model are input faults (status input_fault, no score), and the explain view renders the bundle's map.
 End to end: the ``auscult serve`` command in its own process serves the bundle file.
 """
 
@@ -79,12 +79,17 @@ def test_service_scores_equal_the_bundles_own(bundle_path, tmp_path):
                 own.decision, own.threshold, own.expected_false_alarm_rate)
         assert answers[1]["score"] > answers[0]["score"]
         assert answers[1]["decision"] is True
+        # too short for the model: an input fault (issue 15 item 2; it was a 422): no score, stored as a fault
         short = c.post("/v1/machines/fan/score", files={"file": ("s.wav", wav_bytes(_render(902)[:200], SR))})
-        assert short.status_code == 422 and "too short" in short.json()["detail"]
+        assert short.status_code == 200, short.text
+        assert (short.json()["status"], short.json()["fault"], short.json()["score"]) == ("input_fault", "too_short",
+                                                                                         None)
+        assert "too short" in short.json()["reason"]
         png = c.get("/v1/machines/fan/explain.png")
         assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
         assert png.headers["x-auscult-record"] == str(answers[1]["id"])  # the worst recent clip
-        assert c.get("/v1/machines/fan/history").json()["count"] == 2
+        assert c.get("/v1/machines/fan/history").json()["count"] == 3
+        assert c.get("/v1/machines").json()["machines"][0]["n_input_faults"] == 1
 
 
 def test_torch_threads_setting_applies_and_can_be_left_alone(bundle_path, tmp_path):
