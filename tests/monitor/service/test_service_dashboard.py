@@ -93,9 +93,11 @@ def served(tmp_path_factory):
                 loud = i in ALERTS_AT + BURST_AT
                 x = tone(amp=0.5 if loud else 0.05 + 0.02 * (i % 5), freq=3000.0 if loud else 440.0, seed=i)
                 data = wav_bytes(x, 16000)
-                if i == OUTLIER_AT:  # RMS 58: a float WAV far outside [-1, 1] (what a broken gain looks like)
-                    data = wav_bytes(np.where(np.arange(16000) % 2, 58.0, -58.0).astype(np.float32), 16000,
-                                     subtype="FLOAT")
+                if i == OUTLIER_AT:  # RMS 58: a float WAV with spikes far outside [-1, 1], on under 1 % of its
+                    # samples (a clip at full scale throughout is the input fault 'clipped', not an outlier score)
+                    spikes = np.zeros(16000, np.float32)
+                    spikes[::107] = np.where(np.arange(spikes[::107].size) % 2, 600.0, -600.0)
+                    data = wav_bytes(spikes, 16000, subtype="FLOAT")
                 assert c.post("/v1/machines/pump-1/score",
                               files={"file": (f"c{i}.wav", data)}).status_code == 200
             for i in range(5):
