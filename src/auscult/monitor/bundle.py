@@ -442,10 +442,10 @@ class Bundle:
 
     def explain_file(self, path: Union[str, Path], machine: Optional[str] = None) -> Explanation:
         """:meth:`explain_waveform` of an audio file."""
-        from ..audio import AudioConfig, decode_audio
+        from ..audio import AudioConfig, audio_info, decode_audio
 
-        return self.explain_waveform(decode_audio(path, AudioConfig(sample_rate=self.sample_rate)), self.sample_rate,
-                                     machine)
+        native = int(audio_info(path)["sample_rate"])
+        return self.explain_waveform(decode_audio(path, AudioConfig(sample_rate=native)), native, machine)
 
     def describe(self) -> dict[str, Any]:
         """Plain summary: machines, detectors, thresholds, calibration sizes, versions."""

@@ -229,11 +229,13 @@ def explain_cmd(
     _check_out(out, "--out", EXPLAIN_FORMATS)
     if json_path is not None:
         _check_out(json_path, "--json")
+    from ..audio import audio_info
+
     bundle = load_bundle(bundle_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        x = decode_audio(file, AudioConfig(sample_rate=bundle.sample_rate))
-        sr = bundle.sample_rate
+        sr = int(audio_info(file)["sample_rate"])  # its own rate: the input-quality check sees a missing band
+        x = decode_audio(file, AudioConfig(sample_rate=sr))
         a = int(round(max(0.0, start) * sr))
         b = x.size if end is None else min(x.size, int(round(end * sr)))
         if b <= a:
