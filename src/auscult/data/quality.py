@@ -113,24 +113,36 @@ _FIXES = {
 def _as_float(x: np.ndarray) -> np.ndarray:
     a = np.asarray(x)
     if np.issubdtype(a.dtype, np.signedinteger):
-        return a.astype(np.float64) / float(-np.iinfo(a.dtype).min)
+        return a.astype(np.float32) / np.float32(-np.iinfo(a.dtype).min)
     if np.issubdtype(a.dtype, np.unsignedinteger):
-        mid = float(np.iinfo(a.dtype).max // 2 + 1)
-        return (a.astype(np.float64) - mid) / mid
-    return a.astype(np.float64, copy=False)
+        mid = np.float32(np.iinfo(a.dtype).max // 2 + 1)
+        return (a.astype(np.float32) - mid) / mid
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float32)
 
 
 def measure(x: np.ndarray) -> dict[str, float]:
     """Level statistics of a waveform (any shape; all samples together; full scale = 1.0):
     ``rms_dbfs`` (RMS around the mean, dB re full scale, ``-inf`` for a constant signal), ``peak``,
-    ``clipped_fraction`` (share of samples at or beyond ``LIMITS.clip_level``), ``dc`` (the mean)."""
-    a = _as_float(x).ravel()
-    if a.size == 0:
+    ``clipped_fraction`` (share of samples at or beyond ``LIMITS.clip_level``), ``dc`` (the mean).
+
+    A few vectorised passes (sum, dot, min, max; the rail count only when the peak reaches it):
+    well under a millisecond for a 5 s window at 16 kHz."""
+    a = np.ascontiguousarray(_as_float(x)).ravel()
+    n = a.size
+    if n == 0:
         return {"rms_dbfs": -math.inf, "peak": 0.0, "clipped_fraction": 0.0, "dc": 0.0}
-    mean = float(a.mean())
-    rms = float(np.sqrt(np.mean((a - mean) ** 2)))
-    return {"rms_dbfs": 20.0 * math.log10(rms) if rms > 0 else -math.inf, "peak": float(np.abs(a).max()),
-            "clipped_fraction": float(np.count_nonzero(np.abs(a) >= LIMITS.clip_level) / a.size), "dc": mean}
+    lo, hi = float(a.min()), float(a.max())
+    mean = float(a.sum(dtype=np.float64)) / n
+    if lo == hi:  # constant (digital silence or a stuck value): no signal around the mean
+        var = 0.0
+    else:
+        c = a - np.asarray(mean, dtype=a.dtype)  # around the mean: a large DC offset does not hide silence
+        var = float(np.dot(c, c)) / n
+    peak = max(abs(lo), abs(hi))
+    level = LIMITS.clip_level
+    clipped = 0.0 if peak < level else float(np.count_nonzero(np.abs(a) >= level)) / n
+    return {"rms_dbfs": 10.0 * math.log10(var) if var > 0 else -math.inf, "peak": peak,
+            "clipped_fraction": clipped, "dc": mean}
 
 
 def band_rate(model_rate: int, training_rates: Optional[Iterable[int]] = None) -> int:
