@@ -310,7 +310,10 @@ class Bundle:
 
         _, mm = self.model(machine)
         x = self._mono(wave, what)
-        return check_wave(x, int(sample_rate), window_s=self.window_s, min_samples=mm.min_samples,
+        ref = self.window_s  # the clip length the threshold was calibrated on: the window, or shorter run clips
+        if mm.fit_info.get("calibration_min_seconds") is not None:
+            ref = min(ref, float(mm.fit_info["calibration_min_seconds"]))
+        return check_wave(x, int(sample_rate), window_s=ref if ref > 0 else None, min_samples=mm.min_samples,
                           model_rate=self.sample_rate, training_rates=mm.fit_info.get("source_sample_rates"))
 
     def _refuse_faults(self, wave: np.ndarray, sample_rate: int, machine: Optional[str], what: str,
@@ -728,7 +731,8 @@ def bundle_from_run(run_dir: Union[str, Path], out: Union[str, Path, None] = Non
             cal = calibration_stats([float(r["score"]) for r in ref])
             mm = MachineModel(method, dict(thr), cal, {"run": str(rd.path), "group": group,
                                                        "recipe": cfg.get("name") or cfg["method"],
-                                                       "threshold_fitted_on": thr.get("fitted_on")},
+                                                       "threshold_fitted_on": thr.get("fitted_on"),
+                                                       "calibration_min_seconds": _shortest([r["path"] for r in ref])},
                               {"machine": machine, "section": section})
             if method.supports("explain") and calibrate_explain:
                 waves = _ref_waves(cfg, [r["path"] for r in ref][:int(calibrate_explain)])
@@ -746,6 +750,22 @@ def bundle_from_run(run_dir: Union[str, Path], out: Union[str, Path, None] = Non
     if out is not None:
         save_bundle(out, bundle)
     return bundle
+
+
+def _shortest(paths: Sequence[str]) -> float:
+    """The shortest of the clips a run's threshold was fitted on, in seconds (from their headers; a
+    fixed-length recipe pads or tiles shorter clips, so a clip that short is still a calibrated length
+    for the input-quality check's ``too_short``). 0.0 when none is readable here (no window check)."""
+    from ..audio import audio_info
+    from ..errors import AudioError
+
+    durations = []
+    for p in paths:
+        try:
+            durations.append(float(audio_info(p)["duration"]))
+        except AudioError:
+            continue
+    return min(durations) if durations else 0.0
 
 
 def _ref_waves(cfg: dict[str, Any], paths: Sequence[str]) -> list[np.ndarray]:
