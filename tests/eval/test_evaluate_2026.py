@@ -184,19 +184,32 @@ def test_eval_set_with_anonymised_two_channel_clips(tmp_path):
 
 
 # ------------------------------------------------------------------ `auscult run` on a 2026 tree
+def _noise_clip(path: Path, near: float, far: float, n: int, seed: int) -> Path:
+    """A two-channel FLOAT WAV of noise at RMS ``near`` / ``far`` (a constant per channel, as
+    gen2026.write_clip writes, is the input fault 'silent': not machine sound, left out of training)."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.stack([near * rng.standard_normal(n), far * rng.standard_normal(n)], axis=1).astype(np.float32),
+             16000, subtype="FLOAT")
+    return path
+
+
 def test_auscult_run_on_a_2026_tree(tmp_path):
     """A recipe with ``year: 2026`` validates and runs end to end on a generated two-channel tree."""
     root = tmp_path / "dev_data"
     rng = np.random.default_rng(0)
     for i in range(6):
-        write_clip(root / "valveEmu/train" / f"section_00_source_train_normal_{i:04d}_v_1_noise_1.wav",
-                   0.1 + 0.01 * rng.random(), 0.3, n=4000)
-    write_clip(root / "valveEmu/train/section_00_target_train_normal_0000_v_2_noise_2.wav", 0.1, 0.3, n=4000)
+        _noise_clip(root / "valveEmu/train" / f"section_00_source_train_normal_{i:04d}_v_1_noise_1.wav",
+                    0.1 + 0.01 * rng.random(), 0.3, n=4000, seed=i)
+    _noise_clip(root / "valveEmu/train/section_00_target_train_normal_0000_v_2_noise_2.wav", 0.1, 0.3, n=4000, seed=10)
     for dom in ("source", "target"):
         for lab in ("normal", "anomaly"):
             for i in range(2):
-                write_clip(root / "valveEmu/test" / f"section_00_{dom}_test_{lab}_{i:04d}_v_1_noise_1.wav",
-                           0.3 if lab == "anomaly" else 0.1, 0.3, n=4000)
+                _noise_clip(root / "valveEmu/test" / f"section_00_{dom}_test_{lab}_{i:04d}_v_1_noise_1.wav",
+                            0.3 if lab == "anomaly" else 0.1, 0.3, n=4000, seed=20 + 4 * i + 2 * (dom == "target")
+                            + (lab == "anomaly"))
     recipe = tmp_path / "ae2026.yaml"
     recipe.write_text(
         "method: autoencoder\nyear: 2026\n"
