@@ -14,6 +14,8 @@ Event lines (one JSON object each; ``time``/``end`` in seconds from the start of
     {"type": "bad_chunk", "source": "-", "time": 20.0, "code": "non_finite", "reason": "..."}
     {"type": "error", "source": "x.wav", "code": "unreadable", "reason": "..."}  # a file that cannot be read
     {"type": "skipped", "source": "y.ogg", "code": "unsupported_format", "reason": "..."}  # not scored at all
+    {"type": "input_fault", "source": "-", "time": 30.0, "end": 35.0, "code": "silent", "reason": "...",
+     "measured": {...}}   # windows that are not machine sound (auscult.data.quality): not scored
     {"type": "end", "windows": 17, "alerts": 1, "gaps": 1, "bad_chunks": 1, "errors": 0, "skipped": 0,
      "files": 0, "files_scored": 0, "audio_seconds": 42.5, ...}
 
@@ -26,6 +28,12 @@ a full window of good audio has arrived. What counts:
 * **bad chunk**: samples that are NaN/Inf (float formats), a trailing partial frame at the end of
   the stream, an unreadable block of a file, or the missing end of a truncated WAV file (the part
   that is there is scored; the event says how much is missing).
+
+Input faults (:mod:`auscult.data.quality`): every full window is checked before it is scored; a
+silent, clipped or DC-offset window is not scored and does not enter the k-of-n rule, and a run of
+them gives one ``input_fault`` event (counted as ``input_fault_windows``). A source whose every
+window is a fault, or that is digital silence throughout, is ``skipped`` with the fault's code; a
+file or stream at a sample rate below the model's band is ``skipped`` as ``rate_mismatch`` unread.
 
 Nothing is dropped without an event: every file of a watched folder is scored, or gets an
 ``error`` (unreadable) or ``skipped`` event naming it and why (``unsupported_format``: not
