@@ -64,3 +64,17 @@ def test_bad_settings_are_config_errors():
         percentile_threshold(s, percentile=100)
     with pytest.raises(ConfigError):
         false_alarm_threshold(s, rate=0)
+
+
+def test_gamma_threshold_with_the_location_at_the_smallest_score():
+    """loc='min': shape and scale are the MLE of a zero-located gamma on the excesses over the minimum."""
+    rng = np.random.default_rng(3)
+    scores = rng.gamma(2.0, 3.0, size=3000) + 7.0
+    t = gamma_threshold(scores, quantile=0.99, loc="min")
+    m = scores.min()
+    shape, _, scale = scipy.stats.gamma.fit(np.maximum(scores - m, 1e-9 * (scores - m).max()), floc=0.0)
+    assert t.value == pytest.approx(m + scipy.stats.gamma.ppf(0.99, shape, scale=scale))
+    assert t.params["loc"] == m and t.params["loc_rule"] == "min"
+    assert t.value == pytest.approx(scipy.stats.gamma.ppf(0.99, 2.0, loc=7.0, scale=3.0), rel=0.05)  # near the truth
+    with pytest.raises(ConfigError):
+        gamma_threshold(scores, loc="median")

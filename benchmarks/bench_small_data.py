@@ -1,0 +1,488 @@
+"""Small-data benchmark: the best detector for a few dozen to a hundred clips of one machine.
+
+Protocol: fit on N normal clips of one unit (N = 25, 50, 95), score held-out normals and
+anomalies; report AUC, pAUC (max FPR 0.1, McClish-standardised as in DCASE: ``auscult.eval``),
+and at the threshold the detector fitted itself for a 1 % false-alarm target: the false-alarm
+rate on the held-out normals and the recall on the anomalies. Mean +- std over seeds, wall times.
+
+Data:
+
+* ``gearbox`` -- the real DCASE 2021 gearbox clips (``../shared/data/dcase2021-gearbox-s00`` or
+  ``$AUSCULT_SHARED_DATA``): the train pool is normals 0000-0094 (N < 95 takes the first N), the
+  test set the other 100 normals and all 105 anomalies. One unit, so seeds only change what is
+  random inside a detector (for a deterministic detector the std is 0 by construction).
+* ``synth`` -- per-unit sets of the simulator through its public API (``generate_dataset`` with a
+  one-section, no-domain preset: 95 train normals, 50 test normals, 50 anomalies of every kind,
+  severities U(0.1, 1)). Seed ``s`` is a different physical unit (``unit_for(machine, "00", s)``);
+  the encoder pre-training (``auscult.encoders.pretrain``) never uses section ``"00"`` units.
+
+Detectors, side by side in one run:
+
+* auscult as shipped: ``monitor:logmel_knn`` and ``monitor:autoencoder`` through
+  ``auscult.monitor.fit.fit_bundle`` (a folder of the N clips; a quarter held out for the
+  threshold, as ``auscult fit`` does today);
+* auscult small-data candidates: an encoder from ``auscult.encoders`` x a back-end, fitted on all
+  N clips with the threshold from leave-one-out scores (``EmbeddingDetector``), named
+  ``<encoder>/<back-end>``; embeddings are cached on disk (``--cache``);
+* PyOD 3.6's audio detectors (``EmbeddingOD.for_audio("balanced")``, ``("fast")``, ``AudioAE``)
+  run by ``--pyod-python`` in a subprocess (see ``benchmarks/_pyod_worker.py`` for installing
+  it); skipped with a note when that Python has no PyOD.
+
+Selection: the candidates are a fixed list; ``--select-on synth`` names the candidate with the
+best mean (AUC + pAUC) / 2 over the simulated units at the largest N -- chosen without looking at
+the gearbox test clips -- and the table shows the spread of all candidates on the gearbox.
+
+Speed (``--speed``): the N = 95 gearbox fit + threshold of every detector from waveforms (wall,
+torch on 2 threads), and scoring of single 10 s clips (CPU seconds per clip, 1 thread).
+
+Examples::
+
+    PYTHONPATH=src python benchmarks/bench_small_data.py --data gearbox --pyod-python /work/venv-bench/bin/python
+    PYTHONPATH=src python benchmarks/bench_small_data.py --data gearbox synth --n 25 50 95 --seeds 0 1 2 --speed
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+RATE = 0.01
+SR = 16000
+
+# ----------------------------------------------------------------------------- the candidate list
+ENCODERS: dict[str, dict[str, Any]] = {
+    "logmel": {"name": "logmel_stats"},  # 128 mels, n_fft 1024, hop 512: the logmel_knn representation
+    "bs32": {"name": "bandstats", "n_bands": 32, "stats": ["mean", "flux"]},
+    "bs64": {"name": "bandstats", "n_bands": 64, "stats": ["mean", "flux"]},
+    "bs32-mean": {"name": "bandstats", "n_bands": 32, "stats": ["mean"]},
+    "bs32-flux": {"name": "bandstats", "n_bands": 32, "stats": ["flux"]},
+    "mel64": {"name": "bandstats", "n_bands": 64, "stats": ["mean", "flux"], "scale": "mel"},
+}
+BACKENDS: dict[str, dict[str, Any]] = {
+    "knn": {"name": "knn", "k": 1, "metric": "euclidean"},
+    "knn-ld": {"name": "knn_norm", "normalize": "local"},
+    "maha": {"name": "selective_mahalanobis"},
+    "ens": {"name": "ensemble", "fusion": "rank",
+            "members": [{"name": "knn_norm", "normalize": "local"}, {"name": "selective_mahalanobis"}]},
+}
+MONITOR = ("monitor:logmel_knn", "monitor:autoencoder")
+PYOD = ("pyod:embedding_balanced", "pyod:embedding_fast", "pyod:audio_ae")
+
+
+def candidate_names(extra_encoders: dict[str, dict[str, Any]]) -> list[str]:
+    return [f"{e}/{b}" for e in [*ENCODERS, *extra_encoders] for b in BACKENDS]
+
+
+# ----------------------------------------------------------------------------------------- data
+@dataclass
+class UnitSet:
+    """One unit: a train pool (in order) and a labelled test set, as files and waveforms."""
+
+    key: str                       # "gearbox" or "synth/<machine>/seed<s>"
+    train: list[Path]
+    test: list[Path]
+    y: np.ndarray                  # 1 = anomaly
+    waves: dict[Path, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def load(self, paths):
+        import soundfile as sf
+
+        out = []
+        for p in paths:
+            if p not in self.waves:
+                x, fs = sf.read(str(p), dtype="float32", always_2d=True)
+                if fs != SR:
+                    raise SystemExit(f"{p}: {fs} Hz, the benchmark expects {SR}")
+                self.waves[p] = x.mean(axis=1)
+            out.append(self.waves[p])
+        return out
+
+
+def shared_root() -> Optional[Path]:
+    env = os.environ.get("AUSCULT_SHARED_DATA")
+    root = Path(env) if env else ROOT.parent / "shared" / "data"
+    return root if root.is_dir() else None
+
+
+def gearbox_set() -> Optional[UnitSet]:
+    root = shared_root()
+    folder = None if root is None else root / "dcase2021-gearbox-s00" / "dev_data" / "gearbox" / "source_test"
+    if folder is None or not folder.is_dir():
+        print(f"# gearbox: skipped (real clips not found; set AUSCULT_SHARED_DATA)")
+        return None
+    pat = re.compile(r"section_00_source_test_(normal|anomaly)_(\d+)\.wav$")
+    train, test, y = [], [], []
+    for p in sorted(folder.glob("*.wav")):
+        m = pat.search(p.name)
+        if not m:
+            continue
+        if m.group(1) == "normal" and int(m.group(2)) <= 94:
+            train.append(p)
+        else:
+            test.append(p)
+            y.append(int(m.group(1) == "anomaly"))
+    return UnitSet("gearbox", train, test, np.array(y))
+
+
+def synth_sets(machines: list[str], seeds: list[int], cache: Path, n_train: int) -> list[UnitSet]:
+    """One generated unit per (machine, seed); generated once into ``cache``."""
+    from auscult.data.synth import Preset, generate_dataset, load_metadata
+
+    out = []
+    for seed in seeds:
+        preset = Preset("bench-small-data", "dcase2020", tuple(machines), ("00",), n_train, 0, 50, 50, 10.0,
+                        "one unit per machine, no domains")
+        root = cache / f"synth-{'-'.join(machines)}-n{n_train}-seed{seed}"
+        if not (root / "metadata.csv").is_file():
+            print(f"# generating {root.name} ...", flush=True)
+            generate_dataset(preset, root, seed=seed, workers=1, overwrite=True, probe=False)
+        rows = load_metadata(root)
+        for m in machines:
+            mine = [r for r in rows if r["machine"] == m]
+            train = [root / r["file"] for r in sorted((r for r in mine if r["split"] == "train"),
+                                                      key=lambda r: int(r["index"]))]
+            test_rows = [r for r in mine if r["split"] == "test"]
+            out.append(UnitSet(f"synth/{m}/seed{seed}", train, [root / r["file"] for r in test_rows],
+                               np.array([int(r["label"] == "anomaly") for r in test_rows])))
+    return out
+
+
+# ------------------------------------------------------------------------------------- metrics
+def metrics(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray) -> dict[str, float]:
+    from auscult.eval.metrics import auc, pauc_mcclish
+
+    return {"auc": 100 * auc(y, scores), "pauc": 100 * pauc_mcclish(y, scores, 0.1),
+            "false_alarm": 100 * float(decisions[y == 0].mean()), "recall": 100 * float(decisions[y == 1].mean())}
+
+
+# ------------------------------------------------------------------------------ embedding detectors
+def build_encoder(spec: dict[str, Any]):
+    from auscult.encoders import build_encoder as build
+
+    return build(spec)
+
+
+def cached_embeddings(us: UnitSet, enc_name: str, spec: dict[str, Any], cache: Path) -> np.ndarray:
+    """Embeddings of train pool + test clips (in that order), cached by encoder config and files."""
+    ident = json.dumps({"spec": spec, "files": [str(p) for p in us.train + us.test]}, sort_keys=True)
+    f = cache / "emb" / f"{hashlib.sha256(ident.encode()).hexdigest()[:20]}.npy"
+    if f.is_file():
+        return np.load(f)
+    enc = build_encoder(spec)
+    x = enc.embed(us.load(us.train + us.test))
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(".tmp.npy")
+    np.save(tmp, x)
+    os.replace(tmp, f)
+    return x
+
+
+def run_candidate(us: UnitSet, name: str, emb: np.ndarray, n: int, seed: int) -> dict[str, Any]:
+    from auscult.encoders import EmbeddingDetector
+
+    be = BACKENDS[name.split("/")[1]]
+    det = EmbeddingDetector({"name": "logmel_stats"}, be, seed=seed)  # encoder unused: embeddings given
+    t0 = time.perf_counter()
+    det.fit_embeddings(emb[:n])
+    fit_s = time.perf_counter() - t0
+    test = emb[len(us.train):]
+    s = det.score_embeddings(test)
+    return {"scores": s, "decisions": s > det.threshold, "fit_s_backend": fit_s,
+            "threshold_method": det.threshold_["method"]}
+
+
+# ------------------------------------------------------------------------------ monitor detectors
+def run_monitor(us: UnitSet, kind: str, n: int, seed: int) -> dict[str, Any]:
+    from auscult.monitor.fit import FitConfig, fit_bundle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp) / "machine"
+        d.mkdir()
+        for i, p in enumerate(us.train[:n]):
+            (d / f"rec_{i:03d}.wav").symlink_to(p.resolve())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            b, rep = fit_bundle(d, None, FitConfig(method=kind, window_s=10.0, false_alarm_rate=RATE, seed=seed))
+            fit_s = time.perf_counter() - t0
+            waves = us.load(us.test)
+            c0 = time.process_time()
+            res = [b.score_waveform(w, SR) for w in waves]
+            cpu = (time.process_time() - c0) / len(waves)
+    r = rep.machines["machine"]
+    return {"scores": np.array([x.score for x in res]), "decisions": np.array([x.decision for x in res]),
+            "fit_s": fit_s, "score_cpu_s_per_clip": cpu, "threshold_method": r["threshold_method"],
+            "note": f"{r['fit_windows']} fit / {r['calibration_windows']} calibration clips"}
+
+
+# ------------------------------------------------------------------------------------ PyOD side
+def pyod_available(python: Optional[str]) -> Optional[str]:
+    if not python:
+        return None
+    try:
+        out = subprocess.run([python, "-c", "import pyod, librosa, torch; print(pyod.__version__)"],
+                             capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def run_pyod(python: str, sets: list[UnitSet], ns: list[int], seeds: list[int], detectors: list[str]
+             ) -> list[dict[str, Any]]:
+    jobs = []
+    for us in sets:
+        for n in ns:
+            if n > len(us.train):
+                continue
+            for seed in seeds:
+                jobs.append({"key": f"{us.key}|{n}", "train": [str(p) for p in us.train[:n]],
+                             "test": [str(p) for p in us.test], "seed": seed})
+    req = {"jobs": jobs, "detectors": [d.split(":", 1)[1] for d in detectors], "rate": RATE, "sr": SR, "threads": 2}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # PyOD's Python never sees auscult
+    proc = subprocess.run([python, str(ROOT / "benchmarks" / "_pyod_worker.py")], input=json.dumps(req),
+                          capture_output=True, text=True, env=env)
+    sys.stderr.write(proc.stderr[-4000:])
+    if proc.returncode != 0:
+        raise SystemExit(f"the PyOD worker failed (exit {proc.returncode}); see its stderr above")
+    return json.loads(proc.stdout)["results"]
+
+
+# ------------------------------------------------------------------------------------------ speed
+def speed_table(us: UnitSet, names: list[str], extra: dict[str, dict[str, Any]], n: int = 95, n_score: int = 20
+                ) -> list[dict[str, Any]]:
+    """Fit + threshold from waveforms (2 torch threads) and single-clip scoring CPU (1 thread)."""
+    import torch
+
+    from auscult.encoders import EmbeddingDetector
+
+    train = us.load(us.train[:n])
+    probe = us.load(us.test[:n_score])
+    rows = []
+    encs = {**ENCODERS, **extra}
+    for name in names:
+        e, b = name.split("/")
+        torch.set_num_threads(2)
+        det = EmbeddingDetector(build_encoder(encs[e]), BACKENDS[b])
+        t0 = time.perf_counter()
+        det.fit(train)
+        fit_s = time.perf_counter() - t0
+        torch.set_num_threads(1)
+        det.score(probe[:1])  # warm-up
+        c0 = time.process_time()
+        for w in probe:
+            det.score([w])
+        cpu = (time.process_time() - c0) / len(probe)
+        rows.append({"detector": name, "fit_s": fit_s, "score_cpu_ms": 1000 * cpu, **{k: round(v, 3) for k, v in det.timings_.items()}})
+        print(f"# speed {name}: fit+threshold {fit_s:.1f} s, score {1000 * cpu:.1f} ms CPU/clip", flush=True)
+    torch.set_num_threads(2)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ tables
+def aggregate(results: list[dict[str, Any]]) -> dict[tuple, dict[str, tuple[float, float, int]]]:
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["set"], r["n"], r["detector"]), []).append(r)
+    out = {}
+    for k, rs in groups.items():
+        agg = {}
+        for m in ("auc", "pauc", "false_alarm", "recall", "fit_s"):
+            v = np.array([r[m] for r in rs if r.get(m) is not None], dtype=float)
+            agg[m] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)) if len(v) else None
+        out[k] = agg
+    return out
+
+
+def fmt(a) -> str:
+    return "-" if a is None else f"{a[0]:.1f} ± {a[1]:.1f}"
+
+
+def print_table(agg, set_name: str, ns: list[int], detectors: list[str]) -> None:
+    print(f"\n### {set_name}\n")
+    print("| detector | N | AUC | pAUC | false alarms % | recall % | fit s |")
+    print("|---|---|---|---|---|---|---|")
+    for d in detectors:
+        for n in ns:
+            a = agg.get((set_name, n, d))
+            if a is None:
+                continue
+            print(f"| {d} | {n} | {fmt(a['auc'])} | {fmt(a['pauc'])} | {fmt(a['false_alarm'])} | {fmt(a['recall'])} | "
+                  f"{fmt(a['fit_s'])} |")
+
+
+def environment() -> dict[str, Any]:
+    flags = ""
+    try:
+        flags = " ".join(sorted(set(re.findall(r"avx[^ ]*", Path("/proc/cpuinfo").read_text()))))
+    except OSError:
+        pass
+    return {"uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+            "cpu_flags": flags, "cpus": os.cpu_count(), "python": platform.python_version(),
+            "torch_threads": __import__("torch").get_num_threads()}
+
+
+# -------------------------------------------------------------------------------------------- main
+def main(argv: Optional[list[str]] = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", nargs="+", default=["gearbox"], choices=["gearbox", "synth"])
+    ap.add_argument("--n", nargs="+", type=int, default=[25, 50, 95])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--synth-machines", nargs="+", default=["gearbox", "fan", "bearing"])
+    ap.add_argument("--detectors", nargs="+", default=None,
+                    help="subset (names or prefixes: 'monitor:', 'pyod:', 'bs32/'); default: all")
+    ap.add_argument("--encoder-weights", default=None,
+                    help="a pre-trained CNN encoder (auscult.encoders.cnn) to add as 'cnn/<back-end>' candidates")
+    ap.add_argument("--pyod-python", default=os.environ.get("AUSCULT_PYOD_PYTHON", "/work/venv-bench/bin/python"))
+    ap.add_argument("--select-on", default="synth", choices=["synth", "none"])
+    ap.add_argument("--speed", action="store_true", help="also time fit + threshold and scoring from waveforms")
+    ap.add_argument("--cache", default=str(ROOT / "runs" / "bench_small_data"))
+    ap.add_argument("--out", default=None, help="results JSON (default: <cache>/results.json)")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(2)
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    print(f"# {env['uptime']}\n# CPU flags: {env['cpu_flags']}; {env['cpus']} CPUs; torch threads {env['torch_threads']}",
+          flush=True)
+
+    extra: dict[str, dict[str, Any]] = {}
+    if args.encoder_weights:
+        extra["cnn"] = {"name": "cnn", "weights": str(Path(args.encoder_weights).resolve())}
+    cands = candidate_names(extra)
+    every = [*MONITOR, *cands, *PYOD]
+    wanted = every if not args.detectors else [d for d in every if any(d == w or d.startswith(w) for w in args.detectors)]
+
+    sets: list[UnitSet] = []
+    if "gearbox" in args.data:
+        g = gearbox_set()
+        if g is not None:
+            sets.append(g)
+    if "synth" in args.data:
+        sets += synth_sets(args.synth_machines, args.seeds, cache, max(args.n))
+    if not sets:
+        raise SystemExit("no data to benchmark")
+
+    results: list[dict[str, Any]] = []
+
+    def record(us: UnitSet, n: int, seed: int, det: str, r: dict[str, Any]) -> None:
+        m = metrics(us.y, np.asarray(r["scores"], float), np.asarray(r["decisions"], bool))
+        set_name = "gearbox" if us.key == "gearbox" else "synth/" + us.key.split("/")[1]
+        results.append({"set": set_name, "unit": us.key, "n": n, "seed": seed, "detector": det, **m,
+                        "fit_s": r.get("fit_s"), "score_cpu_s_per_clip": r.get("score_cpu_s_per_clip"),
+                        "threshold_method": r.get("threshold_method"), "note": r.get("note")})
+
+    # auscult candidates (cached embeddings; deterministic given the data -> one run per seed is identical,
+    # so they are run once and recorded for every seed)
+    encs = {**ENCODERS, **extra}
+    for us in sets:
+        for e in encs:
+            names = [f"{e}/{b}" for b in BACKENDS if f"{e}/{b}" in wanted]
+            if not names:
+                continue
+            t0 = time.perf_counter()
+            emb = cached_embeddings(us, e, encs[e], cache)
+            print(f"# {us.key}: {e} embeddings {emb.shape} ({time.perf_counter() - t0:.1f} s)", flush=True)
+            for name in names:
+                for n in args.n:
+                    if n > len(us.train):
+                        continue
+                    r = run_candidate(us, name, emb, n, 0)
+                    for seed in args.seeds:
+                        record(us, n, seed, name, r)
+    # auscult monitor detectors (seeded: the calibration split, the AE's training)
+    for us in sets:
+        for kind in [d for d in MONITOR if d in wanted]:
+            for n in args.n:
+                if n > len(us.train):
+                    continue
+                for seed in args.seeds:
+                    r = run_monitor(us, kind.split(":")[1], n, seed)
+                    record(us, n, seed, kind, r)
+                    print(f"# {us.key} N={n} seed {seed} {kind}: AUC {results[-1]['auc']:.1f} pAUC "
+                          f"{results[-1]['pauc']:.1f} ({r['fit_s']:.0f} s)", flush=True)
+    # PyOD
+    pyod_dets = [d for d in PYOD if d in wanted]
+    pyod_version = None
+    if pyod_dets:
+        pyod_version = pyod_available(args.pyod_python)
+        if pyod_version is None:
+            print(f"# PyOD: skipped ({args.pyod_python!r} cannot import pyod, librosa and torch; install it as "
+                  f"benchmarks/_pyod_worker.py says and pass --pyod-python)")
+        else:
+            by_key = {us.key: us for us in sets}
+            for r in run_pyod(args.pyod_python, sets, args.n, args.seeds, pyod_dets):
+                key, n = r["key"].rsplit("|", 1)
+                record(by_key[key], int(n), r["seed"], "pyod:" + r["detector"], r)
+
+    agg = aggregate(results)
+    set_names = sorted({r["set"] for r in results}, key=lambda s: (s != "gearbox", s))
+    order = [d for d in every if d in wanted]
+    for s in set_names:
+        print_table(agg, s, args.n, order)
+
+    selection = None
+    if args.select_on == "synth" and any(s.startswith("synth/") for s in set_names):
+        n_max = max(args.n)
+        means = {}
+        for c in [d for d in cands if d in wanted]:
+            vals = [(r["auc"] + r["pauc"]) / 2 for r in results if r["detector"] == c and r["n"] == n_max
+                    and r["set"].startswith("synth/")]
+            if vals:
+                means[c] = float(np.mean(vals))
+        if means:
+            best = max(means, key=means.get)
+            selection = {"rule": f"best mean (AUC + pAUC) / 2 over simulated units at N = {n_max}", "chosen": best,
+                         "synth_means": means}
+            print(f"\n# selection ({selection['rule']}): {best} ({means[best]:.1f})")
+    if "gearbox" in set_names:
+        n_max = max(args.n)
+        vals = {c: agg[("gearbox", n_max, c)] for c in cands if ("gearbox", n_max, c) in agg}
+        if vals:
+            aucs = np.array([v["auc"][0] for v in vals.values()])
+            paucs = np.array([v["pauc"][0] for v in vals.values()])
+            print(f"# spread of the {len(vals)} candidates on gearbox N={n_max}: AUC min {aucs.min():.1f} / median "
+                  f"{np.median(aucs):.1f} / max {aucs.max():.1f}; pAUC min {paucs.min():.1f} / median "
+                  f"{np.median(paucs):.1f} / max {paucs.max():.1f}")
+
+    speed = None
+    if args.speed and any(us.key == "gearbox" for us in sets):
+        g = next(us for us in sets if us.key == "gearbox")
+        speed = speed_table(g, [c for c in cands if c in wanted], extra)
+        print("\n| detector | fit + threshold s (N=95, 2 threads) | score ms CPU per 10 s clip (1 thread) |")
+        print("|---|---|---|")
+        for row in speed:
+            print(f"| {row['detector']} | {row['fit_s']:.1f} | {row['score_cpu_ms']:.1f} |")
+        for d in [*MONITOR, *PYOD]:
+            rs = [r for r in results if r["set"] == "gearbox" and r["n"] == 95 and r["detector"] == d]
+            if rs:
+                print(f"| {d} (from the quality runs) | {np.mean([r['fit_s'] for r in rs]):.1f} | "
+                      f"{1000 * np.mean([r['score_cpu_s_per_clip'] for r in rs]):.1f} |")
+
+    out = Path(args.out) if args.out else cache / "results.json"
+    out.write_text(json.dumps({"argv": sys.argv, "env": env, "pyod_version": pyod_version, "results": results,
+                               "selection": selection, "speed": speed}, indent=1, default=float))
+    print(f"\n# raw results: {out}")
+
+
+if __name__ == "__main__":
+    main()
