@@ -15,7 +15,8 @@ after pre-training), which is what a folder of a few dozen clips calls for. See
 """
 
 from .base import ENCODERS, BandStatsEncoder, ClipEncoder, LogMelStatsEncoder, build_encoder
+from .cnn import CNNEncoder  # registers 'cnn'
 from .detector import EmbeddingDetector, threshold_from_normal_scores
 
-__all__ = ["ENCODERS", "BandStatsEncoder", "ClipEncoder", "EmbeddingDetector", "LogMelStatsEncoder",
+__all__ = ["ENCODERS", "BandStatsEncoder", "CNNEncoder", "ClipEncoder", "EmbeddingDetector", "LogMelStatsEncoder",
            "build_encoder", "threshold_from_normal_scores"]
