@@ -9,7 +9,8 @@ its own virtual environment (CPU torch pinned, so pip does not pull CUDA wheels)
 
 and point the benchmark at it with ``--pyod-python /work/venv-bench/bin/python``.
 
-Protocol (one JSON job on stdin, one JSON result on stdout)::
+Protocol (one JSON request on stdin; one JSON line per (job, detector) result on stdout, written as
+soon as it exists, with ``"error"`` instead of scores when that detector failed)::
 
     {"jobs": [{"key": ..., "train": [wav paths], "test": [wav paths], "seed": 0}],
      "detectors": ["embedding_balanced", "embedding_fast", "audio_ae"], "rate": 0.01, "sr": 16000}
@@ -60,27 +61,32 @@ def main() -> None:
             cache[p] = (x.mean(axis=1), fs)
         return cache[p]
 
-    out = []
+    version = __import__("pyod").__version__
     for job in req["jobs"]:
         train = [load(p) for p in job["train"]]
         test = [load(p) for p in job["test"]]
         for name in req["detectors"]:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                det = build(name, float(req["rate"]), int(job["seed"]), sr)
-                t0 = time.perf_counter()
-                det.fit(train)
-                fit_s = time.perf_counter() - t0
-                c0 = time.process_time()
-                scores = np.asarray(det.decision_function(test), dtype=float)
-                cpu_per_clip = (time.process_time() - c0) / max(1, len(test))
-                decisions = np.asarray(det.predict(test), dtype=int)
-            out.append({"key": job["key"], "detector": name, "seed": job["seed"], "scores": scores.tolist(),
-                        "decisions": decisions.tolist(), "fit_s": fit_s, "score_cpu_s_per_clip": cpu_per_clip,
-                        "threshold": float(getattr(det, "threshold_", float("nan")))})
-            print(f"# pyod {name} {job['key']} seed {job['seed']}: fit {fit_s:.1f} s", file=sys.stderr, flush=True)
-    json.dump({"results": out, "pyod_version": __import__("pyod").__version__}, sys.stdout)
-
+            rec = {"key": job["key"], "detector": name, "seed": job["seed"], "pyod_version": version}
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    det = build(name, float(req["rate"]), int(job["seed"]), sr)
+                    t0 = time.perf_counter()
+                    det.fit(train)
+                    fit_s = time.perf_counter() - t0
+                    c0 = time.process_time()
+                    scores = np.asarray(det.decision_function(test), dtype=float)
+                    cpu_per_clip = (time.process_time() - c0) / max(1, len(test))
+                    decisions = np.asarray(det.predict(test), dtype=int)
+                rec.update({"scores": scores.tolist(), "decisions": decisions.tolist(), "fit_s": fit_s,
+                            "score_cpu_s_per_clip": cpu_per_clip,
+                            "threshold": float(getattr(det, "threshold_", float("nan")))})
+                print(f"# pyod {name} {job['key']} seed {job['seed']}: fit {fit_s:.1f} s", file=sys.stderr, flush=True)
+            except Exception as exc:  # one broken detector must not lose the others' results
+                rec["error"] = f"{type(exc).__name__}: {exc}"
+                print(f"# pyod {name} {job['key']} seed {job['seed']}: FAILED {rec['error']}", file=sys.stderr, flush=True)
+            sys.stdout.write(json.dumps(rec) + "\n")  # one JSON line per result, as soon as it exists
+            sys.stdout.flush()
 
 if __name__ == "__main__":
     main()

@@ -183,7 +183,11 @@ def build_encoder(spec: dict[str, Any]):
 
 def cached_embeddings(us: UnitSet, enc_name: str, spec: dict[str, Any], cache: Path) -> np.ndarray:
     """Embeddings of train pool + test clips (in that order), cached by encoder config and files."""
-    ident = json.dumps({"spec": spec, "files": [str(p) for p in us.train + us.test]}, sort_keys=True)
+    weights = {}
+    if "weights" in spec:  # a retrained encoder at the same path must not reuse old embeddings
+        npz = Path(spec["weights"]).with_suffix(".npz")
+        weights = {"sha": hashlib.sha256(npz.read_bytes()).hexdigest()} if npz.is_file() else {}
+    ident = json.dumps({"spec": spec, "weights": weights, "files": [str(p) for p in us.train + us.test]}, sort_keys=True)
     f = cache / "emb" / f"{hashlib.sha256(ident.encode()).hexdigest()[:20]}.npy"
     if f.is_file():
         return np.load(f)
@@ -246,24 +250,37 @@ def pyod_available(python: Optional[str]) -> Optional[str]:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def run_pyod(python: str, sets: list[UnitSet], ns: list[int], seeds: list[int], detectors: list[str]
-             ) -> list[dict[str, Any]]:
+def run_pyod(python: str, sets: list[UnitSet], ns: list[int], seeds: list[int], detectors: list[str],
+             done: set, on_result) -> None:
+    """Run the PyOD worker on every (unit, N, seed) not in ``done``; ``on_result(record)`` per line."""
     jobs = []
     for us in sets:
         for n in ns:
             if n > len(us.train):
                 continue
             for seed in seeds:
+                if all((us.key, n, seed, d) in done for d in detectors):
+                    continue
                 jobs.append({"key": f"{us.key}|{n}", "train": [str(p) for p in us.train[:n]],
                              "test": [str(p) for p in us.test], "seed": seed})
+    if not jobs:
+        return
     req = {"jobs": jobs, "detectors": [d.split(":", 1)[1] for d in detectors], "rate": RATE, "sr": SR, "threads": 2}
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # PyOD's Python never sees auscult
-    proc = subprocess.run([python, str(ROOT / "benchmarks" / "_pyod_worker.py")], input=json.dumps(req),
-                          capture_output=True, text=True, env=env)
-    sys.stderr.write(proc.stderr[-4000:])
-    if proc.returncode != 0:
-        raise SystemExit(f"the PyOD worker failed (exit {proc.returncode}); see its stderr above")
-    return json.loads(proc.stdout)["results"]
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([python, str(ROOT / "benchmarks" / "_pyod_worker.py")], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(req))
+        proc.stdin.close()
+        for line in proc.stdout:
+            if line.strip():
+                on_result(json.loads(line))
+        rc = proc.wait()
+        if rc != 0:
+            err.seek(0)
+            print(err.read()[-3000:], file=sys.stderr)
+            print(f"# the PyOD worker stopped with exit code {rc}; results so far are kept")
 
 
 # ------------------------------------------------------------------------------------------ speed
@@ -282,17 +299,18 @@ def speed_table(us: UnitSet, names: list[str], extra: dict[str, dict[str, Any]],
         e, b = name.split("/")
         torch.set_num_threads(2)
         det = EmbeddingDetector(build_encoder(encs[e]), BACKENDS[b])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         det.fit(train)
-        fit_s = time.perf_counter() - t0
+        fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
         torch.set_num_threads(1)
         det.score(probe[:1])  # warm-up
         c0 = time.process_time()
         for w in probe:
             det.score([w])
         cpu = (time.process_time() - c0) / len(probe)
-        rows.append({"detector": name, "fit_s": fit_s, "score_cpu_ms": 1000 * cpu, **{k: round(v, 3) for k, v in det.timings_.items()}})
-        print(f"# speed {name}: fit+threshold {fit_s:.1f} s, score {1000 * cpu:.1f} ms CPU/clip", flush=True)
+        rows.append({"detector": name, "fit_s": fit_s, "fit_cpu_s": fit_cpu, "score_cpu_ms": 1000 * cpu, **{k: round(v, 3) for k, v in det.timings_.items()}})
+        print(f"# speed {name}: fit+threshold {fit_s:.1f} s wall / {fit_cpu:.1f} s CPU, score {1000 * cpu:.1f} ms "
+              f"CPU/clip", flush=True)
     torch.set_num_threads(2)
     return rows
 
@@ -355,7 +373,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--select-on", default="synth", choices=["synth", "none"])
     ap.add_argument("--speed", action="store_true", help="also time fit + threshold and scoring from waveforms")
     ap.add_argument("--cache", default=str(ROOT / "runs" / "bench_small_data"))
-    ap.add_argument("--out", default=None, help="results JSON (default: <cache>/results.json)")
+    ap.add_argument("--out", default=None, help="results JSON (default: <cache>/results.json), saved as it grows")
+    ap.add_argument("--resume", action="store_true", help="keep the results already in --out and run only the rest")
     args = ap.parse_args(argv)
 
     import torch
@@ -384,7 +403,21 @@ def main(argv: Optional[list[str]] = None) -> None:
     if not sets:
         raise SystemExit("no data to benchmark")
 
+    out = Path(args.out) if args.out else cache / "results.json"
     results: list[dict[str, Any]] = []
+    if args.resume and out.is_file():
+        results = [r for r in json.loads(out.read_text())["results"] if r["detector"] in wanted]
+        print(f"# resuming: {len(results)} results read from {out}")
+    done = {(r["unit"], r["n"], r["seed"], r["detector"]) for r in results}
+    pyod_version = None
+    failures: list[str] = []
+
+    def save(selection=None, speed=None) -> None:
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"argv": sys.argv, "env": env, "pyod_version": pyod_version, "results": results,
+                                   "failures": failures, "selection": selection, "speed": speed}, indent=1,
+                                  default=float))
+        os.replace(tmp, out)
 
     def record(us: UnitSet, n: int, seed: int, det: str, r: dict[str, Any]) -> None:
         m = metrics(us.y, np.asarray(r["scores"], float), np.asarray(r["decisions"], bool))
@@ -392,6 +425,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         results.append({"set": set_name, "unit": us.key, "n": n, "seed": seed, "detector": det, **m,
                         "fit_s": r.get("fit_s"), "score_cpu_s_per_clip": r.get("score_cpu_s_per_clip"),
                         "threshold_method": r.get("threshold_method"), "note": r.get("note")})
+        done.add((us.key, n, seed, det))
 
     # auscult candidates (cached embeddings; deterministic given the data -> one run per seed is identical,
     # so they are run once and recorded for every seed)
@@ -406,11 +440,13 @@ def main(argv: Optional[list[str]] = None) -> None:
             print(f"# {us.key}: {e} embeddings {emb.shape} ({time.perf_counter() - t0:.1f} s)", flush=True)
             for name in names:
                 for n in args.n:
-                    if n > len(us.train):
+                    if n > len(us.train) or all((us.key, n, s, name) in done for s in args.seeds):
                         continue
                     r = run_candidate(us, name, emb, n, 0)
                     for seed in args.seeds:
-                        record(us, n, seed, name, r)
+                        if (us.key, n, seed, name) not in done:
+                            record(us, n, seed, name, r)
+            save()
     # auscult monitor detectors (seeded: the calibration split, the AE's training)
     for us in sets:
         for kind in [d for d in MONITOR if d in wanted]:
@@ -418,13 +454,15 @@ def main(argv: Optional[list[str]] = None) -> None:
                 if n > len(us.train):
                     continue
                 for seed in args.seeds:
+                    if (us.key, n, seed, kind) in done:
+                        continue
                     r = run_monitor(us, kind.split(":")[1], n, seed)
                     record(us, n, seed, kind, r)
+                    save()
                     print(f"# {us.key} N={n} seed {seed} {kind}: AUC {results[-1]['auc']:.1f} pAUC "
                           f"{results[-1]['pauc']:.1f} ({r['fit_s']:.0f} s)", flush=True)
     # PyOD
     pyod_dets = [d for d in PYOD if d in wanted]
-    pyod_version = None
     if pyod_dets:
         pyod_version = pyod_available(args.pyod_python)
         if pyod_version is None:
@@ -432,9 +470,19 @@ def main(argv: Optional[list[str]] = None) -> None:
                   f"benchmarks/_pyod_worker.py says and pass --pyod-python)")
         else:
             by_key = {us.key: us for us in sets}
-            for r in run_pyod(args.pyod_python, sets, args.n, args.seeds, pyod_dets):
+
+            def on_result(r: dict[str, Any]) -> None:
                 key, n = r["key"].rsplit("|", 1)
+                if "error" in r:
+                    failures.append(f"pyod:{r['detector']} {r['key']} seed {r['seed']}: {r['error']}")
+                    print(f"# {failures[-1]}", flush=True)
+                    return
                 record(by_key[key], int(n), r["seed"], "pyod:" + r["detector"], r)
+                print(f"# {key} N={n} seed {r['seed']} pyod:{r['detector']}: AUC {results[-1]['auc']:.1f} pAUC "
+                      f"{results[-1]['pauc']:.1f} ({r['fit_s']:.0f} s)", flush=True)
+                save()
+
+            run_pyod(args.pyod_python, sets, args.n, args.seeds, pyod_dets, done, on_result)
 
     agg = aggregate(results)
     set_names = sorted({r["set"] for r in results}, key=lambda s: (s != "gearbox", s))
@@ -470,19 +518,19 @@ def main(argv: Optional[list[str]] = None) -> None:
     if args.speed and any(us.key == "gearbox" for us in sets):
         g = next(us for us in sets if us.key == "gearbox")
         speed = speed_table(g, [c for c in cands if c in wanted], extra)
-        print("\n| detector | fit + threshold s (N=95, 2 threads) | score ms CPU per 10 s clip (1 thread) |")
-        print("|---|---|---|")
+        print("\n| detector | fit + threshold, s wall (N=95, 2 threads) | fit + threshold, s CPU | score, ms CPU per 10 s clip (1 thread) |")
+        print("|---|---|---|---|")
         for row in speed:
-            print(f"| {row['detector']} | {row['fit_s']:.1f} | {row['score_cpu_ms']:.1f} |")
+            print(f"| {row['detector']} | {row['fit_s']:.1f} | {row['fit_cpu_s']:.1f} | {row['score_cpu_ms']:.1f} |")
         for d in [*MONITOR, *PYOD]:
             rs = [r for r in results if r["set"] == "gearbox" and r["n"] == 95 and r["detector"] == d]
             if rs:
-                print(f"| {d} (from the quality runs) | {np.mean([r['fit_s'] for r in rs]):.1f} | "
+                print(f"| {d} (from the quality runs) | {np.mean([r['fit_s'] for r in rs]):.1f} | - | "
                       f"{1000 * np.mean([r['score_cpu_s_per_clip'] for r in rs]):.1f} |")
 
-    out = Path(args.out) if args.out else cache / "results.json"
-    out.write_text(json.dumps({"argv": sys.argv, "env": env, "pyod_version": pyod_version, "results": results,
-                               "selection": selection, "speed": speed}, indent=1, default=float))
+    save(selection, speed)
+    if failures:
+        print(f"\n# {len(failures)} failed run(s): " + "; ".join(failures[:5]))
     print(f"\n# raw results: {out}")
 
 
