@@ -84,12 +84,17 @@ BACKENDS: dict[str, dict[str, Any]] = {
     "ens": {"name": "ensemble", "fusion": "rank", "folds": 10,
             "members": [{"name": "knn_norm", "normalize": "local"}, {"name": "selective_mahalanobis"}]},
 }
+#: members with different encoders, z-fused against their leave-one-out normal scores (FusedDetector).
+#: Added after the first gearbox and simulator runs (see docs/benchmarks.md): a post-hoc candidate.
+FUSED: dict[str, dict[str, Any]] = {
+    "fused(bs32-mean+bs32-flux)/maha": {"members": ["bs32-mean", "bs32-flux"], "backend": "maha", "fusion": "z"},
+}
 MONITOR = ("monitor:logmel_knn", "monitor:autoencoder")
 PYOD = ("pyod:embedding_balanced", "pyod:embedding_fast", "pyod:audio_ae")
 
 
 def candidate_names(extra_encoders: dict[str, dict[str, Any]]) -> list[str]:
-    return [f"{e}/{b}" for e in [*ENCODERS, *extra_encoders] for b in BACKENDS]
+    return [f"{e}/{b}" for e in [*ENCODERS, *extra_encoders] for b in BACKENDS] + list(FUSED)
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -214,6 +219,28 @@ def run_candidate(us: UnitSet, name: str, emb: np.ndarray, n: int, seed: int) ->
             "threshold_method": det.threshold_["method"]}
 
 
+def run_fused(us: UnitSet, name: str, embs: list[np.ndarray], n: int) -> dict[str, Any]:
+    from auscult.encoders import EmbeddingDetector, FusedDetector
+
+    spec = FUSED[name]
+    members = [EmbeddingDetector({"name": "logmel_stats"}, BACKENDS[spec["backend"]]) for _ in spec["members"]]
+    det = FusedDetector(members, spec["fusion"]).fit_embeddings([e[:n] for e in embs])
+    s = det.score_embeddings([e[len(us.train):] for e in embs])
+    return {"scores": s, "decisions": s > det.threshold, "threshold_method": det.threshold_["method"]}
+
+
+def build_detector(name: str, encs: dict[str, dict[str, Any]]):
+    """A detector of the candidate ``name`` with real encoders (for fitting from waveforms)."""
+    from auscult.encoders import EmbeddingDetector, FusedDetector
+
+    if name in FUSED:
+        spec = FUSED[name]
+        return FusedDetector([EmbeddingDetector(build_encoder(encs[e]), BACKENDS[spec["backend"]])
+                              for e in spec["members"]], spec["fusion"])
+    e, b = name.split("/")
+    return EmbeddingDetector(build_encoder(encs[e]), BACKENDS[b])
+
+
 # ------------------------------------------------------------------------------ monitor detectors
 def run_monitor(us: UnitSet, kind: str, n: int, seed: int) -> dict[str, Any]:
     from auscult.monitor.fit import FitConfig, fit_bundle
@@ -289,16 +316,13 @@ def speed_table(us: UnitSet, names: list[str], extra: dict[str, dict[str, Any]],
     """Fit + threshold from waveforms (2 torch threads) and single-clip scoring CPU (1 thread)."""
     import torch
 
-    from auscult.encoders import EmbeddingDetector
-
     train = us.load(us.train[:n])
     probe = us.load(us.test[:n_score])
     rows = []
     encs = {**ENCODERS, **extra}
     for name in names:
-        e, b = name.split("/")
         torch.set_num_threads(2)
-        det = EmbeddingDetector(build_encoder(encs[e]), BACKENDS[b])
+        det = build_detector(name, encs)
         t0, c0 = time.perf_counter(), time.process_time()
         det.fit(train)
         fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -308,10 +332,72 @@ def speed_table(us: UnitSet, names: list[str], extra: dict[str, dict[str, Any]],
         for w in probe:
             det.score([w])
         cpu = (time.process_time() - c0) / len(probe)
-        rows.append({"detector": name, "fit_s": fit_s, "fit_cpu_s": fit_cpu, "score_cpu_ms": 1000 * cpu, **{k: round(v, 3) for k, v in det.timings_.items()}})
+        rows.append({"detector": name, "fit_s": fit_s, "fit_cpu_s": fit_cpu, "score_cpu_ms": 1000 * cpu})
         print(f"# speed {name}: fit+threshold {fit_s:.1f} s wall / {fit_cpu:.1f} s CPU, score {1000 * cpu:.1f} ms "
               f"CPU/clip", flush=True)
     torch.set_num_threads(2)
+    return rows
+
+
+# ----------------------------------------------------------------------------- domain-shift table
+DOMAIN_BACKENDS: dict[str, dict[str, Any]] = {
+    "knn (plain, min over domains)": {"name": "knn", "k": 1, "metric": "euclidean"},
+    "knn_norm local": {"name": "knn_norm", "normalize": "local"},
+    "knn_norm domain_z": {"name": "knn_norm", "normalize": "domain_z"},
+    "knn_norm local + SMOTE to 90": {"name": "knn_norm", "normalize": "local", "smote_target": 90},
+    "knn_norm domain_z + SMOTE to 90": {"name": "knn_norm", "normalize": "domain_z", "smote_target": 90},
+    "selective_mahalanobis": {"name": "selective_mahalanobis"},
+}
+
+
+def domain_table(seeds: list[int], cache: Path, encoders: list[str]) -> list[dict[str, Any]]:
+    """The back-ends where source and target differ: the simulator's DCASE 2023-style ``small``
+    preset (per machine: 90 source + 10 target training clips; 10 + 10 test clips per domain and
+    label). Per machine type and seed: AUC source / target (each domain's normals vs all anomalies),
+    pAUC (all), on z-scored encoder features (training statistics of both domains)."""
+    from auscult.backends import BACKENDS as REG, BackendMeta
+    from auscult.data.synth import generate_dataset, load_metadata
+    from auscult.eval.metrics import auc_domain_vs_all_anomalies, pauc_mcclish
+
+    rows = []
+    for seed in seeds:
+        root = cache / f"synth-small-seed{seed}"
+        if not (root / "metadata.csv").is_file():
+            print(f"# generating {root.name} ...", flush=True)
+            generate_dataset("small", root, seed=seed, workers=1, overwrite=True, probe=False)
+        meta = load_metadata(root)
+        for machine in sorted({r["machine"] for r in meta}):
+            mine = [r for r in meta if r["machine"] == machine]
+            tr = [r for r in mine if r["split"] == "train"]
+            te = [r for r in mine if r["split"] == "test"]
+            us = UnitSet(f"small/{machine}/seed{seed}", [root / r["file"] for r in tr], [root / r["file"] for r in te],
+                         np.array([int(r["label"] == "anomaly") for r in te]))
+            for e in encoders:
+                emb = cached_embeddings(us, e, ENCODERS[e], cache)
+                xtr, xte = emb[:len(tr)], emb[len(tr):]
+                mu, sd = xtr.mean(0), xtr.std(0) + 1e-8
+                xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
+                mtr = BackendMeta(n=len(tr), domain=[r["domain"] for r in tr])
+                mte = BackendMeta(n=len(te), domain=[r["domain"] for r in te])
+                doms = [r["domain"] for r in te]
+                for name, spec in DOMAIN_BACKENDS.items():
+                    spec = dict(spec)
+                    be = REG.build(spec.pop("name"), group_by=None, **spec).fit(xtr, mtr)
+                    sc = be.score(xte, mte)
+                    rows.append({"seed": seed, "machine": machine, "encoder": e, "backend": name,
+                                 "auc_source": 100 * auc_domain_vs_all_anomalies(us.y, sc, doms, "source"),
+                                 "auc_target": 100 * auc_domain_vs_all_anomalies(us.y, sc, doms, "target"),
+                                 "pauc": 100 * pauc_mcclish(us.y, sc, 0.1)})
+    print("\n| encoder | back-end | AUC source | AUC target | pAUC |")
+    print("|---|---|---|---|---|")
+    for e in encoders:
+        for name in DOMAIN_BACKENDS:
+            rs = [r for r in rows if r["encoder"] == e and r["backend"] == name]
+            # mean over machine types per seed, then mean +- std over seeds
+            per_seed = {k: [np.mean([r[k] for r in rs if r["seed"] == s]) for s in seeds]
+                        for k in ("auc_source", "auc_target", "pauc")}
+            cell = lambda k: f"{np.mean(per_seed[k]):.1f} ± {np.std(per_seed[k], ddof=1) if len(seeds) > 1 else 0:.1f}"
+            print(f"| {e} | {name} | {cell('auc_source')} | {cell('auc_target')} | {cell('pauc')} |")
     return rows
 
 
@@ -375,6 +461,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--cache", default=str(ROOT / "runs" / "bench_small_data"))
     ap.add_argument("--out", default=None, help="results JSON (default: <cache>/results.json), saved as it grows")
     ap.add_argument("--resume", action="store_true", help="keep the results already in --out and run only the rest")
+    ap.add_argument("--domain-table", action="store_true",
+                    help="only the source/target back-end table on the simulator's 'small' preset")
     args = ap.parse_args(argv)
 
     import torch
@@ -385,6 +473,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     env = environment()
     print(f"# {env['uptime']}\n# CPU flags: {env['cpu_flags']}; {env['cpus']} CPUs; torch threads {env['torch_threads']}",
           flush=True)
+
+    if args.domain_table:
+        rows = domain_table(args.seeds, cache, ["bs32", "logmel"])
+        Path(args.out or cache / "domain_table.json").write_text(json.dumps({"env": env, "rows": rows}, indent=1))
+        return
 
     extra: dict[str, dict[str, Any]] = {}
     if args.encoder_weights:
@@ -447,6 +540,17 @@ def main(argv: Optional[list[str]] = None) -> None:
                         if (us.key, n, seed, name) not in done:
                             record(us, n, seed, name, r)
             save()
+    for us in sets:
+        for name in [f for f in FUSED if f in wanted]:
+            embs = [cached_embeddings(us, e, encs[e], cache) for e in FUSED[name]["members"]]
+            for n in args.n:
+                if n > len(us.train) or all((us.key, n, s, name) in done for s in args.seeds):
+                    continue
+                r = run_fused(us, name, embs, n)
+                for seed in args.seeds:
+                    if (us.key, n, seed, name) not in done:
+                        record(us, n, seed, name, r)
+        save()
     # auscult monitor detectors (seeded: the calibration split, the AE's training)
     for us in sets:
         for kind in [d for d in MONITOR if d in wanted]:

@@ -157,3 +157,23 @@ def test_pretraining_resumes_after_a_kill(tmp_path):
     with pytest.raises(SystemExit, match="another configuration"):
         pretrain(PretrainConfig(str(tmp_path / "run"), machines=["fan", "valve"], units_per_type=1, clips_per_unit=3,
                                 clip_s=2.5, crop_s=2.0, epochs=3, batch_size=4, emb_dim=16, width=32))
+
+
+def test_fused_detector_fuses_its_members_leave_one_out_scores():
+    from auscult.backends import ScoreFusion
+    from auscult.encoders import FusedDetector
+
+    waves = _waves(10)
+    probe = _waves(3, seed=9)
+    mk = lambda stats: EmbeddingDetector(BandStatsEncoder(n_bands=8, stats=stats), {"name": "selective_mahalanobis"})
+    fused = FusedDetector([mk(("mean",)), mk(("flux",))], fusion="z").fit(waves)
+    a, b = mk(("mean",)).fit(waves), mk(("flux",)).fit(waves)
+    normal = np.stack([a.normal_scores_, b.normal_scores_], axis=1)
+    f = ScoreFusion("z").fit(normal)
+    np.testing.assert_allclose(fused.normal_scores_, f.fuse(normal))
+    np.testing.assert_allclose(fused.score(probe), f.fuse(np.stack([a.score(probe), b.score(probe)], axis=1)))
+    assert fused.threshold == pytest.approx(threshold_from_normal_scores(f.fuse(normal), 0.01)["value"])
+    again = FusedDetector.from_saved(json.loads(json.dumps(fused.config())), fused.state())
+    np.testing.assert_array_equal(again.score(probe), fused.score(probe))
+    with pytest.raises(ConfigError):
+        FusedDetector([mk(("mean",))], fusion="max")

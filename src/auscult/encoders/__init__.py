@@ -16,7 +16,7 @@ after pre-training), which is what a folder of a few dozen clips calls for. See
 
 from .base import ENCODERS, BandStatsEncoder, ClipEncoder, LogMelStatsEncoder, build_encoder
 from .cnn import CNNEncoder  # registers 'cnn'
-from .detector import EmbeddingDetector, threshold_from_normal_scores
+from .detector import EmbeddingDetector, FusedDetector, threshold_from_normal_scores
 
-__all__ = ["ENCODERS", "BandStatsEncoder", "CNNEncoder", "ClipEncoder", "EmbeddingDetector", "LogMelStatsEncoder",
+__all__ = ["ENCODERS", "BandStatsEncoder", "CNNEncoder", "ClipEncoder", "EmbeddingDetector", "FusedDetector", "LogMelStatsEncoder",
            "build_encoder", "threshold_from_normal_scores"]

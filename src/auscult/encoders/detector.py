@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import CheckpointError, ConfigError, DataError
 from .base import ClipEncoder, build_encoder
 
-__all__ = ["EmbeddingDetector", "threshold_from_normal_scores", "THRESHOLD_RULES"]
+__all__ = ["EmbeddingDetector", "FusedDetector", "threshold_from_normal_scores", "THRESHOLD_RULES"]
 
 THRESHOLD_RULES = ("auto", "empirical", "gamma")
 
@@ -204,3 +204,119 @@ class EmbeddingDetector:
         n = 0 if self.normal_scores_ is None else len(self.normal_scores_)
         return (f"{self.encoder.name} encoder -> {'z-scored ' if self.standardize else ''}{self.backend_spec['name']} "
                 f"on {n} clips, threshold from leave-one-out scores")
+
+
+class FusedDetector:
+    """Several :class:`EmbeddingDetector` members (different encoders and/or back-ends) fused by
+    :class:`~auscult.backends.ScoreFusion` against their leave-one-out normal scores.
+
+    Each member is fitted on all clips and has its own leave-one-out scores; the fusion is fitted
+    on those score columns, the fused leave-one-out scores set the threshold (the same rule as a
+    single member). A member that looks at the long-term spectrum and one that looks at its fast
+    fluctuations fail on different faults; the fused score needs neither to be chosen in advance.
+
+    Args:
+        members: member detectors (unfitted) or their ``config()`` dicts (``backend`` and
+            ``encoder`` keys at least).
+        fusion: ``"z"`` or ``"rank"``.
+        false_alarm_rate, threshold: as :class:`EmbeddingDetector`.
+    """
+
+    def __init__(self, members: Sequence[Union[EmbeddingDetector, dict[str, Any]]], fusion: str = "z",
+                 false_alarm_rate: float = 0.01, threshold: str = "auto"):
+        from ..backends.fusion import FUSIONS
+
+        if len(members) < 1:
+            raise ConfigError("FusedDetector: give at least one member")
+        if fusion not in FUSIONS:
+            raise ConfigError(f"FusedDetector: fusion must be one of {FUSIONS}, got {fusion!r}")
+        self.members = [m if isinstance(m, EmbeddingDetector) else
+                        EmbeddingDetector(m["encoder"], m["backend"], m.get("standardize", True), false_alarm_rate,
+                                          threshold, m.get("folds"), m.get("seed", 0)) for m in members]
+        rates = {m.encoder.sample_rate for m in self.members}
+        if len(rates) != 1:
+            raise ConfigError(f"FusedDetector: members expect different sample rates {sorted(rates)}")
+        self.fusion, self.rate, self.rule = fusion, float(false_alarm_rate), threshold
+        self.fusion_ = None
+        self.normal_scores_: Optional[np.ndarray] = None
+        self.threshold_: Optional[dict[str, Any]] = None
+
+    @property
+    def sample_rate(self) -> int:
+        return self.members[0].sample_rate
+
+    @property
+    def threshold(self) -> float:
+        if self.threshold_ is None:
+            raise ConfigError("FusedDetector: fit() before reading the threshold")
+        return float(self.threshold_["value"])
+
+    def _finish_fit(self) -> "FusedDetector":
+        from ..backends.fusion import ScoreFusion
+
+        normal = np.stack([m.normal_scores_ for m in self.members], axis=1)
+        self.fusion_ = ScoreFusion(self.fusion).fit(normal)
+        self.normal_scores_ = self.fusion_.fuse(normal)
+        self.threshold_ = threshold_from_normal_scores(self.normal_scores_, self.rate, self.rule)
+        return self
+
+    def fit(self, waves: Sequence[np.ndarray]) -> "FusedDetector":
+        for m in self.members:
+            m.fit(waves)
+        return self._finish_fit()
+
+    def fit_embeddings(self, xs: Sequence[np.ndarray]) -> "FusedDetector":
+        """As :meth:`fit` with each member's embeddings given (one array per member, same rows)."""
+        if len(xs) != len(self.members):
+            raise DataError(f"FusedDetector: {len(xs)} embedding arrays for {len(self.members)} members")
+        for m, x in zip(self.members, xs):
+            m.fit_embeddings(x)
+        return self._finish_fit()
+
+    def _fuse(self, cols: list[np.ndarray]) -> np.ndarray:
+        if self.fusion_ is None:
+            raise ConfigError("FusedDetector: fit() before scoring")
+        return self.fusion_.fuse(np.stack(cols, axis=1))
+
+    def score_embeddings(self, xs: Sequence[np.ndarray]) -> np.ndarray:
+        return self._fuse([m.score_embeddings(x) for m, x in zip(self.members, xs)])
+
+    def score(self, waves: Sequence[np.ndarray]) -> np.ndarray:
+        if len(waves) == 0:
+            return np.zeros(0)
+        return self._fuse([m.score(waves) for m in self.members])
+
+    def decide(self, waves: Sequence[np.ndarray]) -> np.ndarray:
+        return self.score(waves) > self.threshold
+
+    def config(self) -> dict[str, Any]:
+        return {"members": [m.config() for m in self.members], "fusion": self.fusion, "false_alarm_rate": self.rate,
+                "threshold_rule": self.rule, "threshold": self.threshold_}
+
+    def state(self) -> dict[str, np.ndarray]:
+        if self.fusion_ is None:
+            raise ConfigError("FusedDetector: fit() before saving")
+        out = {"fusion/normal": self.fusion_.state()["normal"], "normal_scores": self.normal_scores_}
+        for i, m in enumerate(self.members):
+            out.update({f"m{i}/{k}": v for k, v in m.state().items()})
+        return out
+
+    @classmethod
+    def from_saved(cls, config: dict[str, Any], state: dict[str, np.ndarray]) -> "FusedDetector":
+        from ..backends.fusion import ScoreFusion
+
+        try:
+            members = [EmbeddingDetector.from_saved(c, {k[len(f"m{i}/"):]: v for k, v in state.items()
+                                                        if k.startswith(f"m{i}/")})
+                       for i, c in enumerate(config["members"])]
+            det = cls(members, config["fusion"], config["false_alarm_rate"], config["threshold_rule"])
+            det.fusion_ = ScoreFusion.from_state(config["fusion"], {"normal": state["fusion/normal"]})
+            det.normal_scores_ = np.asarray(state["normal_scores"], dtype=np.float64)
+            det.threshold_ = dict(config["threshold"])
+        except (KeyError, TypeError) as exc:
+            raise CheckpointError(f"FusedDetector: saved detector is incomplete ({type(exc).__name__}: {exc}); "
+                                  f"refit it") from None
+        return det
+
+    def describe(self) -> str:
+        return f"{self.fusion}-fusion of: " + "; ".join(m.describe() for m in self.members)
