@@ -21,7 +21,7 @@ the STFT window and the filterbank); clips whose window covers no frame are skip
 
 Run it (fits a ``logmel_knn`` and an ``autoencoder`` bundle per simulated machine with localised
 faults, on units never used elsewhere in a benchmark, then scores the explanations as shipped and
-with maps normalised by normal variation, :func:`auscult.monitor.detectors.variation_normalised_map`)::
+with maps normalised by normal variation, :func:`auscult.monitor.explain.variation_normalised_map`)::
 
     PYTHONPATH=src python benchmarks/bench_localisation.py --machines fan slider valve ToyTrain --seeds 0 1
 """
@@ -149,7 +149,7 @@ class NormalisedExplainer:
     ``q`` quantile over frames of held-out normal clips' raw maps), then the shipped frame curve."""
 
     def __init__(self, bundle: Any, normal_waves: Sequence[np.ndarray], q: float = 0.99):
-        from auscult.monitor.detectors import band_variation, interior_frames
+        from auscult.monitor.explain import band_variation, interior_frames
 
         self.bundle = bundle
         _, self.mm = bundle.model(None)
@@ -162,7 +162,7 @@ class NormalisedExplainer:
         self.loc, self.scale = band_variation(maps, q)
 
     def explain_waveform(self, wave: np.ndarray, sample_rate: int):
-        from auscult.monitor.detectors import frame_curve, interior_frames, variation_normalised_map
+        from auscult.monitor.explain import frame_curve, interior_frames, variation_normalised_map
 
         e = self.bundle.explain_waveform(wave, sample_rate)  # for times/freqs/score; the map is replaced
         det = self.mm.detector

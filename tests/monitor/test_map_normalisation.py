@@ -1,4 +1,4 @@
-"""Explanation maps normalised by normal variation (monitor.detectors.band_variation / variation_normalised_map)."""
+"""Explanation maps normalised by normal variation (monitor.explain.band_variation / variation_normalised_map)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from auscult.errors import ConfigError
-from auscult.monitor.detectors import band_variation, calibrated_map, variation_normalised_map
+from auscult.monitor.explain import band_variation, calibrated_map, variation_normalised_map
 
 
 def test_band_variation_and_normalised_map_equal_their_definitions():
