@@ -89,7 +89,7 @@ BACKENDS: dict[str, dict[str, Any]] = {
 FUSED: dict[str, dict[str, Any]] = {
     "fused(bs32-mean+bs32-flux)/maha": {"members": ["bs32-mean", "bs32-flux"], "backend": "maha", "fusion": "z"},
 }
-MONITOR = ("monitor:logmel_knn", "monitor:autoencoder")
+MONITOR = ("monitor:logmel_knn", "monitor:autoencoder", "monitor:bandstats", "monitor:encoder_knn")
 PYOD = ("pyod:embedding_balanced", "pyod:embedding_fast", "pyod:audio_ae")
 
 

@@ -25,7 +25,8 @@ import torch
 from ..errors import CheckpointError, ConfigError
 from .base import ENCODERS, ClipEncoder
 
-__all__ = ["CNNEncoder", "build_net", "ENCODER_FORMAT", "ENCODER_FORMAT_VERSION", "save_encoder"]
+__all__ = ["CNNEncoder", "build_net", "ENCODER_FORMAT", "ENCODER_FORMAT_VERSION", "save_encoder", "PRETRAINED",
+           "pretrained_path"]
 
 ENCODER_FORMAT = "auscult-encoder"
 ENCODER_FORMAT_VERSION = 1
@@ -43,7 +44,22 @@ def build_net(n_mels: int, crop_frames: int, emb_dim: int = 128, width: int = 12
                          setting=[tuple(s) for s in setting], width=width)
 
 
+#: encoders shipped inside the package (``auscult/encoders/weights/<name>.json + .npz``, card in
+#: ``<name>.md``): a name here is accepted wherever encoder weights are asked for
+PRETRAINED: tuple[str, ...] = ("auscult-machine-v1",)
+
+
+def pretrained_path(name: str) -> Path:
+    """The JSON file of a shipped encoder (no network: it is package data)."""
+    if name not in PRETRAINED:
+        raise ConfigError(f"unknown pre-trained encoder {name!r}; shipped: {', '.join(PRETRAINED)} (or give the path "
+                          f"of an encoder's .json)")
+    return Path(__file__).resolve().parent / "weights" / f"{name}.json"
+
+
 def _paths(weights: Union[str, Path]) -> tuple[Path, Path]:
+    if isinstance(weights, str) and weights in PRETRAINED:
+        weights = pretrained_path(weights)
     p = Path(weights)
     stem = p.with_suffix("") if p.suffix in (".json", ".npz") else p
     return stem.with_suffix(".json"), stem.with_suffix(".npz")
@@ -70,7 +86,8 @@ class CNNEncoder(ClipEncoder):
     """Load a pre-trained encoder written by :func:`save_encoder`.
 
     Args:
-        weights: path of the ``.json`` (or ``.npz``, or the common stem).
+        weights: path of the ``.json`` (or ``.npz``, or the common stem), or the name of a shipped
+            encoder (:data:`PRETRAINED`, e.g. ``auscult-machine-v1``).
         window_hop: frames between windows of long clips (default: half a crop).
     """
 
@@ -91,7 +108,7 @@ class CNNEncoder(ClipEncoder):
             raise CheckpointError(f"{js}: encoder format {head['format_version']} is newer than this auscult reads "
                                   f"({ENCODER_FORMAT_VERSION}); upgrade auscult")
         super().__init__(head["features"])
-        self.weights = str(js)
+        self.weights = str(weights) if isinstance(weights, str) and weights in PRETRAINED else str(js)
         self.head = head
         self.crop = int(head["crop_frames"])
         self.window_hop = int(window_hop or head.get("window_hop") or max(1, self.crop // 2))

@@ -128,8 +128,12 @@ class EmbeddingDetector:
         self.timings_ = {"embed_s": t1 - t0, **self.timings_}
         return self
 
-    def fit_embeddings(self, x: np.ndarray) -> "EmbeddingDetector":
-        """As :meth:`fit`, on already computed embeddings ``[N, dim]``."""
+    def fit_embeddings(self, x: np.ndarray, groups: Optional[Sequence[Any]] = None) -> "EmbeddingDetector":
+        """As :meth:`fit`, on already computed embeddings ``[N, dim]``.
+
+        ``groups``: one label per row (e.g. the recording a window was cut from); the reference
+        scores then hold out whole groups (leave-one-group-out, or ``folds`` parts of the groups), so a
+        window is never scored against its neighbours from the same recording."""
         from ..backends.loo import fold_indices
         from ..eval.thresholds import MIN_SCORES
 
@@ -141,7 +145,18 @@ class EmbeddingDetector:
         self.mu_, self.sd_, self.backend_ = self._core_fit(x)
         t1 = time.perf_counter()
         normal = np.empty(len(x))
-        for held in fold_indices(len(x), self.folds, self.seed):
+        if groups is None:
+            folds = fold_indices(len(x), self.folds, self.seed)
+        else:
+            labels = np.asarray([str(g) for g in groups])
+            if labels.shape != (len(x),):
+                raise DataError(f"EmbeddingDetector: {labels.size} group labels for {len(x)} rows")
+            names = np.unique(labels)
+            if names.size < 2:
+                raise DataError("EmbeddingDetector: the training rows form a single group; leave-one-group-out "
+                                "scores need at least 2 (more recordings)")
+            folds = [np.flatnonzero(np.isin(labels, names[f])) for f in fold_indices(names.size, self.folds, self.seed)]
+        for held in folds:
             keep = np.setdiff1d(np.arange(len(x)), held)
             normal[held] = self._core_score(self._core_fit(x[keep]), x[held])
         self.normal_scores_ = normal

@@ -1,0 +1,215 @@
+"""Small-data methods: a fixed clip encoder, a back-end, and a threshold from leave-one-out scores.
+
+Two registered methods share this code (:class:`EncoderMethod`); both wrap
+:class:`auscult.encoders.EmbeddingDetector`:
+
+* ``bandstats`` -- per-band mean and frame-to-frame flux of 32 linear log band energies
+  (:class:`~auscult.encoders.BandStatsEncoder`), z-scored, scored by the selective Mahalanobis
+  back-end. The best detector measured on one unit with 25-95 clips (docs/benchmarks.md, small
+  data): on the real gearbox folder at N = 95, 73.5 AUC / 67.8 pAUC against 56.4 / 52.6 for the
+  autoencoder and at most 57.2 / 52.3 for PyOD's audio detectors. What ``auscult fit --method auto``
+  picks for a unit with fewer than ``min_net_windows`` windows (see
+  :func:`auscult.monitor.fit.choose_method`).
+* ``encoder_knn`` -- the CNN encoder pre-trained on simulated machines and shipped in the package
+  (``auscult-machine-v1``, see ``src/auscult/encoders/weights/auscult-machine-v1.md``), frozen,
+  scored by the k-NN with local-density normalisation (``knn_norm``). It does well on simulated units
+  it never saw (~71 AUC at N = 95) but does not transfer to the real gearbox (~49-57 AUC): a research
+  and comparison method, not the default.
+
+Nothing is trained on the user's data except the back-end, so every training clip is in the final
+model *and* gets an honest normal score from a model fitted without it (leave-one-out; standardisation
+refitted in each fold). Those scores set the threshold -- no quarter of a small folder is held out:
+a training clip scored again (the research door fits its threshold on training normals) gets its
+leave-one-out score. Windows the engineer's door cut from one recording are left out together
+(``FitContext.extra["recording_of"]``: clip path -> recording), so a window is never scored against
+its neighbours from the same recording.
+
+Recipe keys (``bandstats``)::
+
+    bandstats: {n_bands: 32, stats: [mean, flux], scale: linear, n_fft: 1024, hop_length: 256, folds: null}
+    backend:   {name: selective_mahalanobis}
+
+(``encoder_knn``)::
+
+    encoder_knn: {weights: auscult-machine-v1, window_hop: null, folds: null}
+    backend:     {name: knn_norm, normalize: local}
+
+``folds: null`` is leave-one-out (one fold per clip or recording); an integer K uses K folds (large
+folders). The front-end is the encoder's own (its section), not the recipe's ``features``: only the
+sample rate follows ``audio.sample_rate``.
+
+Capabilities: ``embed`` (the encoder's clip vectors, before standardisation).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..data.clip import Clip
+from ..errors import CheckpointError, ConfigError, DataError
+from .base import METHODS, FitContext, Method, merge_section
+
+__all__ = ["EncoderMethod", "BandStatsMethod", "EncoderKNNMethod"]
+
+
+class EncoderMethod(Method):
+    """A frozen encoder + :class:`~auscult.encoders.EmbeddingDetector` (see the module docstring)."""
+
+    capabilities = frozenset({"embed"})
+    #: the engineer's door fits on every recording and thresholds on :meth:`reference_scores`
+    #: (leave-one-recording-out) instead of holding a quarter of the recordings out
+    calibrates_itself = True
+    own_defaults: dict[str, Any] = {}
+    backend_default: dict[str, Any] = {}
+
+    @classmethod
+    def fit_preset(cls, n_windows: int, window_samples: int, knn_k: int = 2,
+                   features: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        return {"backend": dict(cls.backend_default)}
+
+    def __init__(self, config: dict[str, Any], context: FitContext | None = None):
+        from ..encoders import EmbeddingDetector, build_encoder
+
+        super().__init__(config, context)
+        self.opts = merge_section(self.own_defaults, config.get(self.name), self.name)
+        folds = self.opts.get("folds")
+        if folds is not None and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2):
+            raise ConfigError(f"{self.name}.folds must be null (leave-one-out) or an integer >= 2, got {folds!r}")
+        backend = {**self.backend_default, **dict(config.get("backend") or {})}
+        backend.pop("group_by", None)  # one model per unit: the back-end is fitted as one group
+        self.encoder = build_encoder(self.encoder_spec())
+        if self.encoder.sample_rate != self.sample_rate:
+            raise ConfigError(f"{self.name}: the encoder works at {self.encoder.sample_rate} Hz but audio.sample_rate is "
+                              f"{self.sample_rate}; set audio.sample_rate: {self.encoder.sample_rate}")
+        self.detector = EmbeddingDetector(self.encoder, backend=backend, standardize=True, folds=folds,
+                                          seed=int(self.context.seed))
+        self.train_paths: list[str] = []
+
+    def encoder_spec(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def min_samples(self) -> int:
+        return int(self.encoder.feature_cfg.n_fft)
+
+    # ---- fit / score -------------------------------------------------------------------------
+    def _waves(self, clips: Sequence[Clip], audio: Any) -> list[np.ndarray]:
+        waves = [np.asarray(w, dtype=np.float32) for w in audio.load_many(list(clips))]
+        for c, w in zip(clips, waves):
+            if w.ndim != 1:
+                raise DataError(f"{c.path}: {self.name} takes mono audio (audio.channel: mean), got shape {w.shape}")
+            if w.shape[0] < self.min_samples:
+                raise DataError(f"{c.path}: {w.shape[0]} samples, shorter than one analysis window ({self.min_samples}); "
+                                f"use longer clips")
+        return waves
+
+    def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "EncoderMethod":
+        """Embed the training clips, fit the back-end on all of them and their leave-one-out scores
+        (``val`` is not needed: there is nothing to select)."""
+        train = list(train)
+        recording_of = dict(self.context.extra.get("recording_of") or {})
+        groups = [recording_of.get(str(c.path), str(c.path)) for c in train]
+        x = self.encoder.embed(self._waves(train, audio))
+        self.detector.fit_embeddings(x, groups=groups)
+        self.train_paths = [str(c.path) for c in train]
+        return self
+
+    def _check(self) -> None:
+        if self.detector.backend_ is None:
+            raise ConfigError(f"{self.name}: call fit() (or load_state_dict()) before score()")
+
+    def reference_scores(self) -> np.ndarray:
+        """The training clips' leave-one-out (or leave-one-recording-out) normal scores, in training order."""
+        self._check()
+        return np.array(self.detector.normal_scores_, dtype=np.float64)
+
+    def embed(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
+        """The encoder's clip vectors ``[N, dim]`` (before the detector's standardisation)."""
+        clips = list(clips)
+        return self.encoder.embed(self._waves(clips, audio)) if clips else np.zeros((0, 0))
+
+    def score(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
+        """The back-end's score of each clip; a training clip gets its leave-one-out score."""
+        self._check()
+        clips = list(clips)
+        if not clips:
+            return np.zeros(0, dtype=np.float64)
+        s = np.asarray(self.detector.score_embeddings(self.embed(clips, audio)), dtype=np.float64)
+        index = {p: j for j, p in enumerate(self.train_paths)}
+        for i, c in enumerate(clips):
+            j = index.get(str(c.path))
+            if j is not None:
+                s[i] = float(self.detector.normal_scores_[j])
+        return s
+
+    # ---- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        self._check()
+        return {"method": self.name, "version": 1, "detector": self.detector.config(),
+                "arrays": {k: np.asarray(v) for k, v in self.detector.state().items()},
+                "train_paths": list(self.train_paths)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from ..encoders import EmbeddingDetector
+
+        if not isinstance(state, dict) or state.get("method") != self.name:
+            raise CheckpointError(f"state is for method {state.get('method') if isinstance(state, dict) else None!r}, "
+                                  f"not {self.name!r}")
+        det = EmbeddingDetector.from_saved(dict(state["detector"]), dict(state["arrays"]))
+        if det.encoder.config() != self.encoder.config():
+            raise CheckpointError(f"{self.name}: the saved detector's encoder {det.encoder.config()} differs from the "
+                                  f"recipe's {self.encoder.config()}")
+        if det.mu_ is None or det.mu_.shape[0] != self.encoder.dim:
+            raise CheckpointError(f"{self.name}: saved standardisation has {None if det.mu_ is None else det.mu_.shape[0]} "
+                                  f"dimensions, the encoder gives {self.encoder.dim}")
+        det.encoder = self.encoder
+        self.detector = det
+        self.train_paths = [str(p) for p in state.get("train_paths", [])]
+
+    def describe(self) -> str:
+        n = 0 if self.detector.normal_scores_ is None else len(self.detector.normal_scores_)
+        return (f"{self.name} ({self.detector.encoder.name} encoder, z-scored, {self.detector.backend_spec['name']} "
+                f"back-end on {n} training clips; threshold from leave-one-out scores)")
+
+
+BANDSTATS_DEFAULTS: dict[str, Any] = {"n_bands": 32, "stats": ["mean", "flux"], "scale": "linear", "n_fft": 1024,
+                                      "hop_length": 256, "folds": None}
+
+
+@METHODS.register("bandstats", defaults={"bandstats": BANDSTATS_DEFAULTS},
+                  description="band mean + flux statistics, Mahalanobis, leave-one-out threshold: best measured on "
+                              "one unit with 25-95 clips")
+class BandStatsMethod(EncoderMethod):
+    """``bandstats``: :class:`~auscult.encoders.BandStatsEncoder` + selective Mahalanobis."""
+
+    name = "bandstats"
+    own_defaults = BANDSTATS_DEFAULTS
+    backend_default = {"name": "selective_mahalanobis"}
+
+    def encoder_spec(self) -> dict[str, Any]:
+        o = self.opts
+        return {"name": "bandstats", "n_bands": int(o["n_bands"]), "stats": list(o["stats"]), "scale": str(o["scale"]),
+                "features": {"n_fft": int(o["n_fft"]), "hop_length": int(o["hop_length"]),
+                             "sample_rate": self.sample_rate}}
+
+
+ENCODER_KNN_DEFAULTS: dict[str, Any] = {"weights": "auscult-machine-v1", "window_hop": None, "folds": None}
+
+
+@METHODS.register("encoder_knn", defaults={"encoder_knn": ENCODER_KNN_DEFAULTS},
+                  description="the shipped encoder pre-trained on simulated machines (frozen) + k-NN with local-density "
+                              "normalisation, leave-one-out threshold")
+class EncoderKNNMethod(EncoderMethod):
+    """``encoder_knn``: the shipped :class:`~auscult.encoders.CNNEncoder` + ``knn_norm``."""
+
+    name = "encoder_knn"
+    own_defaults = ENCODER_KNN_DEFAULTS
+    backend_default = {"name": "knn_norm", "normalize": "local"}
+
+    def encoder_spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"name": "cnn", "weights": str(self.opts["weights"])}
+        if self.opts.get("window_hop") is not None:
+            spec["window_hop"] = int(self.opts["window_hop"])
+        return spec
