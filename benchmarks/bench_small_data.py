@@ -90,6 +90,9 @@ FUSED: dict[str, dict[str, Any]] = {
     "fused(bs32-mean+bs32-flux)/maha": {"members": ["bs32-mean", "bs32-flux"], "backend": "maha", "fusion": "z"},
 }
 MONITOR = ("monitor:logmel_knn", "monitor:autoencoder", "monitor:bandstats", "monitor:encoder_knn")
+#: monitor detectors with nothing random in them (no training, no calibration split: leave-one-out
+#: thresholds): fitted once per (unit, N) and recorded for every seed
+DETERMINISTIC = ("monitor:bandstats", "monitor:encoder_knn")
 PYOD = ("pyod:embedding_balanced", "pyod:embedding_fast", "pyod:audio_ae")
 
 
@@ -557,10 +560,16 @@ def main(argv: Optional[list[str]] = None) -> None:
             for n in args.n:
                 if n > len(us.train):
                     continue
+                r_once = None
                 for seed in args.seeds:
                     if (us.key, n, seed, kind) in done:
                         continue
+                    if kind in DETERMINISTIC and r_once is not None:
+                        record(us, n, seed, kind, r_once)
+                        continue
                     r = run_monitor(us, kind.split(":")[1], n, seed)
+                    if kind in DETERMINISTIC:
+                        r_once = r
                     record(us, n, seed, kind, r)
                     save()
                     print(f"# {us.key} N={n} seed {seed} {kind}: AUC {results[-1]['auc']:.1f} pAUC "
