@@ -145,7 +145,7 @@ def render_clips(machine: str, unit_seed: int, n: int, severities: Sequence[floa
 
 
 class NormalisedExplainer:
-    """A bundle's detector with its raw map normalised by normal variation (per band: median and
+    """A bundle's method with its raw map normalised by normal variation (per band: median and
     ``q`` quantile over frames of held-out normal clips' raw maps), then the shipped frame curve."""
 
     def __init__(self, bundle: Any, normal_waves: Sequence[np.ndarray], q: float = 0.99):
@@ -153,11 +153,10 @@ class NormalisedExplainer:
 
         self.bundle = bundle
         _, self.mm = bundle.model(None)
-        det = self.mm.detector
-        fc = det.feature_config
+        fc = self.mm.feature_config
         maps = []
         for w in normal_waves:
-            t = det.explain_wave(w)
+            t = self.mm.explain_wave(w)
             maps.append(t.tf_map[:, interior_frames(len(t.times), w.shape[0], fc.n_fft, fc.hop_length)])
         self.loc, self.scale = band_variation(maps, q)
 
@@ -165,9 +164,8 @@ class NormalisedExplainer:
         from auscult.monitor.explain import frame_curve, interior_frames, variation_normalised_map
 
         e = self.bundle.explain_waveform(wave, sample_rate)  # for times/freqs/score; the map is replaced
-        det = self.mm.detector
-        fc = det.feature_config
-        t = det.explain_wave(wave)
+        fc = self.mm.feature_config
+        t = self.mm.explain_wave(wave)
         keep = interior_frames(len(t.times), wave.shape[0], fc.n_fft, fc.hop_length)
         tf = variation_normalised_map(t.tf_map[:, keep], self.loc, self.scale)
         e.tf_map, e.frame_scores = tf, frame_curve(tf)
