@@ -96,6 +96,12 @@ DETERMINISTIC = ("monitor:bandstats", "monitor:encoder_knn")
 PYOD = ("pyod:embedding_balanced", "pyod:embedding_fast", "pyod:audio_ae")
 
 
+def every_name_order(dets: list[str]) -> list[str]:
+    """auscult's monitor methods first, then the candidates, then PyOD (the table order)."""
+    rank = lambda d: (0 if d.startswith("monitor:") else 2 if d.startswith("pyod:") else 1)  # noqa: E731
+    return sorted(dets, key=lambda d: (rank(d), dets.index(d)))
+
+
 def candidate_names(extra_encoders: dict[str, dict[str, Any]]) -> list[str]:
     return [f"{e}/{b}" for e in [*ENCODERS, *extra_encoders] for b in BACKENDS] + list(FUSED)
 
@@ -464,9 +470,20 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--cache", default=str(ROOT / "runs" / "bench_small_data"))
     ap.add_argument("--out", default=None, help="results JSON (default: <cache>/results.json), saved as it grows")
     ap.add_argument("--resume", action="store_true", help="keep the results already in --out and run only the rest")
+    ap.add_argument("--table-only", nargs="+", default=None, metavar="JSON",
+                    help="only print the tables of these results files (merged; every detector in them)")
     ap.add_argument("--domain-table", action="store_true",
                     help="only the source/target back-end table on the simulator's 'small' preset")
     args = ap.parse_args(argv)
+
+    if args.table_only:
+        results = [r for f in args.table_only for r in json.loads(Path(f).read_text())["results"]]
+        agg = aggregate(results)
+        set_names = sorted({r["set"] for r in results}, key=lambda s: (s != "gearbox", s))
+        dets = list(dict.fromkeys(r["detector"] for r in results))
+        for s in set_names:
+            print_table(agg, s, sorted({r["n"] for r in results}), [d for d in every_name_order(dets)])
+        return
 
     import torch
 

@@ -78,3 +78,14 @@ def test_gamma_threshold_with_the_location_at_the_smallest_score():
     assert t.value == pytest.approx(scipy.stats.gamma.ppf(0.99, 2.0, loc=7.0, scale=3.0), rel=0.05)  # near the truth
     with pytest.raises(ConfigError):
         gamma_threshold(scores, loc="median")
+
+
+def test_fit_threshold_passes_the_gamma_location_rule():
+    from auscult.eval.thresholds import fit_threshold, gamma_threshold
+
+    s = np.random.default_rng(3).gamma(2.0, 1.0, 40) + 5.0
+    for method, kw in (("gamma", {"quantile": 0.95}), ("auto", {"rate": 0.05})):
+        t = fit_threshold(s, method, gamma_loc="min", **kw)
+        assert t.params["loc_rule"] == "min" and t.params["loc"] == pytest.approx(s.min())
+        assert t.value == pytest.approx(gamma_threshold(s, 0.95, loc="min").value)
+        assert fit_threshold(s, method, **kw).params["loc_rule"] == "fit"

@@ -101,6 +101,9 @@ def test_auto_fits_bandstats_on_every_recording_with_leave_one_recording_out_thr
     ref = method.reference_scores()
     # 32 scores cannot measure 1 %: the gamma extrapolation, on exactly those scores
     assert r["threshold_method"] == "gamma" and b.models["fan"].threshold["n_scores"] == 32
+    # heavy-tailed leave-one-out scores: the gamma's location is fixed at the smallest score
+    assert b.models["fan"].threshold["params"]["loc_rule"] == "min"
+    assert b.models["fan"].threshold["params"]["loc"] == pytest.approx(float(ref.min()))
     assert b.models["fan"].threshold["value"] > np.median(ref)
     # leave-one-recording-out: refit without recording 0 (its two windows) and score them
     from auscult.encoders import EmbeddingDetector

@@ -203,16 +203,17 @@ def false_alarm_threshold(heldout_normal_scores, rate: float = 0.01) -> Threshol
 
 
 def fit_threshold(normal_scores, method: str = "gamma", *, quantile: float = 0.9, percentile: float = 90.0,
-                  rate: float = 0.01) -> Threshold:
+                  rate: float = 0.01, gamma_loc: str = "fit") -> Threshold:
     """The decision threshold of ``normal_scores`` by ``method`` (see the module docstring).
 
     Args:
         method: ``gamma`` (``quantile``), ``percentile`` (``percentile``), ``false_alarm_rate``
             (``rate``) or ``auto`` (``rate``: empirical when ``n * rate >= 10``, else a gamma fit
             at the quantile ``1 - rate``).
+        gamma_loc: the gamma fits' location rule (``fit`` or ``min``, see :func:`gamma_threshold`).
     """
     if method == "gamma":
-        return gamma_threshold(normal_scores, quantile=quantile)
+        return gamma_threshold(normal_scores, quantile=quantile, loc=gamma_loc)
     if method == "percentile":
         return percentile_threshold(normal_scores, percentile=percentile)
     if method == "false_alarm_rate":
@@ -224,7 +225,7 @@ def fit_threshold(normal_scores, method: str = "gamma", *, quantile: float = 0.9
     if n * r >= AUTO_MIN_FALSE_ALARMS:
         t = false_alarm_threshold(normal_scores, rate=r)
         return replace(t, note=f"empirical: at most {r:g} of {t.n_scores} held-out normal scores above it")
-    t = gamma_threshold(normal_scores, quantile=1.0 - r)
+    t = gamma_threshold(normal_scores, quantile=1.0 - r, loc=gamma_loc)
     return replace(t, expected_false_alarm_rate=r,
                    note=(f"gamma fit to {t.n_scores} held-out normal scores, quantile {1 - r:g} (extrapolated: "
                          f"{t.n_scores} scores cannot measure a {r:g} rate directly; add recordings to sharpen it)"))

@@ -256,7 +256,8 @@ def choose_method(n_windows: int, config: FitConfig) -> tuple[str, str]:
                            f"itself per frame and band")
 
 
-def calibrate_threshold(scores: Sequence[float], rate: float, method: str = "auto") -> dict[str, Any]:
+def calibrate_threshold(scores: Sequence[float], rate: float, method: str = "auto", gamma_loc: str = "fit"
+                        ) -> dict[str, Any]:
     """Threshold record for a target false-alarm ``rate`` from held-out normal ``scores``: the one
     threshold function (:func:`auscult.eval.thresholds.fit_threshold`) with ``auto``, ``empirical``
     (= ``false_alarm_rate``) or ``gamma`` (the quantile ``1 - rate`` of a gamma fit)."""
@@ -264,7 +265,7 @@ def calibrate_threshold(scores: Sequence[float], rate: float, method: str = "aut
 
     kind = {"empirical": "false_alarm_rate"}.get(method, method)
     return fit_threshold(np.asarray(scores, dtype=np.float64), kind, quantile=1.0 - float(rate),
-                         rate=float(rate)).to_dict()
+                         rate=float(rate), gamma_loc=gamma_loc).to_dict()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -483,7 +484,11 @@ def _fit_group(name: str, units: list[_Unit], config: FitConfig, skipped: list[t
             cal = mm.score_waves(u.cal_w)
         if not np.isfinite(cal).all():
             raise DataError(f"{u.uid}: {name} gave non-finite scores on the calibration windows")
-        mm.threshold = calibrate_threshold(cal, float(config.false_alarm_rate), config.threshold)
+        # leave-one-out scores of a back-end (Mahalanobis, k-NN) are heavy-tailed: the free-location
+        # gamma fit put 2 of 12 such thresholds far too low on the real gearbox (41-98 % false alarms,
+        # see eval.thresholds.gamma_threshold); the location fixed at the smallest score did not
+        mm.threshold = calibrate_threshold(cal, float(config.false_alarm_rate), config.threshold,
+                                           gamma_loc="min" if self_cal else "fit")
         mm.calibration = calibration_stats(cal)
         if method.supports("explain"):
             mm.calibration["band_scale"], mm.calibration["frame_q99"] = explain_calibration(mm, (u.cal_w or u.fit_w)[:32])
