@@ -105,6 +105,12 @@ def test_bandstats_method_config_errors():
         METHODS.build("bandstats", config={**base, "bandstats": {"n_bandz": 3}})
     with pytest.raises(ConfigError, match="sample_rate"):
         METHODS.build("encoder_knn", config={"audio": {"sample_rate": 22050}})
+    with pytest.raises(ConfigError, match="fuse_stats"):
+        METHODS.build("bandstats", config={**base, "bandstats": {"fuse_stats": "yes"}})
     m = METHODS.build("bandstats", config=base)
     with pytest.raises(ConfigError, match="fit"):
         m.score([], None)
+    # default: one member per statistic; fuse_stats false or a single statistic: one detector
+    assert [spec["stats"] for spec, _ in m.blocks] == [["mean"], ["flux"]] and [c for _, c in m.blocks] == [(0, 32), (32, 64)]
+    assert METHODS.build("bandstats", config={**base, "bandstats": {"fuse_stats": False}}).blocks is None
+    assert METHODS.build("bandstats", config={**base, "bandstats": {"stats": ["mean"]}}).blocks is None

@@ -115,13 +115,25 @@ def test_auto_fits_bandstats_on_every_recording_with_leave_one_recording_out_thr
     n = int(round(WINDOW_S * SR))
     wins = [[x[a:c] for a, c in cut_windows(x.shape[0], n, n)] for x in waves]
     x = method.encoder.embed([w for ws in wins for w in ws])
-    det = EmbeddingDetector(method.encoder, backend=dict(method.detector.backend_spec)).fit_embeddings(x[2:])
-    np.testing.assert_allclose(det.score_embeddings(x[:2]), ref[:2], rtol=1e-9)
-    # a fresh window scores through the bundle like through the method's detector on all 32
+    # default bandstats: a Mahalanobis member on the band means (columns 0-31) and one on the flux (32-63)
+    members = method.detector.members
+    assert [m.backend_spec["name"] for m in members] == ["selective_mahalanobis"] * 2
+    for m, (a, c) in zip(members, [(0, 32), (32, 64)]):
+        alone = EmbeddingDetector({"name": "logmel_stats"}, backend=dict(m.backend_spec)).fit_embeddings(x[2:, a:c])
+        np.testing.assert_allclose(alone.score_embeddings(x[:2, a:c]), m.normal_scores_[:2], rtol=1e-9)
+    # the fused reference scores are the z-fusion of the members' leave-one-recording-out scores
+    from auscult.backends import ScoreFusion
+
+    cols = np.stack([m.normal_scores_ for m in members], axis=1)
+    np.testing.assert_allclose(ScoreFusion("z").fit(cols).fuse(cols), ref, rtol=1e-9)
+    # a fresh window scores through the bundle like the members fitted on all 32 windows, fused
     fresh = render(777)[:n]
-    full = EmbeddingDetector(method.encoder, backend=dict(method.detector.backend_spec)).fit_embeddings(x)
-    np.testing.assert_allclose(b.models["fan"].score_waves([fresh]), full.score_embeddings(method.encoder.embed([fresh])),
-                               rtol=1e-9)
+    e = method.encoder.embed([fresh])
+    full = [EmbeddingDetector({"name": "logmel_stats"}, backend=dict(m.backend_spec)).fit_embeddings(x[:, a:c])
+            for m, (a, c) in zip(members, [(0, 32), (32, 64)])]
+    want = ScoreFusion("z").fit(cols).fuse(np.stack([f.score_embeddings(e[:, a:c]) for f, (a, c)
+                                                     in zip(full, [(0, 32), (32, 64)])], axis=1))
+    np.testing.assert_allclose(b.models["fan"].score_waves([fresh]), want, rtol=1e-9)
 
 
 def test_single_long_recording_is_split_in_time(tmp_path):

@@ -280,12 +280,13 @@ class FusedDetector:
             m.fit(waves)
         return self._finish_fit()
 
-    def fit_embeddings(self, xs: Sequence[np.ndarray]) -> "FusedDetector":
-        """As :meth:`fit` with each member's embeddings given (one array per member, same rows)."""
+    def fit_embeddings(self, xs: Sequence[np.ndarray], groups: Optional[Sequence[Any]] = None) -> "FusedDetector":
+        """As :meth:`fit` with each member's embeddings given (one array per member, same rows);
+        ``groups`` as :meth:`EmbeddingDetector.fit_embeddings` (every member leaves the same groups out)."""
         if len(xs) != len(self.members):
             raise DataError(f"FusedDetector: {len(xs)} embedding arrays for {len(self.members)} members")
         for m, x in zip(self.members, xs):
-            m.fit_embeddings(x)
+            m.fit_embeddings(x, groups=groups)
         return self._finish_fit()
 
     def _fuse(self, cols: list[np.ndarray]) -> np.ndarray:

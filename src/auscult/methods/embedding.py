@@ -4,10 +4,13 @@ Two registered methods share this code (:class:`EncoderMethod`); both wrap
 :class:`auscult.encoders.EmbeddingDetector`:
 
 * ``bandstats`` -- per-band mean and frame-to-frame flux of 32 linear log band energies
-  (:class:`~auscult.encoders.BandStatsEncoder`), z-scored, scored by the selective Mahalanobis
-  back-end. The best detector measured on one unit with 25-95 clips (docs/benchmarks.md, small
-  data): on the real gearbox folder at N = 95, 73.5 AUC / 67.8 pAUC against 56.4 / 52.6 for the
-  autoencoder and at most 57.2 / 52.3 for PyOD's audio detectors. What ``auscult fit --method auto``
+  (:class:`~auscult.encoders.BandStatsEncoder`), one selective-Mahalanobis member per statistic
+  (each z-scored), the two scores z-fused against their leave-one-out normal scores
+  (:class:`~auscult.encoders.FusedDetector`; ``fuse_stats: false`` scores the 64 numbers with one
+  Mahalanobis). On the real gearbox folder at N = 95: 73.0 AUC / 67.3 pAUC (one Mahalanobis: 73.5 /
+  67.8), against 56.4 / 52.6 for the autoencoder and at most 57.2 / 52.3 for PyOD's audio detectors;
+  on 9 simulated units never seen before, 75-79 AUC where one Mahalanobis gets 67-73 -- the fusion is
+  the choice that holds on both (docs/benchmarks.md, small data). What ``auscult fit --method auto``
   picks for a unit with fewer than ``min_net_windows`` windows (see
   :func:`auscult.monitor.fit.choose_method`).
 * ``encoder_knn`` -- the CNN encoder pre-trained on simulated machines and shipped in the package
@@ -26,7 +29,8 @@ its neighbours from the same recording.
 
 Recipe keys (``bandstats``)::
 
-    bandstats: {n_bands: 32, stats: [mean, flux], scale: linear, n_fft: 1024, hop_length: 256, folds: null}
+    bandstats: {n_bands: 32, stats: [mean, flux], scale: linear, n_fft: 1024, hop_length: 256, fuse_stats: true,
+                folds: null}
     backend:   {name: selective_mahalanobis}
 
 (``encoder_knn``)::
@@ -83,9 +87,25 @@ class EncoderMethod(Method):
         if self.encoder.sample_rate != self.sample_rate:
             raise ConfigError(f"{self.name}: the encoder works at {self.encoder.sample_rate} Hz but audio.sample_rate is "
                               f"{self.sample_rate}; set audio.sample_rate: {self.encoder.sample_rate}")
-        self.detector = EmbeddingDetector(self.encoder, backend=backend, standardize=True, folds=folds,
-                                          seed=int(self.context.seed))
+        self.blocks = self.member_blocks()
+        if self.blocks is None:
+            self.detector: Any = EmbeddingDetector(self.encoder, backend=backend, standardize=True, folds=folds,
+                                                   seed=int(self.context.seed))
+        else:
+            from ..encoders import FusedDetector
+
+            self.detector = FusedDetector([EmbeddingDetector(spec, backend=backend, standardize=True, folds=folds,
+                                                             seed=int(self.context.seed))
+                                           for spec, _ in self.blocks], fusion="z")
         self.train_paths: list[str] = []
+
+    def member_blocks(self) -> Optional[list[tuple[dict[str, Any], tuple[int, int]]]]:
+        """``None`` (one detector on the whole embedding) or, per fused member, its encoder spec and
+        the embedding columns ``[a, b)`` it scores."""
+        return None
+
+    def _split(self, x: np.ndarray) -> Any:
+        return x if self.blocks is None else [x[:, a:b] for _, (a, b) in self.blocks]
 
     def encoder_spec(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -112,12 +132,12 @@ class EncoderMethod(Method):
         recording_of = dict(self.context.extra.get("recording_of") or {})
         groups = [recording_of.get(str(c.path), str(c.path)) for c in train]
         x = self.encoder.embed(self._waves(train, audio))
-        self.detector.fit_embeddings(x, groups=groups)
+        self.detector.fit_embeddings(self._split(x), groups=groups)
         self.train_paths = [str(c.path) for c in train]
         return self
 
     def _check(self) -> None:
-        if self.detector.backend_ is None:
+        if self.detector.normal_scores_ is None:
             raise ConfigError(f"{self.name}: call fit() (or load_state_dict()) before score()")
 
     def reference_scores(self) -> np.ndarray:
@@ -136,7 +156,7 @@ class EncoderMethod(Method):
         clips = list(clips)
         if not clips:
             return np.zeros(0, dtype=np.float64)
-        s = np.asarray(self.detector.score_embeddings(self.embed(clips, audio)), dtype=np.float64)
+        s = np.asarray(self.detector.score_embeddings(self._split(self.embed(clips, audio))), dtype=np.float64)
         index = {p: j for j, p in enumerate(self.train_paths)}
         for i, c in enumerate(clips):
             j = index.get(str(c.path))
@@ -152,35 +172,52 @@ class EncoderMethod(Method):
                 "train_paths": list(self.train_paths)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        from ..encoders import EmbeddingDetector
+        from ..encoders import EmbeddingDetector, FusedDetector
 
         if not isinstance(state, dict) or state.get("method") != self.name:
             raise CheckpointError(f"state is for method {state.get('method') if isinstance(state, dict) else None!r}, "
                                   f"not {self.name!r}")
-        det = EmbeddingDetector.from_saved(dict(state["detector"]), dict(state["arrays"]))
-        if det.encoder.config() != self.encoder.config():
-            raise CheckpointError(f"{self.name}: the saved detector's encoder {det.encoder.config()} differs from the "
-                                  f"recipe's {self.encoder.config()}")
-        if det.mu_ is None or det.mu_.shape[0] != self.encoder.dim:
-            raise CheckpointError(f"{self.name}: saved standardisation has {None if det.mu_ is None else det.mu_.shape[0]} "
-                                  f"dimensions, the encoder gives {self.encoder.dim}")
-        det.encoder = self.encoder
+        cfg, arrays = dict(state["detector"]), dict(state["arrays"])
+        fused = "members" in cfg
+        if fused != (self.blocks is not None):
+            raise CheckpointError(f"{self.name}: the saved detector is {'fused' if fused else 'single'}, the recipe's "
+                                  f"is {'fused' if self.blocks is not None else 'single'} (bandstats.fuse_stats)")
+        if fused:
+            det: Any = FusedDetector.from_saved(cfg, arrays)
+            want = [(spec, b - a) for spec, (a, b) in self.blocks]
+            got = [(m.encoder.config(), None if m.mu_ is None else m.mu_.shape[0]) for m in det.members]
+            if [g[1] for g in got] != [w[1] for w in want] or \
+                    [g[0] for g in got] != [EmbeddingDetector(w[0]).encoder.config() for w in want]:
+                raise CheckpointError(f"{self.name}: the saved members {got} differ from the recipe's")
+        else:
+            det = EmbeddingDetector.from_saved(cfg, arrays)
+            if det.encoder.config() != self.encoder.config():
+                raise CheckpointError(f"{self.name}: the saved detector's encoder {det.encoder.config()} differs from "
+                                      f"the recipe's {self.encoder.config()}")
+            if det.mu_ is None or det.mu_.shape[0] != self.encoder.dim:
+                raise CheckpointError(f"{self.name}: saved standardisation has "
+                                      f"{None if det.mu_ is None else det.mu_.shape[0]} dimensions, the encoder gives "
+                                      f"{self.encoder.dim}")
+            det.encoder = self.encoder
         self.detector = det
         self.train_paths = [str(p) for p in state.get("train_paths", [])]
 
     def describe(self) -> str:
         n = 0 if self.detector.normal_scores_ is None else len(self.detector.normal_scores_)
-        return (f"{self.name} ({self.detector.encoder.name} encoder, z-scored, {self.detector.backend_spec['name']} "
-                f"back-end on {n} training clips; threshold from leave-one-out scores)")
+        members = getattr(self.detector, "members", [self.detector])
+        how = " + ".join(f"{m.backend_spec['name']}" for m in members)
+        fused = f"z-fusion of {len(members)} members: " if len(members) > 1 else ""
+        return (f"{self.name} ({self.encoder.name} encoder, z-scored, {fused}{how} on {n} training clips; threshold "
+                f"from leave-one-out scores)")
 
 
 BANDSTATS_DEFAULTS: dict[str, Any] = {"n_bands": 32, "stats": ["mean", "flux"], "scale": "linear", "n_fft": 1024,
-                                      "hop_length": 256, "folds": None}
+                                      "hop_length": 256, "fuse_stats": True, "folds": None}
 
 
 @METHODS.register("bandstats", defaults={"bandstats": BANDSTATS_DEFAULTS},
-                  description="band mean + flux statistics, Mahalanobis, leave-one-out threshold: best measured on "
-                              "one unit with 25-95 clips")
+                  description="band mean and flux statistics, a Mahalanobis member each, z-fused, leave-one-out "
+                              "threshold: best measured on one unit with 25-95 clips")
 class BandStatsMethod(EncoderMethod):
     """``bandstats``: :class:`~auscult.encoders.BandStatsEncoder` + selective Mahalanobis."""
 
@@ -188,11 +225,23 @@ class BandStatsMethod(EncoderMethod):
     own_defaults = BANDSTATS_DEFAULTS
     backend_default = {"name": "selective_mahalanobis"}
 
-    def encoder_spec(self) -> dict[str, Any]:
+    def encoder_spec(self, stats: Optional[Sequence[str]] = None) -> dict[str, Any]:
         o = self.opts
-        return {"name": "bandstats", "n_bands": int(o["n_bands"]), "stats": list(o["stats"]), "scale": str(o["scale"]),
-                "features": {"n_fft": int(o["n_fft"]), "hop_length": int(o["hop_length"]),
-                             "sample_rate": self.sample_rate}}
+        return {"name": "bandstats", "n_bands": int(o["n_bands"]), "stats": list(stats or o["stats"]),
+                "scale": str(o["scale"]), "features": {"n_fft": int(o["n_fft"]), "hop_length": int(o["hop_length"]),
+                                                       "sample_rate": self.sample_rate}}
+
+    def member_blocks(self) -> Optional[list[tuple[dict[str, Any], tuple[int, int]]]]:
+        """With ``fuse_stats`` (default) and several statistics: one member per statistic (its
+        ``n_bands`` columns of the one band-statistics vector), z-fused."""
+        o = self.opts
+        if not isinstance(o["fuse_stats"], bool):
+            raise ConfigError(f"bandstats.fuse_stats must be true or false, got {o['fuse_stats']!r}")
+        stats = list(o["stats"])
+        if not o["fuse_stats"] or len(stats) < 2:
+            return None
+        k = int(o["n_bands"])
+        return [(self.encoder_spec([s]), (i * k, (i + 1) * k)) for i, s in enumerate(stats)]
 
 
 ENCODER_KNN_DEFAULTS: dict[str, Any] = {"weights": "auscult-machine-v1", "window_hop": None, "folds": None}
