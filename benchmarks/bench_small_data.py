@@ -90,6 +90,8 @@ FUSED: dict[str, dict[str, Any]] = {
     "fused(bs32-mean+bs32-flux)/maha": {"members": ["bs32-mean", "bs32-flux"], "backend": "maha", "fusion": "z"},
 }
 MONITOR = ("monitor:logmel_knn", "monitor:autoencoder", "monitor:bandstats", "monitor:encoder_knn")
+#: earlier results kept in a results file under another name (the bandstats default before fuse_stats)
+RENAMED = ("monitor:bandstats(fuse_stats=false)",)
 #: monitor detectors with nothing random in them (no training, no calibration split: leave-one-out
 #: thresholds): fitted once per (unit, N) and recorded for every seed
 DETERMINISTIC = ("monitor:bandstats", "monitor:encoder_knn")
@@ -331,6 +333,9 @@ def speed_table(us: UnitSet, names: list[str], extra: dict[str, dict[str, Any]],
     encs = {**ENCODERS, **extra}
     for name in names:
         torch.set_num_threads(2)
+        if name.startswith("monitor:"):  # the registered method through `auscult fit` (decoding included)
+            rows.append(speed_monitor(us, name, n, probe))
+            continue
         det = build_detector(name, encs)
         t0, c0 = time.perf_counter(), time.process_time()
         det.fit(train)
@@ -346,6 +351,35 @@ def speed_table(us: UnitSet, names: list[str], extra: dict[str, dict[str, Any]],
               f"CPU/clip", flush=True)
     torch.set_num_threads(2)
     return rows
+
+
+def speed_monitor(us: UnitSet, name: str, n: int, probe: list[np.ndarray]) -> dict[str, Any]:
+    """``fit_bundle`` on a folder of the first ``n`` clips (2 torch threads: wall and CPU), then
+    ``Bundle.score_waveform`` of single clips (1 thread, CPU per clip)."""
+    import torch
+
+    from auscult.monitor.fit import FitConfig, fit_bundle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp) / "machine"
+        d.mkdir()
+        for i, p in enumerate(us.train[:n]):
+            (d / f"rec_{i:03d}.wav").symlink_to(p.resolve())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0, c0 = time.perf_counter(), time.process_time()
+            b, _ = fit_bundle(d, None, FitConfig(method=name.split(":", 1)[1], window_s=10.0, false_alarm_rate=RATE))
+            fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
+    torch.set_num_threads(1)
+    b.score_waveform(probe[0], SR)  # warm-up
+    c0 = time.process_time()
+    for w in probe:
+        b.score_waveform(w, SR)
+    cpu = (time.process_time() - c0) / len(probe)
+    torch.set_num_threads(2)
+    print(f"# speed {name}: fit+threshold {fit_s:.1f} s wall / {fit_cpu:.1f} s CPU, score {1000 * cpu:.1f} ms CPU/clip",
+          flush=True)
+    return {"detector": name, "fit_s": fit_s, "fit_cpu_s": fit_cpu, "score_cpu_ms": 1000 * cpu}
 
 
 # ----------------------------------------------------------------------------- domain-shift table
@@ -647,7 +681,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     speed = None
     if args.speed and any(us.key == "gearbox" for us in sets):
         g = next(us for us in sets if us.key == "gearbox")
-        speed = speed_table(g, [c for c in cands if c in wanted], extra)
+        speed = speed_table(g, [c for c in [*cands, *MONITOR] if c in wanted and (c in cands or c in DETERMINISTIC)],
+                            extra)
         print("\n| detector | fit + threshold, s wall (N=95, 2 threads) | fit + threshold, s CPU | score, ms CPU per 10 s clip (1 thread) |")
         print("|---|---|---|---|")
         for row in speed:
