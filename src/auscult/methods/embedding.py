@@ -42,7 +42,9 @@ Recipe keys (``bandstats``)::
 folders). The front-end is the encoder's own (its section), not the recipe's ``features``: only the
 sample rate follows ``audio.sample_rate``.
 
-Capabilities: ``embed`` (the encoder's clip vectors, before standardisation).
+Capabilities: ``embed`` (the encoder's clip vectors, before standardisation); ``bandstats`` also
+``explain`` (per band and frame, the squared z-scores of the frame's contribution to each statistic
+against the training clips).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ import numpy as np
 
 from ..data.clip import Clip
 from ..errors import CheckpointError, ConfigError, DataError
-from .base import METHODS, FitContext, Method, merge_section
+from .base import METHODS, FitContext, Method, TFMap, merge_section
 
 __all__ = ["EncoderMethod", "BandStatsMethod", "EncoderKNNMethod"]
 
@@ -113,6 +115,12 @@ class EncoderMethod(Method):
     @property
     def min_samples(self) -> int:
         return int(self.encoder.feature_cfg.n_fft)
+
+    @property
+    def feature_config(self) -> Any:
+        """The encoder's front-end settings (what explanations are framed by)."""
+        enc = getattr(self, "encoder", None)
+        return enc.feature_cfg if enc is not None else super().feature_config
 
     # ---- fit / score -------------------------------------------------------------------------
     def _waves(self, clips: Sequence[Clip], audio: Any) -> list[np.ndarray]:
@@ -222,6 +230,7 @@ class BandStatsMethod(EncoderMethod):
     """``bandstats``: :class:`~auscult.encoders.BandStatsEncoder` + selective Mahalanobis."""
 
     name = "bandstats"
+    capabilities = frozenset({"embed", "explain"})
     own_defaults = BANDSTATS_DEFAULTS
     backend_default = {"name": "selective_mahalanobis"}
 
@@ -242,6 +251,46 @@ class BandStatsMethod(EncoderMethod):
             return None
         k = int(o["n_bands"])
         return [(self.encoder_spec([s]), (i * k, (i + 1) * k)) for i, s in enumerate(stats)]
+
+    def _standardisation(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per statistic (in ``stats`` order): the training clips' mean and spread of it, per band."""
+        k = int(self.opts["n_bands"])
+        if self.blocks is not None:
+            return [(np.asarray(m.mu_), np.asarray(m.sd_)) for m in self.detector.members]
+        mu, sd = np.asarray(self.detector.mu_), np.asarray(self.detector.sd_)
+        return [(mu[i * k:(i + 1) * k], sd[i * k:(i + 1) * k]) for i in range(len(self.opts["stats"]))]
+
+    def explain(self, clip: Clip, audio: Any) -> TFMap:
+        """Every (band, frame) as the sum over the statistics of its squared z-score against the
+        training clips: the frame's band energy against the training band means (``mean``), its
+        change from the previous frame against the training band flux (``flux``), its distance from
+        the clip's own band mean against the training band spread (``std``). The clip score is the
+        method's score."""
+        import torch
+
+        self._check()
+        fe = self.encoder.fe
+        cfg = self.encoder.feature_cfg
+        (wave,) = self._waves([clip], audio)
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(wave))[None]
+            power = fe.spectrogram.frame_power(x)  # [1, F, n_freqs]: every frame (the bundle drops edge frames)
+            e = torch.matmul(power, fe.bands.to(power.dtype).t())[0].T  # [K, F]
+            e_db = (10.0 * torch.log10(e.clamp_min(cfg.eps))).double().numpy()
+        per_frame = {"mean": e_db,
+                     "flux": np.abs(np.diff(e_db, axis=1, prepend=e_db[:, :1])),
+                     "std": np.abs(e_db - e_db.mean(axis=1, keepdims=True))}
+        tf = np.zeros_like(e_db)
+        for stat, (mu, sd) in zip(self.opts["stats"], self._standardisation()):
+            tf += ((per_frame[stat] - mu[:, None]) / sd[:, None]) ** 2
+        bands = fe.bands.double().numpy()
+        f_bins = np.arange(bands.shape[1]) * cfg.sample_rate / cfg.n_fft
+        freqs = (bands @ f_bins) / np.maximum(bands.sum(axis=1), 1e-12)
+        score = float(self.score([clip], audio)[0])
+        return TFMap(times=np.arange(e_db.shape[1]) * cfg.hop_length / cfg.sample_rate, frame_scores=tf.mean(axis=0),
+                     freqs=freqs, tf_map=tf, spectrogram=e_db, score=score,
+                     how="sum over the statistics (" + ", ".join(self.opts["stats"]) + ") of each frame's squared "
+                         "z-score per band against the training clips")
 
 
 ENCODER_KNN_DEFAULTS: dict[str, Any] = {"weights": "auscult-machine-v1", "window_hop": None, "folds": None}
