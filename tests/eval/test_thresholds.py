@@ -64,3 +64,28 @@ def test_bad_settings_are_config_errors():
         percentile_threshold(s, percentile=100)
     with pytest.raises(ConfigError):
         false_alarm_threshold(s, rate=0)
+
+
+def test_gamma_threshold_with_the_location_at_the_smallest_score():
+    """loc='min': shape and scale are the MLE of a zero-located gamma on the excesses over the minimum."""
+    rng = np.random.default_rng(3)
+    scores = rng.gamma(2.0, 3.0, size=3000) + 7.0
+    t = gamma_threshold(scores, quantile=0.99, loc="min")
+    m = scores.min()
+    shape, _, scale = scipy.stats.gamma.fit(np.maximum(scores - m, 1e-9 * (scores - m).max()), floc=0.0)
+    assert t.value == pytest.approx(m + scipy.stats.gamma.ppf(0.99, shape, scale=scale))
+    assert t.params["loc"] == m and t.params["loc_rule"] == "min"
+    assert t.value == pytest.approx(scipy.stats.gamma.ppf(0.99, 2.0, loc=7.0, scale=3.0), rel=0.05)  # near the truth
+    with pytest.raises(ConfigError):
+        gamma_threshold(scores, loc="median")
+
+
+def test_fit_threshold_passes_the_gamma_location_rule():
+    from auscult.eval.thresholds import fit_threshold, gamma_threshold
+
+    s = np.random.default_rng(3).gamma(2.0, 1.0, 40) + 5.0
+    for method, kw in (("gamma", {"quantile": 0.95}), ("auto", {"rate": 0.05})):
+        t = fit_threshold(s, method, gamma_loc="min", **kw)
+        assert t.params["loc_rule"] == "min" and t.params["loc"] == pytest.approx(s.min())
+        assert t.value == pytest.approx(gamma_threshold(s, 0.95, loc="min").value)
+        assert fit_threshold(s, method, **kw).params["loc_rule"] == "fit"

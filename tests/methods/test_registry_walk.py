@@ -28,6 +28,8 @@ from auscult.methods import METHODS
 FAST: dict[str, list[str]] = {
     "autoencoder": ["train.epochs=1", "train.batch_size=256"],
     "logmel_knn": [],
+    "bandstats": [],
+    "encoder_knn": [],
     "clsia": ["train.epochs=1", "train.batch_size=8", "net.emb_dim=32", "clsia.queue_size=32",
               "augment.logmixupexp.bank_size=32", "audio.duration=2.0"],
     "osscl": ["train.epochs=1", "train.batch_size=8", "net.emb_dim=32", "audio.duration=2.0", "data.holdout=0.1"],

@@ -61,9 +61,12 @@ def test_manifest_input(tmp_path):
 
 def test_choose_method_by_data_size():
     cfg = FitConfig(min_net_windows=60)
-    assert choose_method(59, cfg)[0] == "logmel_knn"
+    kind, why = choose_method(59, cfg)
+    assert kind == "bandstats" and "59" in why and "too few" in why
     kind, why = choose_method(60, cfg)
     assert kind == "autoencoder" and "60" in why
+    # the default boundary: just above the largest folder measured (95 ten-second clips = 190 windows of 5 s)
+    assert choose_method(199, FitConfig())[0] == "bandstats" and choose_method(200, FitConfig())[0] == "autoencoder"
     assert choose_method(10, FitConfig(method="autoencoder"))[0] == "autoencoder"
     with pytest.raises(ConfigError, match="magic"):
         FitConfig(method="magic")
@@ -73,7 +76,7 @@ def test_choose_method_by_data_size():
 def test_knn_fit_report_holds_out_recordings(knn_fit):
     bundle, report, _ = knn_fit
     r = report.machines["fan"]
-    assert r["detector"] == "logmel_knn" and "too few" in r["detector_reason"]
+    assert r["detector"] == "logmel_knn" and r["detector_reason"] == "chosen with --method logmel_knn"
     # 16 recordings x 3 s, 1.5 s windows: 12 fit recordings -> 24 windows, 4 held out -> 8 windows
     assert (r["n_recordings"], r["fit_windows"], r["calibration_windows"]) == (16, 24, 8)
     assert "12 recordings fit, 4 held out" in r["split"]
@@ -83,14 +86,72 @@ def test_knn_fit_report_holds_out_recordings(knn_fit):
     assert bundle.window_s == WINDOW_S and bundle.hop_s == WINDOW_S / 2
 
 
+def test_auto_fits_bandstats_on_every_recording_with_leave_one_recording_out_threshold(fan_dir):
+    """auto on 16 short recordings: bandstats, no quarter held out; the threshold comes from each
+    window scored by a model fitted without its recording, and a training window scored again gets
+    exactly that score."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b, rep = fit_bundle(fan_dir, None, FitConfig(window_s=WINDOW_S))
+    r = rep.machines["fan"]
+    assert r["detector"] == "bandstats" and "too few" in r["detector_reason"]
+    assert (r["n_recordings"], r["fit_windows"], r["calibration_windows"]) == (16, 32, 32)
+    assert r["calibration"] == "leave-one-recording-out" and "all 16 recordings fit" in r["split"]
+    method = b.models["fan"].method
+    ref = method.reference_scores()
+    # 32 scores cannot measure 1 %: the gamma extrapolation, on exactly those scores
+    assert r["threshold_method"] == "gamma" and b.models["fan"].threshold["n_scores"] == 32
+    # heavy-tailed leave-one-out scores: the gamma's location is fixed at the smallest score
+    assert b.models["fan"].threshold["params"]["loc_rule"] == "min"
+    assert b.models["fan"].threshold["params"]["loc"] == pytest.approx(float(ref.min()))
+    assert b.models["fan"].threshold["value"] > np.median(ref)
+    # leave-one-recording-out: refit without recording 0 (its two windows) and score them
+    from auscult.encoders import EmbeddingDetector
+    from auscult.monitor.bundle import cut_windows
+    from auscult.audio import AudioConfig, decode_audio
+
+    files = sorted(fan_dir.glob("*.wav"))
+    waves = [decode_audio(f, AudioConfig(sample_rate=SR)) for f in files]
+    n = int(round(WINDOW_S * SR))
+    wins = [[x[a:c] for a, c in cut_windows(x.shape[0], n, n)] for x in waves]
+    x = method.encoder.embed([w for ws in wins for w in ws])
+    # default bandstats: a Mahalanobis member on the band means (columns 0-31) and one on the flux (32-63)
+    members = method.detector.members
+    assert [m.backend_spec["name"] for m in members] == ["selective_mahalanobis"] * 2
+    for m, (a, c) in zip(members, [(0, 32), (32, 64)]):
+        alone = EmbeddingDetector({"name": "logmel_stats"}, backend=dict(m.backend_spec)).fit_embeddings(x[2:, a:c])
+        np.testing.assert_allclose(alone.score_embeddings(x[:2, a:c]), m.normal_scores_[:2], rtol=1e-9)
+    # the fused reference scores are the z-fusion of the members' leave-one-recording-out scores
+    from auscult.backends import ScoreFusion
+
+    cols = np.stack([m.normal_scores_ for m in members], axis=1)
+    np.testing.assert_allclose(ScoreFusion("z").fit(cols).fuse(cols), ref, rtol=1e-9)
+    # a fresh window scores through the bundle like the members fitted on all 32 windows, fused
+    fresh = render(777)[:n]
+    e = method.encoder.embed([fresh])
+    full = [EmbeddingDetector({"name": "logmel_stats"}, backend=dict(m.backend_spec)).fit_embeddings(x[:, a:c])
+            for m, (a, c) in zip(members, [(0, 32), (32, 64)])]
+    want = ScoreFusion("z").fit(cols).fuse(np.stack([f.score_embeddings(e[:, a:c]) for f, (a, c)
+                                                     in zip(full, [(0, 32), (32, 64)])], axis=1))
+    np.testing.assert_allclose(b.models["fan"].score_waves([fresh]), want, rtol=1e-9)
+
+
 def test_single_long_recording_is_split_in_time(tmp_path):
     x = np.concatenate([render(40 + i) for i in range(4)])  # 12 s
     write_wav(tmp_path / "line" / "long.wav", x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        b, rep = fit_bundle(tmp_path / "line", None, FitConfig(window_s=1.0, calibration_fraction=0.5))
+        b, rep = fit_bundle(tmp_path / "line", None, FitConfig(window_s=1.0, calibration_fraction=0.5,
+                                                               method="logmel_knn"))
     r = rep.machines["line"]
     assert r["split"].startswith("one recording") and (r["fit_windows"], r["calibration_windows"]) == (6, 6)
+    # auto (bandstats) fits all 12 windows and leaves each tenth of the recording out in turn for its threshold
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b, rep = fit_bundle(tmp_path / "line", None, FitConfig(window_s=1.0, calibration_fraction=0.5))
+    r = rep.machines["line"]
+    assert r["detector"] == "bandstats" and r["split"].startswith("one recording, all fit")
+    assert (r["fit_windows"], r["calibration_windows"]) == (12, 12)
 
 
 def test_any_rate_and_channel_count(tmp_path):

@@ -24,10 +24,13 @@ from .base import (
     set_threads,
 )
 from .classifier import ClassifierBackend
+from .fusion import EnsembleBackend, ScoreFusion
 from .gmm import GMMBackend
 from .kmeans import KMeansBackend
 from .knn import KNNBackend, knn_distance
+from .knn_norm import KNNNormBackend, smote
 from .lof import LOFBackend
+from .loo import cross_fit_scores
 from .mahalanobis import MahalanobisBackend, SelectiveMahalanobisBackend
 
 __all__ = [
@@ -37,15 +40,20 @@ __all__ = [
     "BackendMeta",
     "BackendVersionWarning",
     "ClassifierBackend",
+    "EnsembleBackend",
     "GMMBackend",
     "KMeansBackend",
     "KNNBackend",
+    "KNNNormBackend",
     "LOFBackend",
     "MahalanobisBackend",
+    "ScoreFusion",
     "SelectiveMahalanobisBackend",
+    "cross_fit_scores",
     "knn_distance",
     "l2_normalize",
     "load_backend",
     "pairwise_distance",
     "set_threads",
+    "smote",
 ]

@@ -24,9 +24,11 @@ from .frontends import (
     to_db,
 )
 from .stft import Spectrogram, dft_basis, hann_window
+from .bandstats import BandStats  # noqa: E402  (registers the 'bandstats' front-end)
 
 __all__ = [
     "FRONTENDS",
+    "BandStats",
     "ClipSpectrum",
     "FeatureConfig",
     "FeatureInputError",

@@ -23,12 +23,14 @@ frequency band), the check the tests run on simulated faults.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from ..errors import ConfigError
+
 __all__ = ["plot_explanation", "explanation_figure", "localisation", "explanation_to_dict", "interior_frames",
-           "calibrated_map", "frame_curve"]
+           "calibrated_map", "frame_curve", "band_variation", "variation_normalised_map"]
 
 
 def interior_frames(n_frames: int, n_samples: int, n_fft: int, hop: int) -> np.ndarray:
@@ -50,6 +52,32 @@ def calibrated_map(tf: np.ndarray, band_scale: Optional[np.ndarray]) -> np.ndarr
         return tf
     scale = np.asarray(band_scale, dtype=np.float64)
     return tf / scale[:, None]
+
+
+def band_variation(maps: Sequence[np.ndarray], q: float = 0.99) -> tuple[np.ndarray, np.ndarray]:
+    """Per band, how raw maps of *normal* audio vary: ``(loc, scale)`` = the median over all their
+    frames and the distance from it to the ``q`` quantile (floored at a millionth of the largest).
+
+    ``maps``: raw ``[K, F_i]`` maps of held-out normal clips (interior frames only).
+    """
+    if not 0.5 < float(q) < 1.0:
+        raise ConfigError(f"band_variation: q must be in (0.5, 1), got {q!r}")
+    raw = np.concatenate([np.asarray(m, dtype=np.float64) for m in maps], axis=1)
+    loc = np.median(raw, axis=1)
+    scale = np.quantile(raw, float(q), axis=1) - loc
+    return loc, np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12))
+
+
+def variation_normalised_map(tf: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``max(0, (tf - loc) / scale)`` per band (see :func:`band_variation`): 0 up to the normal median,
+    1 where the map is as high as normal frames get in that band only ``1 - q`` of the time.
+
+    Dividing by the mean level alone (:func:`calibrated_map`) leaves a band whose normal frames
+    are usually quiet but sometimes very loud (impacts of other machines, doors) looking as
+    anomalous as a fault whenever such an event occurs; dividing by the band's normal *spread of
+    high values* puts those events back at about 1.
+    """
+    return np.maximum((np.asarray(tf, dtype=np.float64) - np.asarray(loc)[:, None]) / np.asarray(scale)[:, None], 0.0)
 
 
 def frame_curve(tf: np.ndarray, top_fraction: float = 1 / 32, smooth: int = 5) -> np.ndarray:
