@@ -88,12 +88,12 @@ def sample_hall(rng: np.random.Generator) -> dict:
 
 def sample_installation(rng: np.random.Generator, hall: Optional[dict] = None) -> dict:
     """Where a unit stands in its hall: near-microphone distance, how much farther the far
-    microphone is, the local reverberation (the hall's, +-10 %) and the seed of its reflections
-    (see :func:`auscult.data.synth.render.room_response`)."""
+    microphone is, the local reverberation (the hall's, +-30 %: a corner, an open bay...) and the
+    seed of its reflections (see :func:`auscult.data.synth.render.room_response`)."""
     hall = hall or sample_hall(rng)
-    return {"mic_m": float(rng.uniform(0.4, 0.8)), "far_ratio": float(rng.uniform(1.6, 2.5)),
-            "rt60_s": float(hall["rt60_s"] * rng.uniform(0.9, 1.1)),
-            "drr_db": float(hall["drr_db"] + rng.uniform(-1.0, 1.0)), "room_seed": int(rng.integers(0, 2 ** 31))}
+    return {"mic_m": float(rng.uniform(0.3, 1.0)), "far_ratio": float(rng.uniform(1.6, 2.5)),
+            "rt60_s": float(hall["rt60_s"] * rng.uniform(0.7, 1.3)),
+            "drr_db": float(hall["drr_db"] + rng.uniform(-3.0, 3.0)), "room_seed": int(rng.integers(0, 2 ** 31))}
 
 
 class Machine:

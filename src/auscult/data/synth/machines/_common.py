@@ -46,8 +46,8 @@ def tol(rng: np.random.Generator, value: float, rel: float) -> float:
     return float(value * (1.0 + rng.normal(0.0, rel)))
 
 
-def tol_modes(rng: np.random.Generator, nominal, f_rel: float = 0.03, zeta_rel: float = 0.2,
-              gain_db: float = 2.0) -> list[list[float]]:
+def tol_modes(rng: np.random.Generator, nominal, f_rel: float = 0.06, zeta_rel: float = 0.3,
+              gain_db: float = 3.0) -> list[list[float]]:
     """A unit's version of the product's modes: frequencies off by ~``f_rel``, damping by
     ~``zeta_rel``, gains by ~``gain_db`` dB (stiffness, mass, joint and mounting tolerances)."""
     return [[tol(rng, f, f_rel), float(z * np.exp(rng.normal(0.0, zeta_rel))),

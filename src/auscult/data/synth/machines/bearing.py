@@ -57,7 +57,7 @@ class Bearing(Machine):
                 "loc_b_gain": [tol(rng, g, 0.15) for g in pr["loc_b_gain"]],
                 "rough_rate": tol(rng, pr["rough_rate"], 0.15), "rough": tol(rng, pr["rough"], 0.1),
                 "shaft_amps": pattern(rng, pr["shaft_amps"], 2.0),
-                "imb0": float(10.0 ** ((pr["imb0_db"] + rng.normal(0.0, 4.0)) / 20.0)),
+                "imb0": float(10.0 ** ((pr["imb0_db"] + rng.normal(0.0, 6.0)) / 20.0)),
                 "hum": pattern(rng, pr["hum"], 2.0)}
 
     def sample_params(self, rng, unit, domain):

@@ -34,11 +34,11 @@ class Fan(Machine):
                 "squeal_hz": float(rng.uniform(3500, 6000))}
 
     def unit_constants(self, rng, pr):
-        return {"blades": pr["blades"], "speed_trim": float(rng.normal(0.0, 0.008)),
-                "bpf_amps": pattern(rng, pr["bpf_amps"], 1.5),
+        return {"blades": pr["blades"], "speed_trim": float(rng.normal(0.0, 0.015)),
+                "bpf_amps": pattern(rng, pr["bpf_amps"], 3.0),
                 "blade_dev": [float(v) for v in rng.normal(0.0, 0.04, 9)],
                 "pitch_dev": [float(v) for v in rng.normal(0.0, 0.012, 9)],
-                "imb0": float(10.0 ** ((pr["imb0_db"] + rng.normal(0.0, 4.0)) / 20.0)),
+                "imb0": float(10.0 ** ((pr["imb0_db"] + rng.normal(0.0, 6.0)) / 20.0)),
                 "housing": tol_modes(rng, pr["housing"]),
                 "tilt_db_oct": float(pr["tilt_db_oct"] + rng.normal(0.0, 0.3)), "aero": tol(rng, pr["aero"], 0.08),
                 "squeal_hz": tol(rng, pr["squeal_hz"], 0.03)}

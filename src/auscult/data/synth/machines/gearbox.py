@@ -39,11 +39,11 @@ class Gearbox(Machine):
 
     def unit_constants(self, rng, pr):
         # eccentricity and transmission error: each unit's own machining errors
-        return {"z1": pr["z1"], "z2": pr["z2"], "speed_trim": float(rng.normal(0.0, 0.008)),
-                "mesh_amps": pattern(rng, pr["mesh_amps"], 1.5),
+        return {"z1": pr["z1"], "z2": pr["z2"], "speed_trim": float(rng.normal(0.0, 0.015)),
+                "mesh_amps": pattern(rng, pr["mesh_amps"], 3.0),
                 "ecc1": float(rng.uniform(0.01, 0.04)), "ecc2": float(rng.uniform(0.01, 0.04)),
                 "te1": float(rng.uniform(0.01, 0.04)), "shaft_amps": pattern(rng, pr["shaft_amps"], 2.0),
-                "mis0": float(10.0 ** ((pr["mis0_db"] + rng.normal(0.0, 4.0)) / 20.0)),
+                "mis0": float(10.0 ** ((pr["mis0_db"] + rng.normal(0.0, 6.0)) / 20.0)),
                 "noise": tol(rng, pr["noise"], 0.1), "casing": tol_modes(rng, pr["casing"])}
 
     def sample_params(self, rng, unit, domain):

@@ -36,11 +36,11 @@ class Pump(Machine):
                 "casing": modes(rng, 3, 300.0, 4500.0, zeta=(0.01, 0.04), peak_db=(6.0, 15.0))}
 
     def unit_constants(self, rng, pr):
-        return {"vanes": pr["vanes"], "mains_hz": 50.0, "speed_trim": float(rng.normal(0.0, 0.008)),
-                "vpf_amps": pattern(rng, pr["vpf_amps"], 1.5),
+        return {"vanes": pr["vanes"], "mains_hz": 50.0, "speed_trim": float(rng.normal(0.0, 0.015)),
+                "vpf_amps": pattern(rng, pr["vpf_amps"], 3.0),
                 "vane_dev": [float(v) for v in rng.normal(0.0, 0.04, 7)],
-                "imb0": float(10.0 ** ((pr["imb0_db"] + rng.normal(0.0, 4.0)) / 20.0)),
-                "mis0": float(10.0 ** ((pr["mis0_db"] + rng.normal(0.0, 4.0)) / 20.0)),
+                "imb0": float(10.0 ** ((pr["imb0_db"] + rng.normal(0.0, 6.0)) / 20.0)),
+                "mis0": float(10.0 ** ((pr["mis0_db"] + rng.normal(0.0, 6.0)) / 20.0)),
                 "hum_amps": pattern(rng, pr["hum_amps"], 2.0),
                 "flow_hz": tol(rng, pr["flow_hz"], 0.04), "flow_oct": tol(rng, pr["flow_oct"], 0.05),
                 "casing": tol_modes(rng, pr["casing"])}

@@ -63,9 +63,9 @@ class Slider(Machine):
                 "slap_hz": float(rng.uniform(45, 110))}
 
     def unit_constants(self, rng, pr):
-        return {"stroke_m": tol(rng, pr["stroke_m"], 0.01), "speed_trim": float(rng.normal(0.0, 0.008)),
+        return {"stroke_m": tol(rng, pr["stroke_m"], 0.01), "speed_trim": float(rng.normal(0.0, 0.015)),
                 "rail": tol_modes(rng, pr["rail"]), "whine_hz": tol(rng, pr["whine_hz"], 0.02),
-                "whine_span": tol(rng, pr["whine_span"], 0.02), "whine_amps": pattern(rng, pr["whine_amps"], 1.5),
+                "whine_span": tol(rng, pr["whine_span"], 0.02), "whine_amps": pattern(rng, pr["whine_amps"], 3.0),
                 "dent_hz": tol(rng, pr["dent_hz"], 0.03), "squeal_hz": tol(rng, pr["squeal_hz"], 0.03),
                 "dent_at": float(rng.uniform(0.3, 0.7)), "slap_hz": tol(rng, pr["slap_hz"], 0.05),
                 "slip0": float(rng.uniform(0.002, 0.006))}

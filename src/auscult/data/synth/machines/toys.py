@@ -34,8 +34,8 @@ class ToyCar(Machine):
                 "wheel_hz": float(rng.uniform(70, 140)), "chip_hz": float(rng.uniform(1500, 2500))}
 
     def unit_constants(self, rng, pr):
-        return {"teeth": pr["teeth"], "ratio": pr["ratio"], "motor_k": tol(rng, 1.0, 0.012),
-                "whine_amps": pattern(rng, pr["whine_amps"], 1.5), "gear_amps": pattern(rng, pr["gear_amps"], 1.5),
+        return {"teeth": pr["teeth"], "ratio": pr["ratio"], "motor_k": tol(rng, 1.0, 0.02),
+                "whine_amps": pattern(rng, pr["whine_amps"], 3.0), "gear_amps": pattern(rng, pr["gear_amps"], 3.0),
                 "gear_ecc": float(rng.uniform(0.02, 0.08)), "body": tol_modes(rng, pr["body"]),
                 "wheel_hz": tol(rng, pr["wheel_hz"], 0.04), "chip_hz": tol(rng, pr["chip_hz"], 0.03)}
 
@@ -123,7 +123,7 @@ class ToyTrain(Machine):
         return {"joint_m": pr["joint_m"], "axle_m": tol(rng, pr["axle_m"], 0.02),
                 "click_hz": tol(rng, pr["click_hz"], 0.03), "flat_hz": tol(rng, pr["flat_hz"], 0.04),
                 "clack_hz": tol(rng, pr["clack_hz"], 0.03), "wheel_m": pr["wheel_m"],
-                "gear_k": tol(rng, 900.0, 0.012), "whine_amps": pattern(rng, pr["whine_amps"], 1.5),
+                "gear_k": tol(rng, 900.0, 0.02), "whine_amps": pattern(rng, pr["whine_amps"], 3.0),
                 "body": tol_modes(rng, pr["body"])}
 
     def sample_params(self, rng, unit, domain):

@@ -31,9 +31,9 @@ class Valve(Machine):
                     "grows, ringing the pipe's own low resonance (Joukowsky surge)", "low", level_db=26.0),
     )
 
-    _TOL = {"click_hz": 0.03, "click2_hz": 0.03, "click_decay": 0.1, "click2": 0.15, "thump_hz": 0.03,
-            "thump": 0.1, "close_amp": 0.08, "latency_s": 0.2, "fluid_hz": 0.04, "fluid": 0.1, "hammer_hz": 0.04,
-            "hammer0": 0.25}
+    _TOL = {"click_hz": 0.06, "click2_hz": 0.06, "click_decay": 0.15, "click2": 0.2, "thump_hz": 0.06,
+            "thump": 0.15, "close_amp": 0.1, "latency_s": 0.25, "fluid_hz": 0.06, "fluid": 0.15, "hammer_hz": 0.06,
+            "hammer0": 0.3}
 
     def unit_constants(self, rng, pr):
         return {k: tol(rng, v, self._TOL[k]) for k, v in pr.items()}
