@@ -29,3 +29,27 @@ def shared_data() -> Path:
     if root is None:
         pytest.skip("real clips not found (set AUSCULT_SHARED_DATA or place them in ../shared/data)")
     return root
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Make ``--dist loadgroup`` group by ``xdist_group`` marks under pytest >= 9.
+
+    pytest-xdist (3.8) tags each grouped item by assigning ``item._nodeid = "<nodeid>@<group>"`` on
+    the workers; pytest 9 keeps a node's id in ``item._id`` (a ``NodeId``), so that assignment is
+    silently ignored and the groups were spread over workers like ``--dist load``. Here the tag is
+    written where pytest 9 reads it; with an xdist/pytest pair where xdist's own tagging works
+    (the id already ends in ``@<group>``) nothing changes.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # pytest < 9: xdist's own tagging works
+        return
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if not names or "@" in item.nodeid or not hasattr(item, "_id"):
+            continue
+        item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")

@@ -87,3 +87,25 @@ def test_scan_with_ground_truth(tmp_path):
     res = runner.invoke(app, ["data", "scan", str(tmp_path / "eval"), "--ground-truth", str(tmp_path / "gt")])
     assert res.exit_code != 0
     assert "section_03_0001.wav" in str(res.exception)
+
+
+def test_scan_folder_without_audio_fails_clearly(tmp_path):
+    (tmp_path / "notes.txt").write_text("no audio here")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "attributes_00.csv").write_text("file_name,d1p,d1v\n")
+    out = subprocess.run([sys.executable, "-m", "auscult.cli", "data", "scan", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0, out.stdout + out.stderr
+    assert "no audio files" in out.stderr and str(tmp_path) in out.stderr and ".wav" in out.stderr
+    assert "Traceback" not in out.stderr
+    res = runner.invoke(app, ["data", "scan", str(tmp_path), "--json"])
+    assert res.exit_code != 0
+
+
+def test_scan_with_audio_but_nothing_parsed_exits_non_zero(tmp_path):
+    _wav(tmp_path / "whatever" / "oops.wav")  # audio, but a name and layout nothing understands
+    (tmp_path / "whatever" / "clip.ogg").write_bytes(b"OggS")  # a format auscult does not read
+    res = runner.invoke(app, ["data", "scan", str(tmp_path)], env={"COLUMNS": "200"})
+    assert res.exit_code == 1, res.output
+    assert "oops.wav" in res.output and "clip.ogg" in res.output  # the unparsed files are still listed
+    assert "none of the 2 audio file(s)" in res.output

@@ -61,6 +61,33 @@ def test_ema_swap_and_state_dict():
         ModelEMA(m, decay=1.0)
 
 
+def test_ema_shrink_scales_the_trained_model_after_averaging():
+    """``shrink`` (the OS-SCL code's WeightEMA: ``param *= 1 - 2e-6`` after each EMA step, BN
+    running statistics included): the average uses the weights before the shrink."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    ema = ModelEMA(m, decay=0.9, shrink=0.25)
+    m.train()
+    m(torch.randn(16, 4) + 5)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    e0 = {k: v.clone() for k, v in ema.module.state_dict().items()}
+    ema.update(m)
+    after, e1 = m.state_dict(), ema.module.state_dict()
+    for k, v in before.items():
+        if v.dtype.is_floating_point:
+            torch.testing.assert_close(after[k], 0.75 * v)
+            torch.testing.assert_close(e1[k], 0.9 * e0[k] + 0.1 * v)
+        else:
+            assert torch.equal(after[k], v) and torch.equal(e1[k], v)
+    state = ema.state_dict()
+    assert state["shrink"] == 0.25
+    other = ModelEMA(nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)))
+    other.load_state_dict(state)
+    assert other.shrink == 0.25
+    with pytest.raises(ConfigError):
+        ModelEMA(m, shrink=1.0)
+
+
 # ---- optimisers and schedules ------------------------------------------------------------------
 @pytest.mark.parametrize("name,cls", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)])
 def test_build_optimizer(name, cls):

@@ -124,3 +124,31 @@ def test_resume_mid_epoch_with_loader_workers(reference, tmp_path):
     assert_same_state(final_state(r), final_state(u))
     # workers change the augmentation stream, so this is not the in-process reference
     assert any(not torch.equal(final_state(u)[k], ref[k]) for k in ref)
+
+
+def test_resume_is_announced_with_the_epoch(tmp_path, caplog):
+    """A resumed run says where it picked up: a log record flagged as a notice for the person at the
+    console (the CLI prints those; see tests/test_cli_messages.py)."""
+    import logging
+
+    torch.set_num_threads(1)
+    t = make(tmp_path, epochs=3, checkpoint_every_steps=4, callbacks=[StopAt(10)])
+    with pytest.raises(Interrupt):
+        t.fit()
+    with caplog.at_level(logging.INFO, logger="auscult"):
+        make(tmp_path, epochs=3, checkpoint_every_steps=4, resume=True).fit()
+    notices = [r for r in caplog.records if getattr(r, "notice", False)]
+    assert len(notices) == 1, [r.getMessage() for r in caplog.records]
+    msg = notices[0].getMessage()
+    # the step-8 checkpoint: 2nd epoch (of 3), 2 of its 6 steps done
+    assert "resumed from epoch 2 of 3" in msg and "step 2 of 6" in msg and "last.pt" in msg, msg
+
+
+def test_resume_without_a_checkpoint_says_it_starts_over(tmp_path, caplog):
+    import logging
+
+    torch.set_num_threads(1)
+    with caplog.at_level(logging.INFO, logger="auscult"):
+        make(tmp_path, epochs=1, resume=True).fit()
+    notices = [r.getMessage() for r in caplog.records if getattr(r, "notice", False)]
+    assert len(notices) == 1 and "no checkpoint" in notices[0] and "from the first epoch" in notices[0], notices

@@ -77,3 +77,62 @@ def test_report_for_a_subset_with_one_domain(tmp_path):
     assert [row["domain"] for row in r.rows] == ["source", "source"]
     text = write_report(r, tmp_path / "r.html").read_text()
     assert text.count("data:image/png;base64,") == 3
+
+
+def _git_head():
+    import subprocess
+    from pathlib import Path
+
+    import auscult
+
+    pkg = Path(auscult.__file__).resolve().parent
+    r = subprocess.run(["git", "-C", str(pkg), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+@pytest.fixture(scope="module")
+def small_result():
+    clips, scores, dec = demo_scored_clips(2023, machines=("fan",), sections=("00",), n_per_domain=10, seed=3)
+    return evaluate_scores(clips, scores, 2023, decisions=dec)
+
+
+def test_report_states_its_provenance(tmp_path, small_result):
+    """Every report says what produced it: version, git commit when auscult runs from a checkout, date;
+    with a run's provenance also the recipe (resolved), seed and data root."""
+    import html as html_mod
+
+    from auscult import __version__
+
+    result = small_result
+    text = write_report(result, tmp_path / "plain.html", dpi=30).read_text()
+    assert "Provenance" in text and f"auscult {__version__}" in text
+    head = _git_head()
+    assert (head[:12] in text) if head else ("not available" in text)
+    assert re.search(r"report written</th><td>\d{4}-\d\d-\d\dT", text)
+    prov = {"recipe": "synthetic/autoencoder", "recipe_resolved": "method: autoencoder\nseed: 7\n<script>x</script>",
+            "seed": 7, "data_root": "/data/plant <A&B>", "run_created": "2026-01-02T03:04:05+00:00",
+            "git_commit": "0123456789abcdef0123456789abcdef01234567-dirty"}
+    text = write_report(result, tmp_path / "run.html", provenance=prov, dpi=30).read_text()
+    for value in ("synthetic/autoencoder", "/data/plant &lt;A&amp;B&gt;", "2026-01-02T03:04:05+00:00",
+                  "0123456789abcdef0123456789abcdef01234567-dirty", f"auscult {__version__}"):
+        assert value in text, value
+    assert re.search(r"seed</th><td>7</td>", text)
+    assert html_mod.escape("method: autoencoder\nseed: 7\n<script>x</script>") in text  # the resolved recipe, escaped
+    assert "<script>x</script>" not in text
+
+
+def test_run_provenance_reads_the_run_folder(tmp_path):
+    import json
+
+    from auscult.eval.report import run_provenance
+
+    (tmp_path / "config.yaml").write_text("name: synthetic/autoencoder\nmethod: autoencoder\nseed: 3\n")
+    (tmp_path / "run.json").write_text(json.dumps({"seed": 3, "data": "/d/root", "created": "2026-01-01T00:00:00+00:00",
+                                                   "versions": {"auscult": "9.9.9", "torch": "2.x"},
+                                                   "git_commit": "abc123"}))
+    p = run_provenance(tmp_path)
+    assert p["recipe"] == "synthetic/autoencoder" and "method: autoencoder" in p["recipe_resolved"]
+    assert (p["seed"], p["data_root"], p["git_commit"], p["trained_with"]) == (3, "/d/root", "abc123", "auscult 9.9.9")
+    assert p["run_directory"] == str(tmp_path)
+    (tmp_path / "run.json").write_text(json.dumps({"seed": 3}))  # an older run: says what it does not know
+    assert run_provenance(tmp_path)["git_commit"] == "not recorded"

@@ -122,6 +122,36 @@ def test_training_step_labels_compose_mixup_and_statistics_exchange():
     assert torch.isfinite(parts["loss"]) and parts["loss"].requires_grad
 
 
+def test_reverse_partners_and_code_options():
+    """``augment.partner: reverse`` (the SSL4ASD code): mixup, statistics exchange and feature exchange
+    all pair sample i with sample B-1-i; the net and scale options reach the modules."""
+    cfg = recipe()
+    cfg["augment"] = {"mixup": {"p": 0.0}, "statistics_exchange": {"p": 0.0}, "feature_exchange": {"p": 1.0},
+                      "partner": "reverse"}
+    cfg["net"] = {"name": "dualbranch", "layout": "asdkit", "norm": "affine", "se_reduction": 16,
+                  "spectrum_dense": 4, "spectrum_conv_norm": False, "spectrum_padding": "same"}
+    cfg["loss"] = {**cfg["loss"], "scale_rule": "asdkit"}
+    m = build_method("ssl4asd", cfg, FitContext(quiet=True))
+    model = _model(m).train()
+    assert model.net.spectrogram.layout == "asdkit" and model.adacos.scale_rule == "asdkit"
+    assert model.adacos_ssl.scale_rule == "asdkit" and model.adacos.adaptive
+    x = torch.randn(6, 80000, generator=torch.Generator().manual_seed(2)) * 0.1
+    y = torch.arange(6) % 4
+    parts = m.training_losses(model, x, y, generator=torch.Generator().manual_seed(0), return_parts=True)
+    emb, new, h = parts["emb"], parts["emb_new"], model.split
+    for i in range(6):
+        torch.testing.assert_close(new[i, h:], emb[5 - i, h:], rtol=0, atol=0)
+        torch.testing.assert_close(new[i, :h], emb[i, :h], rtol=0, atol=0)
+    fixed = build_method("ssl4asd", {**cfg, "loss": {**cfg["loss"], "adaptive_scale": False}}, FitContext(quiet=True))
+    assert not _model(fixed).adacos.adaptive
+    with pytest.raises(ConfigError, match="partner"):
+        build_method("ssl4asd", {**cfg, "augment": {"partner": "sideways"}})
+    with pytest.raises(ConfigError, match="net setting"):
+        build_method("ssl4asd", {**cfg, "net": {"name": "dualbranch", "depth": 3}})
+    with pytest.raises(ConfigError, match="scale_rule"):
+        build_method("ssl4asd", {**cfg, "loss": {"scale_rule": "magic"}})
+
+
 def test_fit_loss_decreases_and_scores(fitted, data, audio):
     m, cfg = fitted
     train, test = data

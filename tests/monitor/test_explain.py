@@ -1,7 +1,7 @@
 """Where is the anomaly? An injected fault must light up at its time and its frequency.
 
 The simulator's fan ``rub`` fault is a squeal in a narrow band (``info.band_hz``) between
-``info.onset_s`` and ``info.offset_s``; both detectors' explanations are checked against them
+``info.onset_s`` and ``info.offset_s``; both explaining methods' (autoencoder, logmel_knn) explanations are checked against them
 on several clips, with quantitative criteria (:func:`auscult.monitor.explain.localisation`).
 """
 
@@ -122,3 +122,43 @@ def test_explain_cli_crops_and_keeps_file_times(knn_fit, tmp_path):
     assert 3.0 + info.onset_s <= peak <= 3.0 + info.offset_s
     res = CliRunner().invoke(app, ["explain", str(path), str(f), "--out", str(tmp_path / "x.png"), "--start", "9"])
     assert res.exit_code != 0
+
+
+def test_explain_cli_refuses_unknown_formats_and_missing_folders(knn_fit, tmp_path):
+    """A figure format matplotlib cannot write, or a --out / --json in a folder that does not exist, is a
+    one-line error before any work (not a traceback after it, and no folders made on the way)."""
+    import subprocess
+    import sys
+
+    _, _, path = knn_fit
+    f = write_wav(tmp_path / "clip.wav", render(SEEDS[0]))
+
+    def explain(*args):
+        return subprocess.run([sys.executable, "-m", "auscult.cli", "explain", str(path), str(f), *map(str, args)],
+                              capture_output=True, text=True, timeout=120)
+
+    r = explain("--out", tmp_path / "x.txt")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "x.txt" in r.stderr and all(ext in r.stderr for ext in (".png", ".svg", ".pdf")), r.stderr
+    assert not (tmp_path / "x.txt").exists()
+    for args, missing in ((["--out", tmp_path / "nope" / "deeper" / "x.png"], "nope"),
+                          (["--out", tmp_path / "ok.png", "--json", tmp_path / "gone" / "e.json"], "gone")):
+        r = explain(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert "does not exist" in r.stderr and missing in r.stderr, r.stderr
+        assert not (tmp_path / missing).exists()  # nothing created on the way
+        assert not (tmp_path / "ok.png").exists()  # refused before any work
+
+
+def test_fit_and_export_refuse_an_output_in_a_missing_folder(knn_fit, fan_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from auscult.cli import app
+    from auscult.errors import ConfigError
+
+    _, _, path = knn_fit
+    for args in (["fit", str(fan_dir), "--out", str(tmp_path / "no" / "m.auscult")],
+                 ["export", str(path), "--onnx", str(tmp_path / "no" / "m.onnx")]):
+        res = CliRunner().invoke(app, args)
+        assert isinstance(res.exception, ConfigError) and "does not exist" in str(res.exception), res.output
+        assert not (tmp_path / "no").exists()

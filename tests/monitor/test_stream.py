@@ -14,26 +14,36 @@ import numpy as np
 import pytest
 
 from auscult.errors import ConfigError
+from auscult.methods import Method
 from auscult.monitor.bundle import Bundle, MachineModel
 from auscult.monitor.stream import StreamScorer, WatchConfig, watch
 
 from monitor_testlib import SR, render, write_wav
 
 
-class LevelDetector:
-    """Scores a window by its RMS: lets a test decide exactly which windows are anomalous."""
+class LevelMethod(Method):
+    """A method (the real contract) that scores a window by its RMS: lets a test decide exactly which
+    windows are anomalous."""
 
-    kind = "level"
-    sample_rate = SR
+    name = "level"
     min_samples = 1
 
-    def score_waves(self, waves):
-        return np.array([float(np.sqrt(np.mean(np.square(w, dtype=np.float64)))) for w in waves])
+    def fit(self, train, val, audio):
+        return self
+
+    def score(self, clips, audio):
+        return np.array([float(np.sqrt(np.mean(np.square(w, dtype=np.float64)))) for w in audio.load_many(clips)])
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
 
 
 def level_bundle(window_s=1.0, hop_s=1.0, threshold=0.5) -> Bundle:
-    mm = MachineModel(LevelDetector(), {"value": threshold, "expected_false_alarm_rate": 0.01, "method": "test"},
-                      {"n": 0})
+    mm = MachineModel(LevelMethod({"audio": {"sample_rate": SR}}),
+                      {"value": threshold, "expected_false_alarm_rate": 0.01, "method": "test"}, {"n": 0})
     return Bundle({"m": mm}, SR, window_s, hop_s)
 
 
@@ -181,7 +191,7 @@ def test_bad_settings():
         list(watch(level_bundle(), "/nonexistent/file.wav"))
     with pytest.raises(ConfigError, match="shorter than the model needs"):
         b = level_bundle()
-        b.models["m"].detector.min_samples = SR * 2
+        b.models["m"].method.min_samples = SR * 2
         StreamScorer(b, config=WatchConfig(window_s=1.0))
 
 
@@ -250,3 +260,113 @@ def test_microphone_without_the_optional_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails
     with pytest.raises(ConfigError, match="auscult\\[mic\\]"):
         list(watch(level_bundle(), "mic"))
+
+
+# ----------------------------------------------------------------------------- nothing lost silently
+def _sq(seconds, level=0.1, sr=SR):
+    return seconds_of([level] * int(np.ceil(seconds)), sr=sr)[: int(round(seconds * sr))]
+
+
+def _bad_folder(tmp_path):
+    """A watched folder holding every kind of input that used to vanish without an event."""
+    import soundfile as sf
+
+    d = tmp_path / "in"
+    write_wav(d / "a_good.wav", _sq(3.0))                                   # 3 windows
+    full = write_wav(tmp_path / "full.wav", _sq(4.0)).read_bytes()
+    (d / "b_truncated.wav").write_bytes(full[: 44 + 2 * SR * 2])            # header says 4 s, 2 s present
+    (d / "c_empty.wav").write_bytes(b"")
+    write_wav(d / "d_short.wav", _sq(0.5))                                  # shorter than the 1 s window
+    sf.write(str(d / "e_clip.ogg"), _sq(3.0), SR, format="OGG")             # readable, but not a watched format
+    (d / "f_notes.txt").write_text("maintenance on Tuesday")
+    write_wav(d / "g_header_only.wav", np.zeros(0, np.float32))             # a header and zero samples
+    x8 = seconds_of([0.1] * 4, sr=8000)
+    full8 = write_wav(tmp_path / "full8.wav", x8, sr=8000).read_bytes()
+    (d / "h_truncated_8k.wav").write_bytes(full8[: 44 + 3 * 8000 * 2])      # another rate (resampled), 3 of 4 s
+    write_wav(d / "i_silent.wav", np.zeros(2 * SR, np.float32))            # all digital silence: gaps only
+    full = write_wav(tmp_path / "full_j.wav", _sq(2.0)).read_bytes()
+    (d / "j_truncated_short.wav").write_bytes(full[: 44 + SR])              # 0.5 s left of 2 s: too short
+    return d
+
+
+def test_folder_inputs_are_never_lost_silently(tmp_path):
+    evs = list(watch(level_bundle(), _bad_folder(tmp_path)))
+    by_file: dict = {}
+    for e in evs:
+        if "source" in e:
+            by_file.setdefault(e["source"].split("/")[-1], []).append(e)
+    wins = {f: sum(e["type"] == "window" for e in es) for f, es in by_file.items()}
+    assert wins["a_good.wav"] == 3 and wins["b_truncated.wav"] == 2 and wins["h_truncated_8k.wav"] == 3
+
+    def only(name, kind):
+        es = [e for e in by_file[name] if e["type"] == kind]
+        assert len(es) == 1, (name, by_file[name])
+        return es[0]
+
+    t = only("b_truncated.wav", "bad_chunk")
+    assert t["code"] == "truncated" and "header promises" in t["reason"] and t["time"] == 2.0
+    assert only("h_truncated_8k.wav", "bad_chunk")["code"] == "truncated"
+    for name, code, words in (("c_empty.wav", "empty", "0 bytes"), ("g_header_only.wav", "empty", "zero samples"),
+                              ("d_short.wav", "too_short", "shorter than one"),
+                              ("e_clip.ogg", "unsupported_format", ".ogg"),
+                              ("f_notes.txt", "unsupported_format", ".txt"),
+                              ("i_silent.wav", "no_full_window", "not scored"),
+                              ("j_truncated_short.wav", "too_short", "0.5 s of audio")):
+        e = only(name, "skipped")
+        assert e["code"] == code and words in e["reason"], e
+        assert e["source"].endswith(name)
+    assert only("j_truncated_short.wav", "bad_chunk")["code"] == "truncated"
+    assert set(by_file) == {"a_good.wav", "b_truncated.wav", "c_empty.wav", "d_short.wav", "e_clip.ogg",
+                            "f_notes.txt", "g_header_only.wav", "h_truncated_8k.wav", "i_silent.wav",
+                            "j_truncated_short.wav"}
+    end = evs[-1]
+    assert end["type"] == "end"
+    assert end["windows"] == 8 and end["skipped"] == 7 and end["errors"] == 0 and end["bad_chunks"] == 3
+    assert end["files"] == 10 and end["files_scored"] == 3
+    assert end["files"] == end["files_scored"] + end["skipped"] + end["errors"]
+    assert end["gaps"] == sum(e["type"] == "gap" for e in evs) == 4  # i_silent.wav: 4 chunks of 0.5 s
+    # audio seconds add up over the files (3 + 2 + 0.5 + 3 + 2 + 0.5) instead of restarting with each one
+    assert end["audio_seconds"] == pytest.approx(11.0)
+
+
+def test_watch_cli_exit_code(knn_fit, tmp_path):
+    """rc 1 when nothing could be scored (every input skipped or unreadable), 0 when something was."""
+    _, _, path = knn_fit
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.wav").write_bytes(b"")
+    write_wav(bad / "short.wav", render(705, duration=0.5))
+    (bad / "x.ogg").write_bytes(b"OggS")
+
+    def run_cli(inp):
+        return subprocess.run([sys.executable, "-m", "auscult.cli", "watch", str(path), "--input", str(inp)],
+                              capture_output=True, text=True, timeout=120)
+
+    r = run_cli(bad)
+    assert r.returncode == 1, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [e["type"] for e in lines] == ["skipped"] * 3 + ["end"] and lines[-1]["windows"] == 0
+    assert "nothing could be scored" in r.stderr and "3 skipped" in r.stderr
+    write_wav(bad / "z_good.wav", render(706, duration=3.0))
+    r = run_cli(bad)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])["windows"] >= 1
+
+
+def test_stdin_shorter_than_a_window_says_so():
+    evs = run(level_bundle(), f32(_sq(0.4)), format="f32le")
+    assert [e["type"] for e in evs] == ["skipped", "end"]
+    assert evs[0]["code"] == "too_short" and evs[0]["source"] == "-" and evs[-1]["windows"] == 0
+
+
+def test_watch_cli_shows_the_resampling_warning_as_one_line(knn_fit):
+    """stdin at another rate is resampled chunk by chunk: the user is told, in one line on stderr."""
+    _, _, path = knn_fit
+    x = render(707, duration=3.0)[::2]  # 8 kHz
+    data = np.round(np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
+    proc = subprocess.run([sys.executable, "-m", "auscult.cli", "watch", str(path), "--input", "-", "--rate", "8000"],
+                          input=data, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    err = proc.stderr.decode().strip().splitlines()
+    assert err == ["warning: stdin audio at 8000 Hz is resampled chunk by chunk to the bundle's 16000 Hz; "
+                   "send 16000 Hz to avoid it"], err

@@ -305,6 +305,33 @@ def test_dualbranch_branches_are_separately_addressable(nets_small):
     torch.testing.assert_close(shifted, b, rtol=1e-4, atol=1e-4)
 
 
+def test_dualbranch_published_layout_options():
+    """The published network's options: pre-activation blocks (asdkit layout), optional bin range,
+    no temporal normalisation, SE ratio 16, and the spectrum branch's 'same' padding (ceil lengths),
+    4 dense layers, no conv batch norm; shapes follow the geometry."""
+    geo = ClipGeometry(duration=18.0)
+    net = build_for_clip("dualbranch", geo, layout="asdkit", norm="affine", se_reduction=16, spectrum_dense=4,
+                         spectrum_conv_norm=False, spectrum_padding="same")
+    n = geo.n_samples // 2
+    for _, s in ((256, 64), (64, 32), (16, 4)):
+        n = -(-n // s)
+    assert net.spectrum.out_len == n == 18
+    assert sum(isinstance(m, nn.Linear) for m in net.spectrum.dense) == 5
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.spectrum.conv)
+    assert net.spectrogram.map_size == (16, 18)  # 513 bins x 563 centred frames, unpadded stem
+    assert all(m.affine for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    crop = build_for_clip("dualbranch", ClipGeometry(duration=10.0), layout="asdkit", norm="none",
+                          se_reduction=16, temporal_norm=False, freq_bins=(13, 513))
+    assert crop.spectrogram.freq_norm.num_features == 500 and crop.spectrogram.map_size == (16, 10)
+    x = crop.example_inputs(2)
+    with torch.no_grad():
+        assert crop.eval()(*x).shape == (2, 256)
+    with pytest.raises(ConfigError, match="freq_bins"):
+        build_for_clip("dualbranch", geo, freq_bins=(10, 9000))
+    with pytest.raises(ConfigError, match="layout"):
+        build_for_clip("dualbranch", geo, layout="resnet")
+
+
 @pytest.mark.parametrize("duration", [10.0, 12.0, 18.0])
 def test_dualbranch_spectrum_lengths(duration):
     geo = ClipGeometry(duration=duration)

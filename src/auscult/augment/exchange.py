@@ -89,35 +89,60 @@ def feature_exchange(emb: torch.Tensor, split: int, perm: torch.Tensor | None = 
     return torch.cat([emb[:, :split], emb[perm, split:]], dim=1), perm
 
 
+def partner_of(n: int, kind: str = "derangement", generator: torch.Generator | None = None) -> torch.Tensor:
+    """Partners for a batch of ``n``: ``"derangement"`` (random, nobody their own partner),
+    ``"permutation"`` (random, fixed points allowed: the DCASE ASD toolkit) or ``"reverse"`` (sample
+    ``i`` pairs with ``n - 1 - i``: the SSL4ASD code, random pairs once the loader shuffles)."""
+    if kind == "derangement":
+        return derangement(n, generator)
+    if kind == "permutation":
+        return torch.randperm(n, generator=generator)
+    if kind == "reverse":
+        return torch.arange(n - 1, -1, -1)
+    raise ConfigError(f"partner must be one of {PARTNERS}, got {kind!r}")
+
+
+#: how exchange / mixup partners are drawn (:func:`partner_of`)
+PARTNERS = ("derangement", "permutation", "reverse")
+
+
 def _combine(x: torch.Tensor, x_ex: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, n_classes: int | None,
-             p: float, append: bool, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+             p: float, append: bool, generator: torch.Generator | None,
+             swap: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     orig, ex = original_labels(y, n_classes).to(x.device), exchange_labels(y, perm, n_classes).to(x.device)
     if append:
         return torch.cat([x, x_ex]), torch.cat([orig, ex])
     if not 0.0 <= p <= 1.0:
         raise ConfigError(f"exchange probability must be in [0, 1], got {p}")
-    swap = (torch.rand(x.shape[0], generator=generator) < p).to(x.device)
+    if swap is None:
+        swap = torch.rand(x.shape[0], generator=generator) < p
+    elif tuple(swap.shape) != (x.shape[0],):
+        raise ConfigError(f"swap must be a [B] mask, got shape {tuple(swap.shape)} for {x.shape[0]} samples")
+    swap = swap.to(torch.bool).to(x.device)
     sx = swap.view(-1, *([1] * (x.dim() - 1)))
     return torch.where(sx, x_ex, x), torch.where(swap[:, None], ex, orig)
 
 
 def with_statistics_exchange(x: torch.Tensor, y: torch.Tensor, n_classes: int | None = None, p: float = 0.5,
                              append: bool = False, generator: torch.Generator | None = None,
+                             perm: torch.Tensor | None = None, swap: torch.Tensor | None = None,
                              **kw) -> tuple[torch.Tensor, torch.Tensor]:
     """Statistics exchange with labels ``[B, 3K]``.
 
     Default (as published): each sample is replaced by its exchanged version with probability ``p``
     and labelled accordingly. ``append=True`` instead returns the batch followed by all its exchanged
-    copies (``2B`` rows). ``kw`` goes to :func:`statistics_exchange` (``freq_dim``, ``eps``).
+    copies (``2B`` rows). ``perm`` (partners) and ``swap`` (``[B]`` mask of the samples to replace)
+    replace the random draws. ``kw`` goes to :func:`statistics_exchange` (``freq_dim``, ``eps``).
     """
-    xe, perm = statistics_exchange(x, generator=generator, **kw)
-    return _combine(x, xe, y, perm, n_classes, p, append, generator)
+    xe, perm = statistics_exchange(x, perm=perm, generator=generator, **kw)
+    return _combine(x, xe, y, perm, n_classes, p, append, generator, swap)
 
 
 def with_feature_exchange(emb: torch.Tensor, y: torch.Tensor, split: int, n_classes: int | None = None,
-                          p: float = 0.5, append: bool = False,
-                          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                          p: float = 0.5, append: bool = False, generator: torch.Generator | None = None,
+                          perm: torch.Tensor | None = None,
+                          swap: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Feature exchange with labels ``[B, 3K]`` (``2B`` rows with ``append=True``); see
-    :func:`with_statistics_exchange` for ``p`` and ``append``."""
-    ee, perm = feature_exchange(emb, split, generator=generator)
-    return _combine(emb, ee, y, perm, n_classes, p, append, generator)
+    :func:`with_statistics_exchange` for ``p``, ``append``, ``perm`` and ``swap``."""
+    ee, perm = feature_exchange(emb, split, perm=perm, generator=generator)
+    return _combine(emb, ee, y, perm, n_classes, p, append, generator, swap)

@@ -67,7 +67,8 @@ def _log_gamma(shape: tuple[int, ...], alpha: float, generator: torch.Generator 
 
 
 def mixup(x: torch.Tensor, alpha: float = 1.0, dist: str = "beta", p: float = 1.0, per_sample: bool = False,
-          generator: torch.Generator | None = None, perm: torch.Tensor | None = None) -> MixupResult:
+          generator: torch.Generator | None = None, perm: torch.Tensor | None = None,
+          lam: float | torch.Tensor | None = None) -> MixupResult:
     """Mix each sample with a random partner from the batch.
 
     Args:
@@ -78,6 +79,8 @@ def mixup(x: torch.Tensor, alpha: float = 1.0, dist: str = "beta", p: float = 1.
         per_sample: one ``lam`` per sample (``[B]``) instead of one per batch.
         generator: CPU ``torch.Generator`` for the random draws.
         perm: use this partner permutation instead of drawing one.
+        lam: use this ratio (a number, 0-d, or ``[B]`` with ``per_sample``) instead of drawing one
+            (``p`` is then ignored); for replaying a recorded batch.
     """
     if not 0.0 <= p <= 1.0:
         raise ConfigError(f"mixup probability must be in [0, 1], got {p}")
@@ -86,9 +89,15 @@ def mixup(x: torch.Tensor, alpha: float = 1.0, dist: str = "beta", p: float = 1.
         perm = torch.randperm(b, generator=generator)
     perm = perm.to(x.device)
     shape = (b,) if per_sample else ()
-    lam = sample_lambda(shape, alpha, dist, generator)
-    apply = torch.rand(shape, generator=generator) < p
-    lam = torch.where(apply, lam, torch.ones_like(lam)).to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    if lam is None:
+        lam = sample_lambda(shape, alpha, dist, generator)
+        apply = torch.rand(shape, generator=generator) < p
+        lam = torch.where(apply, lam, torch.ones_like(lam)).to(device=x.device, dtype=dtype)
+    else:
+        lam = torch.as_tensor(lam, dtype=torch.float64).to(device=x.device, dtype=dtype)
+        if tuple(lam.shape) != shape:
+            raise ConfigError(f"mixup: lam must have shape {shape}, got {tuple(lam.shape)}")
     lam_b = lam.view(-1, *([1] * (x.dim() - 1))) if per_sample else lam
     return MixupResult(lam_b * x + (1 - lam_b) * x[perm], perm, lam)
 

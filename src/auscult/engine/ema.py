@@ -38,16 +38,23 @@ class ModelEMA:
         warmup: if True use ``min(decay, (1 + n) / (10 + n))`` with ``n`` updates so far, so the
             average is not dominated by the random initialisation early on.
         buffers: ``"ema"`` (average float buffers, the default) or ``"copy"`` (copy them).
+        shrink: after each update, multiply the *trained* model's floating-point parameters and
+            buffers by ``1 - shrink`` (0 = off). The OS-SCL code's ``WeightEMA`` does this with
+            ``2e-6`` on top of AdamW's weight decay (BN running statistics included).
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = False, buffers: str = "ema"):
+    def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = False, buffers: str = "ema",
+                 shrink: float = 0.0):
         if not 0.0 <= decay < 1.0:
             raise ConfigError(f"EMA decay must be in [0, 1), got {decay}")
+        if not 0.0 <= shrink < 1.0:
+            raise ConfigError(f"EMA shrink must be in [0, 1), got {shrink}")
         if buffers not in ("ema", "copy"):
             raise ConfigError(f"EMA buffers must be 'ema' or 'copy', got {buffers!r}")
         self.decay = float(decay)
         self.warmup = bool(warmup)
         self.buffers = buffers
+        self.shrink = float(shrink)
         self.updates = 0
         self.module = copy.deepcopy(_unwrap(model)).eval()
         for p in self.module.parameters():
@@ -73,6 +80,8 @@ class ModelEMA:
                 target.mul_(d).add_(value.detach().to(target.dtype), alpha=1.0 - d)
             else:
                 target.copy_(value)
+            if self.shrink and value.dtype.is_floating_point:
+                value.mul_(1.0 - self.shrink)  # state_dict values share storage with the model
         self.updates += 1
 
     @contextmanager
@@ -99,6 +108,7 @@ class ModelEMA:
             "decay": self.decay,
             "warmup": self.warmup,
             "buffers": self.buffers,
+            "shrink": self.shrink,
             "updates": self.updates,
             "module": self.module.state_dict(),
         }
@@ -109,6 +119,7 @@ class ModelEMA:
             self.decay = float(state["decay"])
             self.warmup = bool(state["warmup"])
             self.buffers = state["buffers"]
+            self.shrink = float(state.get("shrink", 0.0))
             self.updates = int(state["updates"])
         except (KeyError, RuntimeError) as e:
             raise CheckpointError(f"EMA state does not match this model: {e}") from e

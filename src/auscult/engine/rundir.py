@@ -4,7 +4,7 @@
 
     runs/<name>/
       config.yaml        the resolved config (after defaults and --set overrides)
-      run.json           seed, versions (python, torch, numpy, auscult), host, start time, runtime
+      run.json           seed, versions (python, torch, numpy, auscult), git commit, host, start time, runtime
       logs/train.log     the log of every process-0 message
       metrics.jsonl      one JSON object per logged step / epoch (appended, flushed per line)
       checkpoints/       last.pt, best.pt, epoch_XXXX.pt, step checkpoints
@@ -45,6 +45,18 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _state_of(path: Path) -> str:
+    """`` (stage 'training', 1 of 2 groups trained)`` from a run's run.json, or ``""``."""
+    try:
+        meta = json.loads((path / "run.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    parts = [f"stage {meta['stage']!r}"] if meta.get("stage") else []
+    if isinstance(meta.get("groups"), list) and meta["groups"]:
+        parts.append(f"{len(meta.get('groups_done') or [])} of {len(meta['groups'])} groups trained")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _jsonable(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
@@ -83,16 +95,40 @@ class RunDir:
         if not write:
             return rd
         if rd.path.exists() and (rd.path / "run.json").exists() and not exist_ok:
-            raise ConfigError(
-                f"{rd.path}: a run already exists here; choose another name, or resume it with --resume"
-            )
+            raise ConfigError(f"{rd.path}: a run already exists here{_state_of(rd.path)}; continue it with --resume "
+                              f"(same recipe and --set values), or remove the folder or choose another --out "
+                              f"to start over")
+        rd._made_folder = not rd.path.exists()
         rd.path.mkdir(parents=True, exist_ok=True)
-        for sub in SUBDIRS:
-            (rd.path / sub).mkdir(exist_ok=True)
+        rd._made = [rd.path / sub for sub in SUBDIRS if not (rd.path / sub).exists()]
+        for sub in rd._made:
+            sub.mkdir()
         if config is not None:
             rd.write_config(config)
-        rd.write_meta(seed=seed)
+        from ..fileio import git_commit
+
+        rd.write_meta(seed=seed, git_commit=git_commit() or "not available (not a git checkout)")
         return rd
+
+    def discard_unstarted(self) -> None:
+        """Undo :meth:`create` for a run that failed before any training: remove the files and empty
+        sub-folders it made (and the run folder when it made that and it is now empty), so the next
+        attempt with the same ``--out`` is not refused. Anything else in the folder is left alone."""
+        for f in (self.config_path, self.meta_path, self.log_path, self.metrics_path):
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+        for d in reversed(getattr(self, "_made", [])):
+            try:
+                d.rmdir()  # only when empty
+            except OSError:
+                pass
+        if getattr(self, "_made_folder", False):
+            try:
+                self.path.rmdir()
+            except OSError:
+                pass
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":

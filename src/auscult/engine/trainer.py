@@ -318,7 +318,8 @@ class Trainer:
                 raise ConfigError("resume=True needs a run directory (run_dir) to find checkpoints/last.pt")
             path = self.run_dir.checkpoints / "last.pt"
             if not path.exists():
-                log.warning("resume: %s not found, starting from scratch", path)
+                log.info("resume: no checkpoint at %s yet; training from the first epoch", path,
+                         extra={"notice": True})
                 return
         ck = self.load(path)
         self._resume_ck = ck
@@ -326,7 +327,16 @@ class Trainer:
             raise CheckpointError(f"{path}: mid-epoch checkpoint without epoch_rng; cannot resume exactly")
         if self.run_dir is not None and self.is_main:
             self._truncate_metrics(self.state.step)
-        log.info("resumed from %s at epoch %d, step %d", path, self.state.epoch, self.state.step)
+        log.info("%s", self._resume_notice(path), extra={"notice": True})  # the CLI prints notices
+
+    def _resume_notice(self, path: Path) -> str:
+        """Where a resumed run picks up, in the words of the progress bar (epochs counted from 1)."""
+        total, epoch, within = int(self.config.epochs), self.state.epoch, self.state.step_in_epoch
+        if epoch >= total:
+            return f"resumed after the last epoch ({total} of {total}) from {path}: nothing left to train"
+        spe = self.state.steps_per_epoch
+        where = (f", step {within} of {spe if spe else '?'} in it" if within else " at its start")
+        return f"resumed from epoch {epoch + 1} of {total}{where} (global step {self.state.step}; checkpoint {path})"
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop metrics logged after the checkpoint (they will be logged again)."""

@@ -1,9 +1,10 @@
 """Reports people would rather look at: one self-contained HTML file, PNG figures, CSV and Markdown.
 
-* :func:`write_report` -- one HTML file with everything embedded (PNG as base64): headline
-  official score and unofficial aggregates, per-machine summary, per-section table, ROC curves
-  with the pAUC region (FPR <= p) shaded, and normal-vs-anomalous score distributions per domain
-  with the decision threshold.
+* :func:`write_report` -- one HTML file with everything embedded (PNG as base64): its provenance
+  (auscult version, git commit, date; for a run also the resolved recipe, seed and data root, see
+  :func:`run_provenance`), headline official score and unofficial aggregates, per-machine
+  summary, per-section table, ROC curves with the pAUC region (FPR <= p) shaded, and
+  normal-vs-anomalous score distributions per domain with the decision threshold.
 * :func:`write_tables` -- the same tables as CSV and Markdown files.
 * :func:`roc_figure`, :func:`distribution_figure`, :func:`machine_figure` -- the figures as PNG bytes.
 
@@ -17,7 +18,7 @@ import csv
 import html
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,8 +27,10 @@ import numpy as np
 from .protocols import GroupData, Result
 
 __all__ = [
+    "print_result",
     "write_report",
     "write_tables",
+    "run_provenance",
     "markdown_table",
     "roc_figure",
     "distribution_figure",
@@ -81,6 +84,39 @@ def _fmt(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
         return "nan" if math.isnan(v) else f"{float(v):.4f}"
     return str(v)
+
+
+def print_result(result: Optional[Result], console: Any = None, sections: bool = True) -> None:
+    """The one console table of a result (``auscult evaluate``, ``run``, ``demo``): the per-section
+    table (``sections=True``; counts, precision and recall stay in the written tables), the
+    per-machine table, the unofficial aggregates and the official score. ``None`` prints nothing."""
+    if result is None:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if sections:
+        t = Table(title=f"per section ({result.protocol}; counts, precision and recall in --out tables)",
+                  title_justify="left")
+        cols = [c for c in result.columns if not c.startswith(("n_", "precision", "recall"))]
+        for c in cols:
+            t.add_column(_label(c), justify="left" if c in ("machine", "section", "domain") else "right")
+        for r in result.rows:
+            t.add_row(*[_fmt(r.get(c, "")) for c in cols])
+        console.print(t)
+    m = Table(title="per machine", title_justify="left")
+    for c in result.machine_columns:
+        m.add_column(_label(c), justify="left" if c == "machine" else "right")
+    for r in result.machines:
+        m.add_row(*[_fmt(r.get(c, "")) for c in result.machine_columns])
+    console.print(m)
+    for k, v in result.aggregates.items():
+        console.print(f"{k}: {v:.4f}  [dim](unofficial)[/dim]")
+    if result.official_score is not None:
+        console.print(f"[bold]official score: {result.official_score:.4f}[/bold]  [dim]({result.official_definition})[/dim]")
+    else:
+        console.print(f"[bold]official score: none[/bold]  [dim]({result.official_definition})[/dim]")
 
 
 def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
@@ -327,11 +363,81 @@ h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #d
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}th,td{padding:.25em .6em;border-bottom:1px solid #eee}
 th{background:#f5f5f5;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .score{font-size:2em;font-weight:600}.note{color:#666;font-size:.85em}img{max-width:100%}
+table.prov th{background:none;font-weight:normal;color:#555}pre{background:#f7f7f7;padding:.5em;font-size:.8em}
 """
 
 
-def write_report(result: Result, path: str | Path, title: Optional[str] = None, dpi: int = 80) -> Path:
-    """Write one self-contained HTML report (all images embedded) and return its path."""
+_PROVENANCE_ROWS = (  # (key, label), in display order; recipe_resolved is shown below the table
+    ("recipe", "recipe"), ("seed", "seed"), ("data_root", "data root"), ("scored_data", "scored data"),
+    ("scores", "scores folder"), ("ground_truth", "ground truth"), ("run_directory", "run directory"),
+    ("run_created", "run created"), ("trained_with", "trained with"), ("software", "report written with"),
+    ("git_commit", "git commit"), ("report_written", "report written"),
+)
+
+
+def run_provenance(run_dir: str | Path) -> dict[str, Any]:
+    """What a run folder says about how it was made (its ``config.yaml`` and ``run.json``), for
+    :func:`write_report`: recipe name and resolved recipe, seed, data root, creation date, the
+    auscult version and git commit it was trained with. Missing facts read "not recorded"."""
+    import json
+
+    run_dir = Path(run_dir)
+    meta: dict[str, Any] = {}
+    try:
+        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    try:
+        resolved = (run_dir / "config.yaml").read_text(encoding="utf-8")
+    except OSError:
+        resolved = ""
+    name = None
+    if resolved:
+        import yaml
+
+        try:
+            cfg = yaml.safe_load(resolved) or {}
+            name = cfg.get("name") or cfg.get("method")
+        except yaml.YAMLError:
+            pass
+    missing = "not recorded"
+    trained = (meta.get("versions") or {}).get("auscult")
+    out = {"recipe": name or missing, "recipe_resolved": resolved or missing, "seed": meta.get("seed", missing),
+           "data_root": meta.get("data") or missing, "run_directory": str(run_dir),
+           "run_created": meta.get("created") or missing,
+           "trained_with": f"auscult {trained}" if trained else missing,
+           "git_commit": meta.get("git_commit") or missing}
+    if meta.get("scored_data") and meta.get("scored_data") != meta.get("data"):
+        out["scored_data"] = meta["scored_data"]
+    return out
+
+
+def _provenance_html(provenance: Optional[Mapping[str, Any]]) -> str:
+    from ..fileio import git_commit, now_iso, software
+
+    p = {"software": software(), "git_commit": git_commit() or "not available (not a git checkout)",
+         "report_written": now_iso()}
+    given = dict(provenance or {})
+    if "git_commit" in given and given["git_commit"] != p["git_commit"]:  # the run's commit, and this one's
+        current = git_commit()
+        if current:
+            p["software"] += f" (git {current})"
+    p.update({k: v for k, v in given.items() if v is not None})
+    rows = "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(str(p[key]))}</td></tr>"
+                   for key, label in _PROVENANCE_ROWS if key in p)
+    recipe = p.get("recipe_resolved")
+    details = (f"<details><summary>resolved recipe (config.yaml)</summary><pre>{html.escape(str(recipe))}</pre>"
+               f"</details>" if recipe else "")
+    return f"<h2>Provenance</h2><table class='prov'>{rows}</table>{details}"
+
+
+def write_report(result: Result, path: str | Path, title: Optional[str] = None, dpi: int = 80,
+                 provenance: Optional[Mapping[str, Any]] = None) -> Path:
+    """Write one self-contained HTML report (all images embedded) and return its path.
+
+    ``provenance``: facts about what produced the scores (:func:`run_provenance` for a run
+    folder, or any of its keys, e.g. ``scores`` and ``ground_truth`` folders); the auscult
+    version, git commit and the date are always added."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     title = title or f"auscult evaluation · {result.protocol}"
@@ -343,6 +449,7 @@ def write_report(result: Result, path: str | Path, title: Optional[str] = None, 
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         headline,
+        _provenance_html(provenance),
         "<h2>Aggregates</h2>",
         _html_table(_summary_rows(result), ["name", "value", "definition"]),
         f"<p class='note'>pAUC is the McClish-standardised partial AUC over FPR ≤ {result.max_fpr:g} "

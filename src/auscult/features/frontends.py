@@ -193,15 +193,18 @@ class LinearSpectrogram(nn.Module):
     ``power=1.0`` (default) is the magnitude; ``power=None`` uses ``config.power``.
     ``log=True`` applies ``10*log10(max(x, eps))``. ``mean_norm=True`` (temporal mean
     normalisation) subtracts each frequency bin's mean over the frames of its own clip,
-    after the optional log. Output ``[B, n_fft // 2 + 1, frames]``.
+    after the optional log. ``normalized=True`` divides the complex STFT by
+    ``sqrt(sum(window ** 2))`` before the power, as torchaudio's ``Spectrogram(normalized=True)``
+    does (the DCASE ASD toolkit's STFT). Output ``[B, n_fft // 2 + 1, frames]``.
     """
 
     def __init__(self, config: FeatureConfig | None = None, power: float | None = 1.0,
-                 mean_norm: bool = False, log: bool = False):
+                 mean_norm: bool = False, log: bool = False, normalized: bool = False):
         super().__init__()
         self.config = config or FeatureConfig()
         self.mean_norm = bool(mean_norm)
         self.log = bool(log)
+        self.normalized = bool(normalized)
         self.spectrogram = Spectrogram(self.config, power=power)
 
     def output_shape(self, n_samples: int) -> tuple[int, ...]:
@@ -211,6 +214,9 @@ class LinearSpectrogram(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, squeeze = as_batch(x)
         out = _in_chunks(self.spectrogram, x)
+        if self.normalized:
+            w = self.spectrogram.window
+            out = out / w.double().pow(2).sum().sqrt().pow(self.spectrogram.power).to(out.dtype)
         if self.log:
             out = to_db(out, self.config.eps)
         if self.mean_norm:

@@ -24,6 +24,17 @@ exponentials and the scale feeds back on itself):
   nor turn negative (a negative scale would flip every logit).
 
 The scale is a buffer, so it is saved with the model's ``state_dict``.
+
+``scale_rule="asdkit"`` instead re-estimates the scale exactly as the DCASE ASD toolkit's
+``SCAdaCos(dynamic=True)`` codes it (``asdkit/losses/scadacos.py``; used by no config of that
+toolkit, which trains with a fixed scale): ``s_new = (m + log(mean_b sum_j exp(s cos_bj - m))) /
+(cos(min(pi/4, theta_med)) + 1e-7)`` with ``m = max(s cos)``, the sum over *all* centres (targets
+included), and ``theta_med`` the median over the batch of ``sum_j y~_bj theta_bj`` where the labels
+are tiled, ``y~_bj = y_b[j mod C]``, although centre ``j`` belongs to class ``j // K`` (so the
+"class angle" sums 16 angles of mixed classes and ``min(pi/4, .)`` is pi/4 in practice). No clamp
+to ``[min_scale, max_scale]``; a non-finite estimate still leaves the scale unchanged. The SSL4ASD
+authors' TensorFlow layer computes the same up to the grouping of that (clipped) angle sum and to
+where the 1e-7 is added.
 """
 
 from __future__ import annotations
@@ -36,6 +47,10 @@ from torch import nn
 
 from ..errors import ConfigError
 from .base import LOSSES, as_soft_labels, check_batch
+
+
+#: adaptive-scale rules (module docstring)
+SCALE_RULES = ("auscult", "asdkit")
 
 
 @LOSSES.register("subcluster_adacos", defaults={"n_subclusters": 16},
@@ -53,12 +68,17 @@ class SubClusterAdaCos(nn.Module):
         scale: initial (or fixed) scale; default ``sqrt(2) * log(C*K - 1)``.
         min_scale, max_scale: clamp for the adaptive scale.
         seed: seed for the centre initialisation (``None``: torch's global RNG).
+        scale_rule: ``"auscult"`` (the safeguarded estimate above) or ``"asdkit"`` (module docstring).
     """
 
     def __init__(self, emb_dim: int = 128, n_classes: int = 2, n_subclusters: int = 16,
                  trainable_centers: bool = False, adaptive: bool = True, scale: float | None = None,
-                 min_scale: float = 1.0, max_scale: float = 64.0, seed: int | None = None):
+                 min_scale: float = 1.0, max_scale: float = 64.0, seed: int | None = None,
+                 scale_rule: str = "auscult"):
         super().__init__()
+        if scale_rule not in SCALE_RULES:
+            raise ConfigError(f"sub-cluster AdaCos scale_rule must be one of {SCALE_RULES}, got {scale_rule!r}")
+        self.scale_rule = scale_rule
         if n_classes < 1 or n_subclusters < 1 or n_classes * n_subclusters < 2:
             raise ConfigError(
                 f"sub-cluster AdaCos needs C*K >= 2 centres, got n_classes={n_classes}, n_subclusters={n_subclusters}"
@@ -95,7 +115,9 @@ class SubClusterAdaCos(nn.Module):
 
     @torch.no_grad()
     def estimate_scale(self, cos: torch.Tensor, y: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
-        """The safeguarded AdaCos scale estimate for one batch (does not change the module)."""
+        """The AdaCos scale estimate for one batch under ``scale_rule`` (does not change the module)."""
+        if self.scale_rule == "asdkit":
+            return self._estimate_scale_asdkit(cos, y, scale)
         cos = cos.detach().double()
         s = float(scale)
         y_rep = y.detach().double().repeat_interleave(self.n_subclusters, dim=1)
@@ -112,6 +134,21 @@ class SubClusterAdaCos(nn.Module):
         if not bool(torch.isfinite(s_new)):
             return torch.as_tensor(s, dtype=torch.float32, device=cos.device)
         return s_new.clamp(self.min_scale, self.max_scale).float()
+
+    @torch.no_grad()
+    def _estimate_scale_asdkit(self, cos: torch.Tensor, y: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
+        cos = cos.detach().double()
+        s = float(scale)
+        eps = 1e-7
+        theta = torch.acos(cos.clamp(-1 + eps, 1 - eps))
+        top = (s * cos).max()
+        log_b_avg = torch.log(torch.exp(s * cos - top).sum(1).mean())
+        theta_class = (y.detach().double().repeat(1, self.n_subclusters) * theta).sum(1)  # tiled, as coded
+        theta_med = theta_class.median()
+        s_new = (top + log_b_avg) / (torch.cos(torch.clamp(theta_med, max=math.pi / 4)) + eps)
+        if not bool(torch.isfinite(s_new)):
+            return torch.as_tensor(s, dtype=torch.float32, device=cos.device)
+        return s_new.float()
 
     def class_log_probs(self, emb: torch.Tensor, cos: torch.Tensor | None = None) -> torch.Tensor:
         """Log class probabilities ``[B, C]`` (sum over each class's sub-clusters)."""

@@ -61,27 +61,59 @@ class ProjectionMLP(nn.Module):
         return F.normalize(y, dim=-1) if self.normalize else y
 
 
+#: layouts of :class:`FeaturePerturbationHead`
+FPH_LAYOUTS = ("bn_act", "act_bn")
+
+
 @HEADS.register("feature_perturbation", description="E -> R -> E bottleneck with BN + activation, L2-normalised")
 class FeaturePerturbationHead(nn.Module):
     """Feature perturbation head: ``E -> R -> E`` with BN and an activation, output L2-normalised.
 
-    Layout: Linear(E, R) -> BN(R) -> act -> Linear(R, E) -> BN(E) -> L2 normalise.
+    Layouts (``layout``):
+
+    * ``"bn_act"``: Linear(E, R) -> BN(R) -> act -> Linear(R, E) -> BN(E) (no linear biases:
+      each linear layer is followed by BN); one reading of the OS-SCL paper's text.
+    * ``"act_bn"``: Linear(E, R) -> act -> BN(R) -> Linear(R, E) -> act -> BN(E), linear layers
+      with biases: what the OS-SCL authors' code runs (``model/net.py: BasicHead`` with ReLU,
+      ``LeakyReLUHead`` with LeakyReLU(0.01)). Children ``net.0`` ... ``net.5`` are, in order,
+      the code's ``head.0`` ... ``head.5``.
 
     Args:
         emb_dim: embedding size E.
         bottleneck: bottleneck size R (default 64).
         activation: activation name.
+        layout: ``"bn_act"`` (default) or ``"act_bn"``.
+
+    ``project(x)`` is the head's output before the L2 normalisation; ``forward`` normalises it.
     """
 
-    def __init__(self, emb_dim: int = 128, bottleneck: int = 64, activation: str = "relu"):
+    def __init__(self, emb_dim: int = 128, bottleneck: int = 64, activation: str = "relu",
+                 layout: str = "bn_act"):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(emb_dim, bottleneck, bias=False),
-            nn.BatchNorm1d(bottleneck),
-            make_activation(activation),
-            nn.Linear(bottleneck, emb_dim, bias=False),
-            nn.BatchNorm1d(emb_dim),
-        )
+        if layout not in FPH_LAYOUTS:
+            raise ConfigError(f"feature perturbation head: layout must be one of {FPH_LAYOUTS}, got {layout!r}")
+        self.layout = layout
+        if layout == "bn_act":
+            self.net = nn.Sequential(
+                nn.Linear(emb_dim, bottleneck, bias=False),
+                nn.BatchNorm1d(bottleneck),
+                make_activation(activation),
+                nn.Linear(bottleneck, emb_dim, bias=False),
+                nn.BatchNorm1d(emb_dim),
+            )
+        else:
+            self.net = nn.Sequential(
+                nn.Linear(emb_dim, bottleneck),
+                make_activation(activation),
+                nn.BatchNorm1d(bottleneck),
+                nn.Linear(bottleneck, emb_dim),
+                make_activation(activation),
+                nn.BatchNorm1d(emb_dim),
+            )
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's output before L2 normalisation, ``[B, E]``."""
+        return self.net(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.net(x), dim=-1)
+        return F.normalize(self.project(x), dim=-1)

@@ -12,10 +12,16 @@ additional training data). Per training batch of waveforms ``x`` with class ids 
    TFSTgram stack log-mel + Tgram + TFgram (``net.name: tfstgram_mfn``; the Tgram/TFgram branches
    read the mixed waveform) -> 128-d embedding ``e``.
 3. **Feature perturbation head** (``loss.head``: ``E -> R=64 -> E``, BN, LeakyReLU or ReLU,
-   L2-normalised) -> ``z``.
-4. **Loss** = noisy supervised contrastive loss on ``z`` with the labels ``y_a`` (``tau = 0.02``)
-   + Noisy-ArcMix on ``e`` (``s = 30``, ``m = 0.7`` with the log-mel / LeakyReLU head, ``0.4``
-   with TFSTgram / ReLU): ``lam CE(z_m, y_a) + (1 - lam) CE(z_m, y_b)`` with the margin on ``y_a``.
+   L2-normalised; ``layout: bn_act`` or the code's ``act_bn``) -> ``z``.
+4. **Loss** = noisy supervised contrastive loss on ``z`` with the labels ``y_a`` (``tau = 0.02``;
+   ``base_temperature``, ``anchors``, ``reduction`` choose the code's ``tau / 0.07`` scaling and its
+   average over all anchors) + Noisy-ArcMix (``s = 30``, ``m = 0.7`` with the log-mel / LeakyReLU
+   head, ``0.4`` with TFSTgram / ReLU): ``lam CE(z_m, y_a) + (1 - lam) CE(z_m, y_b)`` with the margin
+   on ``y_a``, on ``e`` (``loss.arcmix.input: embedding``) or on ``z`` (``head``, the OS-SCL code).
+
+``recipes/dcase2020/osscl*.yaml`` select what the authors' code computes; ``tests/reference`` checks
+that computation against numbers produced by that code, and docs/methods/osscl.md tabulates every
+point where the paper's text and the code differ with the option that selects each.
 
 Training runs in the engine's :class:`~auscult.engine.Trainer` (AdamW, cosine annealing, EMA of the
 weights, checkpoints/resume). Model selection: after each epoch the EMA model scores the held-out
@@ -25,14 +31,20 @@ clips the final EMA weights are used.
 
 Score (``score.kind``):
 
-* ``cross_entropy`` (published): ``-log softmax(s * cos(e, W))[own class]`` -- the clip's
-  cross-entropy at its own ``machine/section`` class, from the ArcFace class centres ``W``
-  without the margin (``score.margin: true`` applies the training margin to the own class);
+* ``cross_entropy`` (published): ``-log softmax(s * cos(c, W))[own class]`` -- the clip's
+  cross-entropy at its own ``machine/section`` class, from the ArcFace class centres ``W`` and the
+  classifier's input ``c`` (``e``, or ``z`` with ``loss.arcmix.input: head``), without the margin
+  (``score.margin: true`` applies the training margin to the own class, as the code does);
 * ``backend``: any :mod:`auscult.backends` back-end on the 128-d embeddings (recipe ``backend:``,
   default kNN, k = 1, cosine, per section).
 
 ``score.recalibrate_bn: true`` re-estimates the batch-norm running statistics on one pass over the
-clean training clips after training (see :func:`recalibrate_batchnorm`; off in the paper recipes).
+clean training clips after training (see :func:`~auscult.methods._neural.recalibrate_batchnorm`; off
+in the paper recipes).
+
+With a single class (one machine, one section) the classifier loss is trivial and the embedding
+learns nothing about the machine: ``auscult fit`` refuses (``one_class = "refuse"``) and names
+methods that work on one machine; the research door warns.
 
 ``features.normalize: global`` standardises the log-mel with the training clips' global mean and
 standard deviation (the paper feeds the dB values as they are: ``none``, the default). In training
@@ -53,7 +65,8 @@ from torch import nn
 from ..data.clip import Clip
 from ..errors import CheckpointError, ConfigError, DataError
 from . import _neural as nu
-from .base import METHODS, Method
+from ._neural import BestWeights, build_ema, parse_ema, recalibrate_batchnorm, restore_selected, split_own_train_keys
+from .base import METHODS, Method, ScoringGraph, backend_to_state, merge_section
 
 log = logging.getLogger("auscult.methods.osscl")
 
@@ -61,32 +74,19 @@ log = logging.getLogger("auscult.methods.osscl")
 OSSCL_DEFAULTS: dict[str, dict[str, Any]] = {
     "augment": {"mixup": {"alpha": 0.5, "dist": "beta", "p": 1.0}},
     "loss": {
-        "head": {"bottleneck": 64, "activation": "leaky_relu"},
-        "supcon": {"temperature": 0.02, "base_temperature": 0.02, "weight": 1.0},
-        "arcmix": {"scale": 30.0, "margin": 0.7, "weight": 1.0},
+        "head": {"bottleneck": 64, "activation": "leaky_relu", "layout": "bn_act"},
+        "supcon": {"temperature": 0.02, "base_temperature": 0.02, "weight": 1.0, "anchors": "positive",
+                   "reduction": "mean"},
+        "arcmix": {"scale": 30.0, "margin": 0.7, "weight": 1.0, "input": "embedding"},
     },
     "score": {"kind": "cross_entropy", "margin": False, "batch_size": 32, "recalibrate_bn": False},
 }
-#: ``train:`` keys handled here (not by the engine)
-_OWN_TRAIN_KEYS = ("ema",)
 SCORE_KINDS = ("cross_entropy", "backend")
+#: what Noisy-ArcMix (and so the cross-entropy score) reads: the net's embedding or the L2-normalised
+#: feature perturbation head output (the OS-SCL code)
+ARCMIX_INPUTS = ("embedding", "head")
 NORMALIZE = ("none", "global")
 TWO_INPUT_NETS = ("stgram_mfn", "tfstgram_mfn")
-
-
-def merge_section(defaults: Mapping[str, Any], given: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
-    """``defaults`` updated by ``given`` (nested mappings merged); unknown keys raise ConfigError."""
-    if given is not None and not isinstance(given, Mapping):
-        raise ConfigError(f"recipe key {what!r} must be a mapping, got {type(given).__name__}")
-    out = copy.deepcopy(dict(defaults))
-    for k, v in dict(given or {}).items():
-        if k not in out:
-            raise ConfigError(f"{what}: unknown setting {k!r}; known: {sorted(out)}")
-        if isinstance(out[k], dict):
-            out[k] = merge_section(out[k], v, f"{what}.{k}")
-        else:
-            out[k] = v
-    return out
 
 
 def section_class(clip: Clip) -> str:
@@ -94,117 +94,25 @@ def section_class(clip: Clip) -> str:
     return f"{clip.machine}/{clip.section}"
 
 
-def split_own_train_keys(train: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(engine train section, own keys)``: ``ema`` is read here, the rest goes to the engine."""
-    train = dict(train or {})
-    own = {k: train.pop(k) for k in _OWN_TRAIN_KEYS if k in train}
-    return train, own
-
-
-def parse_ema(ema: Any) -> Optional[dict[str, Any]]:
-    """``train.ema`` as ``{decay, warmup}`` or ``None`` (``null``/``false`` = none, ``true`` = defaults,
-    a number = the decay, or a mapping ``{decay, warmup}``)."""
-    if ema is None or ema is False:
-        return None
-    if ema is True:
-        ema = {}
-    if isinstance(ema, (int, float)):
-        ema = {"decay": float(ema)}
-    if not isinstance(ema, Mapping):
-        raise ConfigError(f"train.ema must be null, a decay or {{decay, warmup}}, got {ema!r}")
-    bad = sorted(set(ema) - {"decay", "warmup"})
-    if bad:
-        raise ConfigError(f"train.ema: unknown setting(s) {bad}; known: ['decay', 'warmup']")
-    out = {"decay": float(ema.get("decay", 0.999)), "warmup": bool(ema.get("warmup", False))}
-    if not 0.0 <= out["decay"] < 1.0:
-        raise ConfigError(f"train.ema.decay must be in [0, 1), got {out['decay']}")
-    return out
-
-
-def build_ema(model: nn.Module, ema: Optional[Mapping[str, Any]]) -> Any:
-    """A :class:`~auscult.engine.ModelEMA` from :func:`parse_ema`'s result (``None`` = no EMA)."""
-    from ..engine.ema import ModelEMA
-
-    if ema is None:
-        return None
-    return ModelEMA(model, decay=float(ema["decay"]), warmup=bool(ema["warmup"]))
-
-
-class BestWeights:
-    """Trainer callback: keep a copy of the weights (EMA weights when an EMA runs) of the best epoch."""
-
-    def __init__(self) -> None:
-        self.state: Optional[dict[str, torch.Tensor]] = None
-        self.epoch: Optional[int] = None
-
-    def on_epoch_end(self, trainer: Any, record: Mapping[str, Any]) -> None:
-        if trainer.best_epoch is not None and trainer.best_epoch == record.get("epoch"):
-            src = trainer.ema.module if trainer.ema is not None and trainer.config.eval_with_ema else trainer.raw_model
-            self.state = {k: v.detach().clone() for k, v in src.state_dict().items()}
-            self.epoch = int(record["epoch"])
-
-
-def restore_selected(model: nn.Module, trainer: Any, best: BestWeights, run_dir: Any) -> str:
-    """Put the selected weights into ``model``; returns which ones (for the history).
-
-    Order: the run directory's ``best.pt`` (EMA weights if saved: survives resume), else the
-    in-memory best epoch, else the final EMA weights, else the final weights.
-    """
-    from ..engine.trainer import load_trained_model
-
-    path = None if run_dir is None else run_dir.checkpoints / "best.pt"
-    if path is not None and path.exists():
-        load_trained_model(model, path, use_ema=True)
-        return f"best.pt (epoch {trainer.best_epoch})" if trainer.best_epoch is not None else "best.pt"
-    if best.state is not None:
-        model.load_state_dict(best.state)
-        return f"best epoch {best.epoch}"
-    if trainer.ema is not None:
-        model.load_state_dict(trainer.ema.module.state_dict())
-        return "final EMA"
-    return "final"
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, clips: Sequence[Clip], audio: Any, batch_size: int,
-                          device: torch.device) -> int:
-    """Re-estimate every batch norm's running mean / variance as the plain average over one pass of
-    the (un-augmented) training clips, weights unchanged; returns the number of layers reset.
-
-    Short runs leave the running statistics (what eval mode uses) behind the weights, and mixup
-    trains them on mixed inputs; this puts them on clean training clips, as test clips are.
-    """
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not bns:
-        return 0
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average = plain mean over the batches
-    was = model.training
-    model.train()
-    try:
-        for _, xb in audio.iter_batches(list(clips), batch_size):
-            if xb.shape[0] > 1:
-                model(xb.to(device))
-    finally:
-        for m, mom in zip(bns, saved):
-            m.momentum = mom
-        model.train(was)
-    return len(bns)
-
-
 class OSSCLModel(nn.Module):
     """Log-mel front-end + net + feature perturbation head + Noisy-ArcMix classifier (one module so
-    the trainer's checkpoints and EMA cover all of it)."""
+    the trainer's checkpoints and EMA cover all of it).
 
-    def __init__(self, frontend: nn.Module, net: nn.Module, head: nn.Module, arcmix: nn.Module, two_inputs: bool):
+    ``arcmix_input`` (recipe ``loss.arcmix.input``): the classifier reads the net's embedding
+    (``"embedding"``) or the L2-normalised head output (``"head"``, the OS-SCL code: both losses and
+    the score then see the perturbed, normalised feature)."""
+
+    def __init__(self, frontend: nn.Module, net: nn.Module, head: nn.Module, arcmix: nn.Module, two_inputs: bool,
+                 arcmix_input: str = "embedding"):
         super().__init__()
+        if arcmix_input not in ARCMIX_INPUTS:
+            raise ConfigError(f"osscl: loss.arcmix.input must be one of {ARCMIX_INPUTS}, got {arcmix_input!r}")
         self.frontend = frontend
         self.net = net
         self.head = head
         self.arcmix = arcmix
         self.two_inputs = bool(two_inputs)
+        self.arcmix_input = arcmix_input
         # log-mel standardisation (features.normalize: global); identity by default
         self.register_buffer("mel_mean", torch.zeros(()))
         self.register_buffer("mel_std", torch.ones(()))
@@ -219,30 +127,79 @@ class OSSCLModel(nn.Module):
             return self.net(wave, logmel)
         return self.net(logmel.unsqueeze(1))
 
+    def classifier_input(self, emb: torch.Tensor, z: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """What Noisy-ArcMix reads: ``z`` (the normalised head output; computed when not given) or ``emb``."""
+        if self.arcmix_input == "head":
+            return self.head(emb) if z is None else z
+        return emb
+
+    def class_logits(self, wave: torch.Tensor, logmel: torch.Tensor, y: Optional[torch.Tensor] = None,
+                     margin: bool = False) -> torch.Tensor:
+        """Scaled ArcFace logits ``[B, C]`` of clips: with the additive margin at class ``y``
+        (``margin=True``, the OS-SCL code's test-time logits) or the plain ``s * cos``."""
+        c = self.classifier_input(self.embed_inputs(wave, logmel))
+        if margin:
+            if y is None:
+                raise ConfigError("osscl: margin logits need the clips' classes")
+            return self.arcmix.logits(c, y)
+        return self.arcmix.scale * self.arcmix.cosine(c)
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.embed_inputs(wave, self.logmel(wave))
 
 
-@METHODS.register("osscl", description="OS-SCL: MobileFaceNet (log-mel or TFSTgram), mixup, noisy SupCon + "
-                                       "Noisy-ArcMix, one model for all machines; cross-entropy score")
+def cross_entropy_at(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``-log softmax(logits)[y]`` per row, in float64 ``[B]`` (the OS-SCL anomaly score)."""
+    return -torch.log_softmax(logits.double(), dim=1).gather(1, y[:, None].to(logits.device))[:, 0]
+
+
+@METHODS.register("osscl", defaults={**OSSCL_DEFAULTS, "net": None, "train": None},
+                  description="OS-SCL: MobileFaceNet (log-mel or TFSTgram), mixup, noisy SupCon + Noisy-ArcMix, one "
+                              "model for all machines; cross-entropy score")
 class OSSCL(Method):
     """OS-SCL (see the module docstring). Recipe sections: ``features``, ``net``, ``augment``,
     ``loss``, ``train`` (plus ``ema``), ``score``, ``backend``; the pipeline's ``data.holdout`` (5 %)
-    gives the held-out normals ``val`` used for model selection."""
+    gives the held-out normals ``val`` used for model selection.
+
+    Capabilities: ``embed`` (the net's embedding), ``export`` (front-end + net + the cross-entropy
+    at the clip's own class in one graph; with ``score.kind: backend`` the graph returns the
+    embedding and the back-end scores it)."""
 
     name = "osscl"
+    capabilities = frozenset({"embed", "export"})
+    fixed_length = True
+    classes = "section"
+    one_class = "refuse"
+    #: ``auscult fit``: recipes/synthetic/osscl.yaml's CPU budget
+    fit_defaults = {
+        "features": {"n_mels": 64, "stft_precision": "float32", "normalize": "global"},
+        "net": {"name": "mobilefacenet", "activation": "relu", "emb_dim": 128},
+        "train": {"epochs": 6, "batch_size": 32, "optimizer": "adamw", "lr": 0.001, "weight_decay": 0.01,
+                  "schedule": "cosine", "ema": {"decay": 0.99, "warmup": True}, "log_every": 10},
+        "score": {"kind": "cross_entropy", "margin": False, "batch_size": 32, "recalibrate_bn": True},
+    }
 
     def __init__(self, config: dict[str, Any], context: Any = None):
         super().__init__(config, context)
         self.opts = {k: merge_section(v, config.get(k), k) for k, v in OSSCL_DEFAULTS.items()}
         if self.opts["score"]["kind"] not in SCORE_KINDS:
             raise ConfigError(f"osscl: score.kind must be one of {SCORE_KINDS}, got {self.opts['score']['kind']!r}")
+        from ..losses.heads import FPH_LAYOUTS
+        from ..losses.supcon import SUPCON_ANCHORS
+
+        lo = self.opts["loss"]
+        for key, value, allowed in (("loss.arcmix.input", lo["arcmix"]["input"], ARCMIX_INPUTS),
+                                    ("loss.head.layout", lo["head"]["layout"], FPH_LAYOUTS),
+                                    ("loss.supcon.anchors", lo["supcon"]["anchors"], SUPCON_ANCHORS),
+                                    ("loss.supcon.reduction", lo["supcon"]["reduction"], ("mean", "sum"))):
+            if value not in allowed:
+                raise ConfigError(f"osscl: {key} must be one of {allowed}, got {value!r}")
         net = dict(config.get("net") or {"name": "mobilefacenet"})
         self.net_name = str(net.pop("name", "mobilefacenet"))
         self.net_kwargs = net
         from ..nets import NETS
 
-        NETS.get(self.net_name)
+        NETS.get(self.net_name)  # typed error for unknown nets
         self.two_inputs = self.net_name in TWO_INPUT_NETS
         self.features_cfg = dict(config.get("features") or {})
         self.normalize = str(self.features_cfg.pop("normalize", "none"))
@@ -272,26 +229,23 @@ class OSSCL(Method):
 
     def _build_model(self) -> OSSCLModel:
         from ..losses import FeaturePerturbationHead, NoisyArcMix
-        from ..nets import NETS
 
         assert self.n_samples is not None
         frontend = nu.build_frontend_from_recipe(self.features_cfg)
         fc = frontend.config
-        n_frames = int(frontend.output_shape(self.n_samples)[-1])
         if self.two_inputs:
             for k, v in (("n_fft", fc.n_fft), ("hop_length", fc.hop_length), ("n_mels", fc.n_mels)):
                 if k in self.net_kwargs and int(self.net_kwargs[k]) != int(v):
                     raise ConfigError(f"osscl: net.{k}={self.net_kwargs[k]} differs from features.{k}={v}")
-            net = NETS.build(self.net_name, **{**self.net_kwargs, "n_samples": self.n_samples, "n_fft": fc.n_fft,
-                                               "hop_length": fc.hop_length, "n_mels": fc.n_mels})
-        else:
-            net = NETS.build(self.net_name, **{**self.net_kwargs, "input_shape": (1, fc.n_mels, n_frames)})
+        kwargs = {k: v for k, v in self.net_kwargs.items() if k not in ("n_fft", "hop_length", "n_mels")}
+        net = nu.build_net(self.net_name, kwargs, nu.geometry(self.config, frontend, self.n_samples))
         emb_dim = int(net.output_shape[0])
         lo = self.opts["loss"]
-        head = FeaturePerturbationHead(emb_dim, int(lo["head"]["bottleneck"]), str(lo["head"]["activation"]))
+        head = FeaturePerturbationHead(emb_dim, int(lo["head"]["bottleneck"]), str(lo["head"]["activation"]),
+                                       layout=str(lo["head"]["layout"]))
         arc = NoisyArcMix(emb_dim, len(self.classes), scale=float(lo["arcmix"]["scale"]),
                           margin=float(lo["arcmix"]["margin"]))
-        return OSSCLModel(frontend, net, head, arc, self.two_inputs)
+        return OSSCLModel(frontend, net, head, arc, self.two_inputs, arcmix_input=str(lo["arcmix"]["input"]))
 
     # ---- fit -------------------------------------------------------------------------------------
     def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "OSSCL":
@@ -307,6 +261,7 @@ class OSSCL(Method):
         if len(self.classes) < 2:
             log.warning("osscl: a single class (%s); the classifier loss is trivial - train one model for "
                         "several machine types/sections (model_per: all)", self.classes[0])
+        self._val_classes_ok(val)
         self.model = self._build_model().to(self.device)
         self._fast = None
         if self.normalize == "global":
@@ -324,9 +279,6 @@ class OSSCL(Method):
 
         val_fn = None
         if val:
-            unknown = sorted({section_class(c) for c in val} - set(self.classes))
-            if unknown:
-                raise DataError(f"osscl: held-out clips of classes {unknown} that have no training clips")
             val_wave = audio.batch(val)
             val_y = torch.as_tensor([cid[section_class(c)] for c in val], dtype=torch.long)
 
@@ -336,7 +288,10 @@ class OSSCL(Method):
                 return {"val_loss": float(s.mean())}
 
         opt = build_optimizer(self.model, ocfg)
-        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        # scheduler_interval 'epoch' (the OS-SCL code's CosineAnnealingLR(T_max=epochs)): one schedule
+        # step per epoch, so the schedule spans `epochs` steps
+        per_epoch = 1 if tcfg.scheduler_interval == "epoch" else len(loader)
+        sched = nu.build_schedule(opt, ocfg, ld, per_epoch, tcfg.epochs)
         ema = build_ema(self.model, self.ema_cfg)
         best = BestWeights()
         run_dir = nu.stage_run_dir(self.context, "osscl")
@@ -355,26 +310,53 @@ class OSSCL(Method):
             self._fit_backend()
         return self
 
+    def _val_classes_ok(self, val: Sequence[Clip]) -> None:
+        unknown = sorted({section_class(c) for c in val} - set(self.classes))
+        if unknown:
+            raise DataError(f"osscl: held-out clips of classes {unknown} that have no training clips")
+
     def training_loss(self, model: OSSCLModel, x: torch.Tensor, y: torch.Tensor,
                       generator: Optional[torch.Generator] = None) -> dict[str, torch.Tensor]:
         """OS-SCL's loss on one batch of waveforms ``x`` with class ids ``y`` (see the module
         docstring); also returns the two terms and the mixup ratio."""
         from ..augment import mixup
-        from ..losses import SupConLoss
 
-        mix, lo = self.opts["augment"]["mixup"], self.opts["loss"]
+        mix = self.opts["augment"]["mixup"]
         with torch.no_grad():
             mel = model.logmel(x)
         m = mixup(x, alpha=float(mix["alpha"]), dist=str(mix["dist"]), p=float(mix["p"]), generator=generator)
-        lam = m.lam
-        mel_mix = lam * mel + (1 - lam) * mel[m.perm]
-        emb = model.embed_inputs(m.x, mel_mix)
-        z = model.head(emb)
-        supcon = SupConLoss(float(lo["supcon"]["temperature"]), float(lo["supcon"]["base_temperature"]))
-        l_sup = supcon(z, y)  # noisy labels: every mixed sample keeps y_a
-        l_arc = model.arcmix(emb, y, y[m.perm], lam)
+        mel_mix = mixup(mel, perm=m.perm, lam=m.lam).x
+        return self.mixed_loss(model, m.x, mel_mix, y, y[m.perm], m.lam)
+
+    def mixed_loss(self, model: OSSCLModel, wave: torch.Tensor, mel: torch.Tensor, y_a: torch.Tensor,
+                   y_b: torch.Tensor, lam: torch.Tensor | float, return_parts: bool = False
+                   ) -> dict[str, torch.Tensor]:
+        """The loss of an already mixed batch (waveforms ``wave``, log-mels ``mel``, labels ``y_a``
+        / ``y_b``, ratio ``lam``): noisy SupCon on the head output with ``y_a`` + Noisy-ArcMix.
+
+        ``return_parts=True`` also returns the graph's intermediate tensors (``emb`` the net's
+        embedding, ``head_out`` the head output before normalisation, ``z`` after it, ``logits`` the
+        margin logits at ``y_a``): call ``retain_grad()`` on them before ``backward`` to read their
+        gradients."""
+        from ..losses import SupConLoss
+
+        lo = self.opts["loss"]
+        emb = model.embed_inputs(wave, mel)
+        head_out = model.head.project(emb)
+        z = torch.nn.functional.normalize(head_out, dim=-1)
+        supcon = SupConLoss(float(lo["supcon"]["temperature"]), float(lo["supcon"]["base_temperature"]),
+                            anchors=str(lo["supcon"]["anchors"]), reduction=str(lo["supcon"]["reduction"]),
+                            normalize=False)  # z is unit-norm already
+        l_sup = supcon(z, y_a)  # noisy labels: every mixed sample keeps y_a
+        c = model.classifier_input(emb, z)
+        l_arc = model.arcmix(c, y_a, y_b, lam)
         loss = float(lo["supcon"]["weight"]) * l_sup + float(lo["arcmix"]["weight"]) * l_arc
-        return {"loss": loss, "supcon": l_sup.detach(), "arcmix": l_arc.detach(), "lam": lam.detach()}
+        lam_t = torch.as_tensor(lam)
+        out = {"loss": loss, "supcon": l_sup.detach(), "arcmix": l_arc.detach(), "lam": lam_t.detach()}
+        if return_parts:
+            out.update({"emb": emb, "head_out": head_out, "z": z, "logits": model.arcmix.logits(c, y_a),
+                        "supcon_loss": l_sup, "arcmix_loss": l_arc})
+        return out
 
     @torch.no_grad()
     def _set_feature_stats(self, clips: Sequence[Clip], audio: Any) -> None:
@@ -387,21 +369,22 @@ class OSSCL(Method):
 
     # ---- scoring ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def _ce_scores(self, model: OSSCLModel, wave: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of each clip at its own class, ``[B]`` (eval mode, batched)."""
+    def _ce_scores(self, model: OSSCLModel, wave: torch.Tensor, y: torch.Tensor,
+                   mel: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Cross-entropy of each clip at its own class, ``[B]`` (eval mode, batches of
+        ``score.batch_size``; the additive margin at the own class with ``score.margin``). ``mel``:
+        the clips' log-mels when already computed (default: the model's front-end)."""
         was = model.training
         model.eval()
         out = []
         bs = int(self.opts["score"]["batch_size"])
         dev = next(model.parameters()).device
         for i in range(0, wave.shape[0], bs):
-            emb = model(wave[i:i + bs].to(dev))
+            wi = wave[i:i + bs].to(dev)
             yi = y[i:i + bs].to(dev)
-            if self.opts["score"]["margin"]:
-                logits = model.arcmix.logits(emb, yi)
-            else:
-                logits = model.arcmix.scale * model.arcmix.cosine(emb)
-            out.append(-torch.log_softmax(logits.double(), dim=1).gather(1, yi[:, None])[:, 0].cpu())
+            mi = model.logmel(wi) if mel is None else mel[i:i + bs].to(dev)
+            logits = model.class_logits(wi, mi, yi, margin=bool(self.opts["score"]["margin"]))
+            out.append(cross_entropy_at(logits, yi).cpu())
         model.train(was)
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
@@ -467,6 +450,22 @@ class OSSCL(Method):
             out.append(self._ce_scores(model, xb, y).numpy())
         return np.concatenate(out).astype(np.float64)
 
+    def scoring_graph(self, clip: Clip) -> ScoringGraph:
+        """Front-end + net (inference copy) and the cross-entropy at ``clip``'s own class (or the
+        embedding, for ``score.kind: backend``), for clips of the recipe's length."""
+        cid = {k: i for i, k in enumerate(self.classes)}
+        if section_class(clip) not in cid:
+            raise DataError(f"osscl was not trained on {section_class(clip)} (trained classes: {self.classes})")
+        model = copy.deepcopy(self._scorer()).to("cpu").eval()
+        model.frontend = nu.build_frontend_from_recipe({**self.features_cfg, "stft_impl": "conv"})
+        meta = {"machine": clip.machine, "section": clip.section, "domain": clip.domain}
+        if self.opts["score"]["kind"] == "backend":
+            return ScoringGraph(model, "embedding", self.sample_rate, n_samples=self.n_samples, meta=meta,
+                                backends=[{"state": backend_to_state(self.backend),
+                                           "columns": [0, int(self.model.net.output_shape[0])]}])
+        return ScoringGraph(_OwnClassCE(model, cid[section_class(clip)], bool(self.opts["score"]["margin"])),
+                            "score", self.sample_rate, n_samples=self.n_samples, meta=meta)
+
     # ---- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         if self.model is None:
@@ -497,3 +496,22 @@ class OSSCL(Method):
                 raise CheckpointError("osscl state has no training embeddings but score.kind is 'backend'; "
                                       "refit, or score with kind 'cross_entropy'")
             self._fit_backend()
+
+
+class _OwnClassCE(nn.Module):
+    """OS-SCL's score as a module: ``-log softmax(s * cos(e, W))[own class]`` of waveforms ``[B, T]``."""
+
+    def __init__(self, model: OSSCLModel, class_index: int, margin: bool):
+        super().__init__()
+        self.model = model
+        self.class_index = int(class_index)
+        self.margin = bool(margin)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        emb = self.model(waveform)
+        y = torch.full((emb.shape[0],), self.class_index, dtype=torch.long, device=emb.device)
+        if self.margin:
+            logits = self.model.arcmix.logits(emb, y)
+        else:
+            logits = self.model.arcmix.scale * self.model.arcmix.cosine(emb)
+        return -torch.log_softmax(logits.double(), dim=1)[:, self.class_index]

@@ -27,6 +27,21 @@ score = minimum cosine distance to a centre. ``ensemble.size = N`` trains ``N`` 
 
 No model selection: the paper trains a fixed 10 epochs; held-out normals (``val``) are only
 scored after each epoch for the log (``val_loss`` = the same two-term loss without augmentation).
+
+Options that select between auscult's defaults and the published code (docs/methods/ssl4asd.md has
+the table): ``net`` (the dual-branch net's ``layout``, ``norm``, ``se_reduction``,
+``temporal_norm``, ``freq_bins``, ``spectrum_dense``, ``spectrum_conv_norm``, ``spectrum_padding``),
+``features.normalized`` (STFT divided by the window's norm, as the DCASE ASD toolkit),
+``augment.partner`` (``random``: mixup with a random permutation, exchanges with a random
+derangement; ``permutation``: every partner from a fresh random permutation, fixed points allowed,
+as the DCASE ASD toolkit; ``reverse``: every partner is the batch in reverse order, as the SSL4ASD
+code),
+``loss.adaptive_scale`` / ``loss.scale_rule`` (the sub-cluster AdaCos scale: re-estimated per batch
+by auscult's safeguarded rule or the toolkit's / SSL4ASD code's rule, or kept fixed).
+
+With a single class (one machine, one section, one attribute set) the classification term carries
+no signal and the net learns from the statistics- and feature-exchange tasks only (their labels
+still tell an exchanged clip from an original); ``auscult fit`` says so in its report.
 """
 
 from __future__ import annotations
@@ -41,8 +56,8 @@ from torch import nn
 from ..data.clip import Clip
 from ..errors import CheckpointError, ConfigError, DataError
 from . import _neural as nu
-from .base import METHODS, Method, backend_from_state, backend_to_state
-from .osscl import merge_section, split_own_train_keys
+from ._neural import split_own_train_keys
+from .base import METHODS, Method, backend_from_state, backend_to_state, merge_section
 
 log = logging.getLogger("auscult.methods.ssl4asd")
 
@@ -51,12 +66,18 @@ SSL_DEFAULTS: dict[str, dict[str, Any]] = {
         "mixup": {"alpha": 1.0, "dist": "uniform", "p": 0.5},
         "statistics_exchange": {"p": 0.5},
         "feature_exchange": {"p": 0.5},
+        "partner": "random",
     },
-    "loss": {"n_subclusters": 16, "ssl_weight": 1.0, "max_scale": 64.0},
+    "loss": {"n_subclusters": 16, "ssl_weight": 1.0, "max_scale": 64.0, "adaptive_scale": True,
+             "scale_rule": "auscult"},
     "ensemble": {"size": 1},
     "score": {"batch_size": 32},
 }
 BACKEND_DEFAULT = {"name": "kmeans", "n_clusters": 16, "n_init": 10, "group_by": "section"}
+#: ``net:`` keys passed to the dual-branch net (besides ``name``)
+NET_KEYS = ("layout", "norm", "se_reduction", "temporal_norm", "freq_bins", "spectrum_dense", "spectrum_conv_norm",
+            "spectrum_padding")
+PARTNER_KINDS = ("random", "permutation", "reverse")
 
 
 def attribute_class(clip: Clip) -> str:
@@ -68,27 +89,31 @@ class SSLModel(nn.Module):
     """Front-ends (clip spectrum, STFT magnitude) + dual-branch net + the two sub-cluster AdaCos heads."""
 
     def __init__(self, n_samples: int, n_classes: int, features: dict[str, Any], n_subclusters: int,
-                 max_scale: float, seed: int):
+                 max_scale: float, seed: int, net: Optional[dict[str, Any]] = None, adaptive_scale: bool = True,
+                 scale_rule: str = "auscult", audio: Optional[dict[str, Any]] = None):
         super().__init__()
         from ..features import ClipSpectrum, FeatureConfig, LinearSpectrogram
         from ..losses import SubClusterAdaCos
-        from ..nets import NETS
+        from ..nets import ClipGeometry, build_for_clip
 
+        features = dict(features)
+        normalized = bool(features.pop("normalized", False))
         try:
             cfg = FeatureConfig.from_dict(features)
         except TypeError as e:  # pragma: no cover
             raise ConfigError(f"features: {e}") from None
         self.spectrum = ClipSpectrum(cfg, keep_nyquist=False)
-        self.stft = LinearSpectrogram(cfg, power=1.0)
-        n_freq, frames = self.stft.output_shape(n_samples)
-        self.net = NETS.build("dualbranch", spectrum_len=n_samples // 2, stft_shape=(n_freq, frames))
+        self.stft = LinearSpectrogram(cfg, power=1.0, normalized=normalized)
+        self.net = build_for_clip("dualbranch", ClipGeometry.from_configs(audio, cfg, n_samples=n_samples),
+                                  **(net or {}))
         d = int(self.net.output_shape[0])
         self.split = int(self.net.branch_dim)
         self.n_classes = int(n_classes)
         self.adacos = SubClusterAdaCos(d, n_classes, n_subclusters, trainable_centers=False, max_scale=max_scale,
-                                       seed=seed)
+                                       seed=seed, adaptive=adaptive_scale, scale_rule=scale_rule)
         self.adacos_ssl = SubClusterAdaCos(d, 9 * n_classes, n_subclusters, trainable_centers=True,
-                                           max_scale=max_scale, seed=seed + 1)
+                                           max_scale=max_scale, seed=seed + 1, adaptive=adaptive_scale,
+                                           scale_rule=scale_rule)
 
     def inputs(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(clip spectrum [B, T//2], STFT magnitude [B, F, frames])``."""
@@ -98,14 +123,31 @@ class SSLModel(nn.Module):
         return self.net(*self.inputs(wave))
 
 
-@METHODS.register("ssl4asd", description="SSL4ASD: dual-branch net, mixup + statistics/feature exchange, "
-                                         "sub-cluster AdaCos; k-means back-end per section; ensembles")
+@METHODS.register("ssl4asd", defaults={**SSL_DEFAULTS, "net": None, "train": None},
+                  description="SSL4ASD: dual-branch net, mixup + statistics/feature exchange, sub-cluster AdaCos; "
+                              "k-means back-end per section; ensembles")
 class SSL4ASD(Method):
     """SSL4ASD (see the module docstring). Recipe sections: ``features`` (n_fft, hop_length for the
-    STFT branch), ``augment``, ``loss``, ``train``, ``ensemble``, ``score``, ``backend``."""
+    STFT branch), ``augment``, ``loss``, ``train``, ``ensemble``, ``score``, ``backend``.
+
+    Capabilities: ``embed`` (the first member's 256-d embedding). Not ``export``: the spectrum branch
+    takes the FFT of the whole clip (in float64), which the ONNX exporter auscult uses (opset 17,
+    TorchScript) has no operator for, and a DFT as a matrix product would hold ``T x T/2`` weights."""
 
     name = "ssl4asd"
-    recipe_keys = ("ensemble",)
+    capabilities = frozenset({"embed"})
+    fixed_length = True
+    classes = "attribute"
+    one_class = ("learns from the statistics- and feature-exchange tasks only (one class gives the classification "
+                 "term no signal)")
+    #: ``auscult fit``: recipes/synthetic/ssl4asd.yaml's CPU budget (windows of at least ~4.4 s: the
+    #: spectrum branch needs them)
+    fit_defaults = {
+        "features": {"n_fft": 512, "hop_length": 512, "stft_precision": "float32"},
+        "train": {"epochs": 4, "batch_size": 32, "optimizer": "adam", "lr": 0.001, "log_every": 10},
+        "ensemble": {"size": 1},
+        "backend": {"name": "kmeans", "n_clusters": 16, "n_init": 10, "group_by": "section"},
+    }
 
     def __init__(self, config: dict[str, Any], context: Any = None):
         super().__init__(config, context)
@@ -116,6 +158,19 @@ class SSL4ASD(Method):
         net = dict(config.get("net") or {})
         if net and net.get("name", "dualbranch") != "dualbranch":
             raise ConfigError(f"ssl4asd uses the dual-branch net; net.name {net.get('name')!r} is not supported")
+        net.pop("name", None)
+        bad = sorted(set(net) - set(NET_KEYS))
+        if bad:
+            raise ConfigError(f"ssl4asd: unknown net setting(s) {bad}; known: {sorted(NET_KEYS)}")
+        self.net_kwargs = net
+        if self.opts["augment"]["partner"] not in PARTNER_KINDS:
+            raise ConfigError(f"ssl4asd: augment.partner must be one of {PARTNER_KINDS}, "
+                              f"got {self.opts['augment']['partner']!r}")
+        from ..losses.adacos import SCALE_RULES
+
+        if self.opts["loss"]["scale_rule"] not in SCALE_RULES:
+            raise ConfigError(f"ssl4asd: loss.scale_rule must be one of {SCALE_RULES}, "
+                              f"got {self.opts['loss']['scale_rule']!r}")
         self.features_cfg = {k: v for k, v in dict(config.get("features") or {}).items() if k != "frontend"}
         self.train_section, self.train_own = split_own_train_keys(config.get("train"))
         if self.train_own.get("ema"):
@@ -138,7 +193,8 @@ class SSL4ASD(Method):
         assert self.n_samples is not None
         lo = self.opts["loss"]
         return SSLModel(self.n_samples, len(self.classes), self.features_cfg, int(lo["n_subclusters"]),
-                        float(lo["max_scale"]), seed)
+                        float(lo["max_scale"]), seed, net=self.net_kwargs, adaptive_scale=bool(lo["adaptive_scale"]),
+                        scale_rule=str(lo["scale_rule"]), audio=dict(self.config.get("audio") or {}))
 
     # ---- training step (public so tests can check one step) --------------------------------------
     def training_losses(self, model: SSLModel, x: torch.Tensor, y: torch.Tensor,
@@ -149,21 +205,31 @@ class SSL4ASD(Method):
         ``return_parts=True`` also returns the intermediate tensors: ``y_mix`` ``[B, C]``, ``y3``
         ``[B, 3C]``, ``emb`` ``[B, 256]``, ``emb_new`` (after feature exchange) and ``y9`` ``[B, 9C]``.
         """
-        from ..augment import mix_labels, mixup, with_feature_exchange, with_statistics_exchange
+        from ..augment import mix_labels, mixup, partner_of, with_feature_exchange, with_statistics_exchange
 
         aug = self.opts["augment"]
         c = model.n_classes
         mx = aug["mixup"]
+        # partners: random draws (default: mixup a permutation, exchanges a derangement), fresh random
+        # permutations for all three (the DCASE ASD toolkit), or the batch reversed (the SSL4ASD code)
+        kind, b = aug["partner"], x.shape[0]
+
+        def partners():
+            if kind == "random":
+                return None
+            return partner_of(b, kind, generator).to(x.device)
+
+        perm = partner_of(b, "reverse").to(x.device) if kind == "reverse" else None
         m = mixup(x, alpha=float(mx["alpha"]), dist=str(mx["dist"]), p=float(mx["p"]), per_sample=True,
-                  generator=generator)
+                  generator=generator, perm=perm)
         y_mix = mix_labels(y, m.perm, m.lam, c)
         spec, stft = model.inputs(m.x)
         stft, y3 = with_statistics_exchange(stft, y_mix, p=float(aug["statistics_exchange"]["p"]),
-                                            generator=generator, freq_dim=-2)
+                                            generator=generator, freq_dim=-2, perm=partners())
         emb = model.net(spec, stft)
         loss_x = model.adacos(emb, y_mix)
         emb_new, y9 = with_feature_exchange(emb, y3, split=model.split, p=float(aug["feature_exchange"]["p"]),
-                                            generator=generator)
+                                            generator=generator, perm=partners())
         loss_new = model.adacos_ssl(emb_new, y9)
         w = float(self.opts["loss"]["ssl_weight"])
         out = {"loss": loss_x + w * loss_new, "loss_x": loss_x.detach(), "loss_new": loss_new.detach(),
@@ -299,3 +365,4 @@ class SSL4ASD(Method):
             load_model_state(m, sd, source=f"ssl4asd state (member {i})")
             self.models.append(m.to(self.device).eval())
         self.backends = [backend_from_state(b) for b in state["backends"]]
+

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from .alerting import DEFAULT_K, DEFAULT_N
+
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -28,6 +30,12 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
         port: int = typer.Option(8000, "--port", help="TCP port."),
         max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="Largest accepted upload (413 above)."),
+        max_clip_seconds: float = typer.Option(
+            300.0, "--max-clip-seconds", help="Longest accepted clip in seconds of audio (413 above; read from the "
+                                              "audio header before decoding)."),
+        alert_k: int = typer.Option(DEFAULT_K, "--alert-k", help="Alert when at least k ..."),
+        alert_n: int = typer.Option(DEFAULT_N, "--alert-n", help="... of a machine's last n clips are anomalous "
+                                                                 "(the rule of 'auscult watch --k/--n')."),
         state_dir: Path = typer.Option(Path("auscult-service"), "--state-dir",
                                        help="The service's own folder (default database lives here)."),
         resample: bool = typer.Option(
@@ -50,7 +58,8 @@ def register(app: typer.Typer) -> None:
                               f"use --token-file, or --host 127.0.0.1")
         token = read_token_file(token_file) if token_file is not None else None
         cfg = ServiceConfig(models=paths, state_dir=state_dir, db_url=db, token=token, allow_no_auth=no_auth,
-                            max_upload_mb=max_upload_mb, sample_rate_policy="resample" if resample else "reject",
+                            max_upload_mb=max_upload_mb, max_clip_s=max_clip_seconds, alert_k=alert_k,
+                            alert_n=alert_n, sample_rate_policy="resample" if resample else "reject",
                             keep_clips=keep_clips, torch_threads=torch_threads)
         app_ = create_app(cfg)
         import uvicorn

@@ -24,6 +24,7 @@ DB-API layer, so the SQL below is the whole storage format.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import sqlite3
@@ -40,6 +41,8 @@ from ..errors import AuscultError, ConfigError
 __all__ = ["StoreError", "ScoreRecord", "HistoryStore", "open_store", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
+
+log = logging.getLogger("auscult.store")
 
 
 class StoreError(AuscultError):
@@ -63,10 +66,17 @@ class ScoreRecord:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict; ``time_iso`` is the time as ISO 8601 UTC."""
+        """JSON-ready dict; ``time_iso`` is the time as ISO 8601 UTC, ``status`` as below."""
         d = asdict(self)
         d["time_iso"] = iso_utc(self.time)
+        d["status"] = self.status
         return d
+
+    @property
+    def status(self) -> str:
+        """``"scored"``, or ``"input_fault"`` for a clip that was not machine sound (silent, clipped, too
+        short, ...: issue 15 item 2), kept in ``extra["status"]`` until that item gives it a column."""
+        return str(self.extra.get("status") or "scored") if isinstance(self.extra, dict) else "scored"
 
 
 def iso_utc(t: float) -> str:
@@ -83,8 +93,9 @@ class _Dialect:
     id_column = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
     def q(self, sql: str) -> str:
-        """Turn the ``?`` placeholders of the shared SQL into this driver's style."""
-        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+        """Turn the ``?`` placeholders of the shared SQL into this driver's style (a literal ``%``
+        doubled for psycopg's ``%s`` style)."""
+        return sql if self.placeholder == "?" else sql.replace("%", "%%").replace("?", self.placeholder)
 
 
 class _PgDialect(_Dialect):
@@ -96,6 +107,9 @@ class _PgDialect(_Dialect):
 
 _COLUMNS = ("id, machine, time, score, threshold, decision, expected_far, filename, request_id, "
             "extra, has_clip")
+#: rows that are input faults, not scores (see ScoreRecord.status). ``extra`` is written by json.dumps
+#: with its default separators, so the key and value appear exactly like this.
+_FAULT = """(extra LIKE '%"status": "input_fault"%')"""
 
 
 def _schema(d: _Dialect) -> list[str]:
@@ -341,16 +355,24 @@ class HistoryStore:
         return [_to_record(r) for r in reversed(self._read(sql, params))]
 
     def alerts(self, machine: str, limit: int = 10) -> list[ScoreRecord]:
-        """The newest ``limit`` records whose decision was anomalous, newest first."""
+        """The newest ``limit`` anomalous clips (decision true; input faults are not), newest first."""
         return [_to_record(r) for r in self._read(
-            f"SELECT {_COLUMNS} FROM auscult_scores WHERE machine = ? AND decision = 1 "
+            f"SELECT {_COLUMNS} FROM auscult_scores WHERE machine = ? AND decision = 1 AND NOT {_FAULT} "
             f"ORDER BY time DESC, id DESC LIMIT ?", (machine, int(limit)))]
+
+    def decisions(self, machine: str) -> list[tuple[int, Optional[bool]]]:
+        """``(id, decision)`` of every record of a machine, oldest first; ``None`` for input faults.
+        What :func:`auscult.monitor.alerting.track_alerts` needs to apply the k-of-n rule."""
+        return [(int(i), None if fault else bool(d)) for i, d, fault in self._read(
+            f"SELECT id, decision, CASE WHEN {_FAULT} THEN 1 ELSE 0 END FROM auscult_scores WHERE machine = ? "
+            f"ORDER BY time, id", (machine,))]
 
     def worst_recent(self, machine: str, window: int = 100) -> Optional[ScoreRecord]:
         """The highest-scoring record among the machine's newest ``window`` records that still
-        have their clip stored (ties: the newest), or None."""
+        have their clip stored (ties: the newest; input faults are not scores), or None."""
         rows = self._read(
             f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS} FROM auscult_scores WHERE machine = ? AND has_clip = 1 "
+            f"AND NOT {_FAULT} "
             f"ORDER BY id DESC LIMIT ?) recent ORDER BY score DESC, id DESC LIMIT 1", (machine, int(window)))
         return _to_record(rows[0]) if rows else None
 
@@ -364,12 +386,16 @@ class HistoryStore:
         return x, int(sr)
 
     def summary(self) -> dict[str, dict[str, Any]]:
-        """Per machine: ``n_scored``, ``n_alerts``, ``last_time``, ``last_score``, ``last_threshold``."""
+        """Per machine: ``n_scored`` (clips scored; input faults are not), ``n_anomalous`` (of those,
+        decision true), ``n_input_faults``, and ``last_time``, ``last_score``, ``last_threshold`` of
+        the newest record. Alerts (the k-of-n rule) are counted from :meth:`decisions`."""
         out: dict[str, dict[str, Any]] = {}
-        for machine, n, n_alerts, last_id in self._read(
-                "SELECT machine, COUNT(*), SUM(decision), MAX(id) FROM auscult_scores GROUP BY machine"):
+        for machine, n, n_anom, n_fault, last_id in self._read(
+                f"SELECT machine, SUM(CASE WHEN {_FAULT} THEN 0 ELSE 1 END), "
+                f"SUM(CASE WHEN {_FAULT} THEN 0 ELSE decision END), SUM(CASE WHEN {_FAULT} THEN 1 ELSE 0 END), "
+                f"MAX(id) FROM auscult_scores GROUP BY machine"):
             rec = self.get(int(last_id))
-            out[machine] = {"n_scored": int(n), "n_alerts": int(n_alerts or 0),
+            out[machine] = {"n_scored": int(n or 0), "n_anomalous": int(n_anom or 0), "n_input_faults": int(n_fault or 0),
                             "last_time": rec.time if rec else None, "last_score": rec.score if rec else None,
                             "last_threshold": rec.threshold if rec else None}
         return out
@@ -439,10 +465,15 @@ def _open_sqlite(path: Path, url: str, keep_clips: int, timeout_s: float) -> His
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; the history database must be a file path "
                           f"(e.g. {path / 'history.sqlite'})")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    from ..fileio import create_private_file, mkdir_private
+
+    try:  # scores and stored audio of the plant: owner-only (folders 0700, database 0600)
+        mkdir_private(path.parent)
+        if not create_private_file(path) and path.stat().st_mode & 0o077:
+            log.warning("%s: the history database is readable by other users (chmod 600 it and its -wal/-shm "
+                        "files)", path)
     except OSError as exc:
-        raise StoreError(f"{path}: cannot create its folder ({exc.strerror})") from None
+        raise StoreError(f"{path}: cannot create it or its folder ({exc.strerror})") from None
 
     def connect():
         conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False)

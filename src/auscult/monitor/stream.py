@@ -10,10 +10,12 @@ Event lines (one JSON object each; ``time``/``end`` in seconds from the start of
     {"type": "window", "source": "-", "time": 0.0, "end": 5.0, "score": 1.23, "decision": false,
      "threshold": 2.5, "alert": false, "positives": 0, "at": 1763712000.123}   # "at": live inputs only
     {"type": "alert", "source": "-", "state": "on", "time": 40.0}       # and "off" when it clears
-    {"type": "gap", "source": "-", "time": 12.5, "reason": "...", "seconds": 1.0}
-    {"type": "bad_chunk", "source": "-", "time": 20.0, "reason": "..."}
-    {"type": "error", "source": "x.wav", "reason": "..."}               # a file that cannot be read
-    {"type": "end", "windows": 17, "alerts": 1, "gaps": 1, "bad_chunks": 1, "errors": 0, ...}
+    {"type": "gap", "source": "-", "time": 12.5, "code": "digital_silence", "reason": "...", "seconds": 1.0}
+    {"type": "bad_chunk", "source": "-", "time": 20.0, "code": "non_finite", "reason": "..."}
+    {"type": "error", "source": "x.wav", "code": "unreadable", "reason": "..."}  # a file that cannot be read
+    {"type": "skipped", "source": "y.ogg", "code": "unsupported_format", "reason": "..."}  # not scored at all
+    {"type": "end", "windows": 17, "alerts": 1, "gaps": 1, "bad_chunks": 1, "errors": 0, "skipped": 0,
+     "files": 0, "files_scored": 0, "audio_seconds": 42.5, ...}
 
 Gaps and bad chunks never stop the watch: the window buffer restarts after them (a window never
 splices audio across a discontinuity), the event says what happened, and scoring resumes as soon as
@@ -22,7 +24,15 @@ a full window of good audio has arrived. What counts:
 * **gap**: a stretch of exact digital silence (all samples 0: a dropped capture buffer) of a whole
   read chunk, or -- on stdin with ``gap_timeout_s`` -- no data for that long;
 * **bad chunk**: samples that are NaN/Inf (float formats), a trailing partial frame at the end of
-  the stream, or an unreadable block of a file.
+  the stream, an unreadable block of a file, or the missing end of a truncated WAV file (the part
+  that is there is scored; the event says how much is missing).
+
+Nothing is dropped without an event: every file of a watched folder is scored, or gets an
+``error`` (unreadable) or ``skipped`` event naming it and why (``unsupported_format``: not
+.wav/.flac; ``empty``: no bytes or no samples; ``too_short``: less audio than one window;
+``no_full_window``: gaps/bad chunks left no stretch of one window). So in the ``end`` summary
+``files == files_scored + skipped + errors``, and ``audio_seconds`` counts the audio of every
+source read. ``auscult watch`` exits with code 1 when nothing could be scored.
 
 A microphone: ``--input mic`` (or ``mic:DEVICE``) reads the default (or named) input device through
 the optional ``sounddevice`` package (``pip install 'auscult[mic]'``); an input overflow reported by
@@ -31,7 +41,6 @@ the device (samples lost) is a gap. Without it, pipe any capture tool into ``--i
 
 from __future__ import annotations
 
-import collections
 import os
 import queue
 import select
@@ -43,7 +52,8 @@ from typing import Any, BinaryIO, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
-from ..errors import AudioError, ConfigError
+from ..errors import ConfigError
+from .alerting import DEFAULT_K, DEFAULT_N, KOfN, check_k_of_n
 
 __all__ = ["WatchConfig", "StreamScorer", "watch", "watch_pcm", "watch_file", "PCM_FORMATS"]
 
@@ -67,8 +77,8 @@ class WatchConfig:
 
     window_s: Optional[float] = None
     hop_s: Optional[float] = None
-    k: int = 3
-    n: int = 5
+    k: int = DEFAULT_K
+    n: int = DEFAULT_N
     format: str = "s16le"
     rate: int = 16000
     channels: int = 1
@@ -78,8 +88,7 @@ class WatchConfig:
     duration_s: Optional[float] = None
 
     def __post_init__(self) -> None:
-        if not (1 <= int(self.k) <= int(self.n)):
-            raise ConfigError(f"watch: need 1 <= k <= n for k-of-n alerts, got k={self.k}, n={self.n}")
+        check_k_of_n(self.k, self.n, "watch")
         if self.format not in PCM_FORMATS:
             raise ConfigError(f"watch: --format must be one of {sorted(PCM_FORMATS)}, got {self.format!r}")
         if int(self.rate) <= 0 or int(self.channels) <= 0:
@@ -106,9 +115,9 @@ class StreamScorer:
         sr = bundle.sample_rate
         self.window = max(1, int(round((self.config.window_s or bundle.window_s) * sr)))
         self.hop = max(1, int(round((self.config.hop_s or bundle.hop_s) * sr)))
-        if self.window < self.model.detector.min_samples:
+        if self.window < self.model.min_samples:
             raise ConfigError(f"watch: a {self.window / sr:g} s window is shorter than the model needs "
-                              f"({self.model.detector.min_samples / sr:g} s)")
+                              f"({self.model.min_samples / sr:g} s)")
         self.sr = sr
         self.source = source
         self._buf = np.zeros(0, dtype=np.float32)
@@ -116,17 +125,47 @@ class StreamScorer:
         self._pos = 0        # samples seen (including gaps we know the length of)
         self._total = 0      # samples read over all sources (for duration_s)
         self.live = False    # stdin / microphone: events also carry the wall-clock time "at"
-        self._recent: collections.deque = collections.deque(maxlen=int(self.config.n))
-        self.alert = False
-        self.counts = {"windows": 0, "alerts": 0, "gaps": 0, "bad_chunks": 0, "errors": 0, "anomalous_windows": 0}
+        self.rule = KOfN(self.config.k, self.config.n)  # the same rule the service's dashboard counts with
+        self.counts = {"windows": 0, "alerts": 0, "gaps": 0, "bad_chunks": 0, "errors": 0, "skipped": 0,
+                       "files": 0, "files_scored": 0, "anomalous_windows": 0}
         self.score_seconds = 0.0
+        self._before = 0     # samples of earlier sources (audio_seconds adds up over files)
+        self._src = {"windows": 0, "good": 0, "problems": 0}
 
-    def restart(self, source: str) -> None:
+    @property
+    def alert(self) -> bool:
+        """Whether the k-of-n alert is on."""
+        return self.rule.state
+
+    def restart(self, source: str, is_file: bool = False) -> None:
         """A new source (next file): new timeline and buffer, alert history kept."""
+        self._before += self._pos
         self.source = source
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0
         self._pos = 0
+        self._src = {"windows": 0, "good": 0, "problems": 0}
+        if is_file:
+            self.counts["files"] += 1
+
+    def end_source(self) -> list[dict[str, Any]]:
+        """Close the current source: a ``skipped`` event when none of it could be scored, and the
+        per-file count. Call once per source that ended (not after an ``error``/``skipped``)."""
+        if self._src["windows"]:
+            if self.source_is_file:
+                self.counts["files_scored"] += 1
+            return []
+        w = self.window / self.sr
+        if not self._src["problems"]:
+            got = self._src["good"] / self.sr
+            return [self.skipped(self.source, "too_short", f"{got:g} s of audio, shorter than one {w:g} s window; "
+                                                         f"not scored (send at least {w:g} s)")]
+        return [self.skipped(self.source, "no_full_window", f"no stretch of good audio as long as one {w:g} s window "
+                                                            f"(see the gap/bad_chunk events); not scored")]
+
+    @property
+    def source_is_file(self) -> bool:
+        return self.source not in ("-",) and not self.source.startswith("mic")
 
     def _t(self, sample: int) -> float:
         return round(sample / self.sr, 6)
@@ -140,6 +179,7 @@ class StreamScorer:
             self._buf_start = self._pos
         self._buf = np.concatenate([self._buf, x]) if self._buf.size else x.copy()
         self._pos += x.size
+        self._src["good"] += x.size
         while self._buf.size >= self.window:
             events.extend(self._score(self._buf[:self.window], self._buf_start))
             self._buf = self._buf[self.hop:]
@@ -148,52 +188,63 @@ class StreamScorer:
 
     def _score(self, w: np.ndarray, start: int) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
-        score = float(self.model.detector.score_waves([w])[0])
+        score = float(self.model.score_waves([w])[0])
         self.score_seconds += time.perf_counter() - t0
         thr = self.model.threshold_value
         decision = bool(score > thr)
-        self._recent.append(decision)
-        positives = int(sum(self._recent))
+        changed = self.rule.update(decision)
+        positives = self.rule.positives
         self.counts["windows"] += 1
+        self._src["windows"] += 1
         self.counts["anomalous_windows"] += int(decision)
         ev = [{"type": "window", "source": self.source, "machine": self.machine, "time": self._t(start),
                "end": self._t(start + w.size), "score": score, "decision": decision, "threshold": thr,
                "alert": False, "positives": positives}]
         if self.live:  # wall-clock time the window was scored (Unix seconds): when it happened
             ev[0]["at"] = round(time.time(), 3)
-        state = positives >= int(self.config.k)
-        if state != self.alert:
-            self.alert = state
-            if state:
+        if changed:
+            if self.rule.state:
                 self.counts["alerts"] += 1
             ev.append({"type": "alert", "source": self.source, "machine": self.machine,
-                       "state": "on" if state else "off", "time": self._t(start + w.size),
-                       "positives": positives, "of": len(self._recent)})
+                       "state": "on" if self.rule.state else "off", "time": self._t(start + w.size),
+                       "positives": positives, "of": self.rule.seen})
         ev[0]["alert"] = self.alert
         return ev
 
-    def gap(self, reason: str, seconds: Optional[float] = None, samples: int = 0) -> dict[str, Any]:
+    def gap(self, reason: str, seconds: Optional[float] = None, samples: int = 0,
+            code: str = "gap") -> dict[str, Any]:
         """Record a gap (``samples`` of lost audio advance the timeline); the buffer restarts."""
         t = self._t(self._pos)
         self._pos += int(samples)
         self._buf = np.zeros(0, dtype=np.float32)
         self.counts["gaps"] += 1
-        ev = {"type": "gap", "source": self.source, "time": t, "reason": reason}
+        self._src["problems"] += 1
+        ev = {"type": "gap", "source": self.source, "time": t, "code": code, "reason": reason}
         if seconds is not None:
             ev["seconds"] = round(float(seconds), 6)
         return ev
 
-    def bad_chunk(self, reason: str, samples: int = 0) -> dict[str, Any]:
+    def bad_chunk(self, reason: str, samples: int = 0, code: str = "bad_chunk") -> dict[str, Any]:
         """Record a bad chunk (its ``samples`` advance the timeline); the buffer restarts."""
         t = self._t(self._pos)
         self._pos += int(samples)
         self._buf = np.zeros(0, dtype=np.float32)
         self.counts["bad_chunks"] += 1
-        return {"type": "bad_chunk", "source": self.source, "time": t, "reason": reason}
+        self._src["problems"] += 1
+        return {"type": "bad_chunk", "source": self.source, "time": t, "code": code, "reason": reason}
 
-    def error(self, source: str, reason: str) -> dict[str, Any]:
+    def error(self, source: str, reason: str, code: str = "unreadable") -> dict[str, Any]:
+        """A source that cannot be read at all."""
         self.counts["errors"] += 1
-        return {"type": "error", "source": source, "reason": reason}
+        return {"type": "error", "source": source, "code": code, "reason": reason}
+
+    def skipped(self, source: str, code: str, reason: str) -> dict[str, Any]:
+        """A source that was not scored, with a machine-readable ``code`` and the reason.
+
+        The one place watch turns "this input cannot be scored" into an event: item 2's input
+        faults (``silent``, ``too_short``, ``rate_mismatch``, ...) are meant to come through here."""
+        self.counts["skipped"] += 1
+        return {"type": "skipped", "source": source, "code": code, "reason": reason}
 
     @property
     def done(self) -> bool:
@@ -209,16 +260,16 @@ class StreamScorer:
         self._total += x.size
         if not np.isfinite(x).all():
             return [self.bad_chunk(f"{int((~np.isfinite(x)).sum())} NaN/Inf sample(s) in {x.size}; chunk skipped",
-                                   samples=x.size)]
+                                   samples=x.size, code="non_finite")]
         if x.size and not np.any(x):
             return [self.gap("digital silence (all samples zero: dropped audio?); not scored",
-                             seconds=x.size / self.sr, samples=x.size)]
+                             seconds=x.size / self.sr, samples=x.size, code="digital_silence")]
         return self.push(x)
 
     def summary(self) -> dict[str, Any]:
         return {"type": "end", "machine": self.machine, **self.counts,
-                "audio_seconds": round(self._pos / self.sr, 3), "score_cpu_seconds": round(self.score_seconds, 3),
-                "alert": self.alert}
+                "audio_seconds": round((self._before + self._pos) / self.sr, 3),
+                "score_cpu_seconds": round(self.score_seconds, 3), "alert": self.alert}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -261,7 +312,7 @@ def watch_pcm(stream: BinaryIO, scorer: StreamScorer, config: WatchConfig) -> It
                 yield from _decode_and_feed(pending[:usable], dtype, scale, config, scorer, resample)
                 pending = pending[usable:]
             waited += float(config.gap_timeout_s or 0)
-            yield scorer.gap(f"no data for {waited:g} s", seconds=config.gap_timeout_s)
+            yield scorer.gap(f"no data for {waited:g} s", seconds=config.gap_timeout_s, code="no_data")
             continue
         waited = 0.0
         if not data:
@@ -278,7 +329,7 @@ def watch_pcm(stream: BinaryIO, scorer: StreamScorer, config: WatchConfig) -> It
         yield from _decode_and_feed(pending[:usable], dtype, scale, config, scorer, resample)
     if len(pending) % frame:
         yield scorer.bad_chunk(f"stream ended inside a sample frame ({len(pending) % frame} trailing byte(s) of a "
-                               f"{frame}-byte frame dropped)")
+                               f"{frame}-byte frame dropped)", code="partial_frame")
 
 
 def _decode_and_feed(raw: bytes, dtype: str, scale: float, config: WatchConfig, scorer: StreamScorer, resample):
@@ -293,35 +344,61 @@ def _decode_and_feed(raw: bytes, dtype: str, scale: float, config: WatchConfig, 
 
 
 def watch_file(path: Path, scorer: StreamScorer, config: WatchConfig) -> Iterator[dict[str, Any]]:
-    """Events from one audio file, read block by block (hours-long files are fine)."""
+    """Events from one audio file, read block by block (hours-long files are fine).
+
+    Every file ends in windows, an ``error`` or a ``skipped`` event (see the module docstring);
+    a truncated WAV is scored as far as it goes, then a ``bad_chunk`` (code ``truncated``) says
+    what is missing."""
     import soundfile as sf
 
-    from ..audio import AudioConfig, decode_audio
+    from ..audio import resample, wav_truncation
+    from ..data.naming import AUDIO_EXTENSIONS, is_audio_path
 
-    scorer.restart(str(path))
+    path = Path(path)
+    scorer.restart(str(path), is_file=True)
+    if not is_audio_path(path):
+        yield scorer.skipped(str(path), "unsupported_format",
+                             f"not a format auscult watches ({path.suffix or 'no suffix'}; it reads "
+                             f"{', '.join(sorted(AUDIO_EXTENSIONS))}); convert it or move it out of the folder")
+        return
+    try:
+        if path.stat().st_size == 0:
+            yield scorer.skipped(str(path), "empty", "empty file (0 bytes); nothing to score")
+            return
+        truncated = wav_truncation(path)
+    except OSError as exc:
+        yield scorer.error(str(path), f"cannot read ({exc.strerror or exc})")
+        return
     try:
         info = sf.info(str(path))
     except Exception as exc:
         yield scorer.error(str(path), f"cannot read ({exc.__class__.__name__}: {str(exc)[:200]})")
         return
-    block = max(1, int(round(config.chunk_s * info.samplerate)))
+    if info.frames == 0:
+        yield scorer.skipped(str(path), "empty", "the file holds zero samples; nothing to score")
+        return
     t_start = time.perf_counter()
     if info.samplerate != scorer.sr:  # resample the whole file once (per-block resampling leaves seams)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                x = decode_audio(path, AudioConfig(sample_rate=scorer.sr))
-        except AudioError as exc:
-            yield scorer.error(str(path), str(exc))
+            data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+        except Exception as exc:
+            yield scorer.error(str(path), f"cannot decode ({exc.__class__.__name__}: {str(exc)[:200]})")
             return
+        x = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        if np.isfinite(x).all() and x.size:
+            x = resample(x, int(info.samplerate), scorer.sr)
+        else:  # keep the NaN/Inf for feed_chunk to report, on the model's timeline
+            x = np.full(int(round(x.size * scorer.sr / info.samplerate)), np.nan, dtype=np.float32)
         step = max(1, int(round(config.chunk_s * scorer.sr)))
-        blocks: Iterable[np.ndarray] = (x[i:i + step] for i in range(0, x.size, step))
+        blocks: Iterable[Any] = (x[i:i + step] for i in range(0, x.size, step))
     else:
-        blocks = _sf_blocks(path, block, scorer)
+        blocks = _sf_blocks(path, max(1, int(round(config.chunk_s * info.samplerate))), scorer)
     done = 0
     for b in blocks:
         if isinstance(b, dict):
             yield b
+            if b["type"] == "error":
+                return
             continue
         yield from scorer.feed_chunk(b)
         if scorer.done:
@@ -331,6 +408,12 @@ def watch_file(path: Path, scorer: StreamScorer, config: WatchConfig) -> Iterato
             lag = done / scorer.sr - (time.perf_counter() - t_start)
             if lag > 0:
                 time.sleep(lag)
+    tail = scorer.end_source()  # judged on the audio that is there (the missing end is not a gap inside it)
+    if truncated:
+        yield scorer.bad_chunk(f"truncated: {truncated}; the {done / scorer.sr:g} s that are there were "
+                               f"{'scored' if not tail else 'read'}, the rest of the recording is missing",
+                               code="truncated")
+    yield from tail
 
 
 def _sf_blocks(path: Path, block: int, scorer: StreamScorer):
@@ -347,7 +430,7 @@ def _sf_blocks(path: Path, block: int, scorer: StreamScorer):
                 data = f.read(block, dtype="float32", always_2d=True)
             except Exception as exc:  # a damaged block: say so, skip what is left of the file
                 yield scorer.bad_chunk(f"unreadable block ({exc.__class__.__name__}: {str(exc)[:200]}); rest of the "
-                                       f"file skipped")
+                                       f"file skipped", code="unreadable_block")
                 return
             if data.shape[0] == 0:
                 return
@@ -382,10 +465,10 @@ def watch_microphone(device: Optional[str], scorer: StreamScorer, config: WatchC
                 data, status = blocks.get(timeout=config.gap_timeout_s)
             except queue.Empty:
                 yield scorer.gap(f"no audio from the device for {config.gap_timeout_s:g} s",
-                                 seconds=config.gap_timeout_s)
+                                 seconds=config.gap_timeout_s, code="no_data")
                 continue
             if status:  # e.g. "input overflow": the device dropped samples
-                yield scorer.gap(f"audio device reported: {status} (samples may be lost)")
+                yield scorer.gap(f"audio device reported: {status} (samples may be lost)", code="device")
             x = data.mean(axis=1) if data.ndim == 2 else data.ravel()
             if rate != scorer.sr and np.isfinite(x).all():
                 x = resample(x, rate, scorer.sr)
@@ -393,9 +476,8 @@ def watch_microphone(device: Optional[str], scorer: StreamScorer, config: WatchC
 
 
 def _files_of(path: Path) -> list[Path]:
-    from ..data.naming import is_audio_path
-
-    return sorted(p for p in path.rglob("*") if p.is_file() and is_audio_path(p))
+    """Every file under ``path`` in name order: audio is scored, anything else gets a skipped event."""
+    return sorted(p for p in path.rglob("*") if p.is_file())
 
 
 def _source_events(input: Any, scorer: StreamScorer, config: WatchConfig) -> Iterator[dict[str, Any]]:
@@ -403,16 +485,18 @@ def _source_events(input: Any, scorer: StreamScorer, config: WatchConfig) -> Ite
 
     if isinstance(input, (str, Path)) and str(input) == "-":
         yield from watch_pcm(sys.stdin.buffer, scorer, config)
+        yield from scorer.end_source()
     elif isinstance(input, str) and (input == "mic" or input.startswith("mic:")) and not Path(input).exists():
         yield from watch_microphone(input[4:] or None, scorer, config)
     elif hasattr(input, "read"):
         yield from watch_pcm(input, scorer, config)  # type: ignore[arg-type]
+        yield from scorer.end_source()
     else:
         p = Path(input)
         if p.is_dir():
             files = _files_of(p)
             if not files:
-                raise ConfigError(f"{p}: no .wav/.flac files to watch")
+                raise ConfigError(f"{p}: the folder holds no files to watch (.wav/.flac recordings)")
             for f in files:
                 yield from watch_file(f, scorer, config)
                 if scorer.done:

@@ -4,14 +4,18 @@
   so the frame count equals a centered STFT's ``1 + T // hop``, then three blocks of
   [LayerNorm over time, LeakyReLU(0.2), Conv1d k=3 p=1]. Output ``[B, n_mels, frames]``.
 * :class:`TFgramNet`: Conv1d(1->64, k=11, s=5, p=5)+BN+ReLU; a conv block (64 ch) + MaxPool1d(4);
-  a conv block (64 ch) + adaptive max-pool to 2x the log-mel frame count; a conv block (``n_mels``
-  ch, 128 by default) + adaptive max-pool to the frame count. A conv block is a k=3 conv and a
-  dilated (d=2) k=3 partner, each with BN+ReLU, summed. Output ``[B, n_mels, frames]``.
+  a conv block (64 -> ``mid_channels``, 128 as in the OS-SCL code, 64 in the paper's Table I) +
+  adaptive max-pool to 2x the log-mel frame count; a conv block (-> ``n_mels`` ch) + adaptive
+  max-pool to the frame count. A conv block is a k=3 conv followed by a dilated (d=2) k=3 conv,
+  each with BN+ReLU (:class:`DilatedConvBlock`). Output ``[B, n_mels, frames]``.
 * :class:`TFSTgramMFN`: stacks any of log-mel / Tgram / TFgram as 1-3 channels and feeds
   :class:`~auscult.nets.mobilefacenet.MobileFaceNet`; ``forward(wave, logmel) -> [B, emb_dim]``.
 
-The log-mel itself comes from ``auscult.features.LogMel`` (same n_fft/hop/n_mels), computed by the
-caller, so the front-end stays one definition.
+The log-mel itself comes from ``auscult.features.LogMel`` (same hop/n_mels), computed by the
+caller, so the front-end stays one definition. At the 10 s / 16 kHz / hop 512 / 128-mel geometry
+these modules compute exactly what the OS-SCL authors' ``model/net.py`` (``TgramNet``,
+``MobileFaceNet``) and ``model/waveq.py`` (``TFgram``, used layers) compute; ``tests/reference``
+checks it against numbers produced by that code.
 """
 
 from __future__ import annotations
@@ -42,8 +46,8 @@ class TgramNet(NetBase):
         n_layers: number of [LayerNorm, LeakyReLU(0.2), Conv1d k=3] blocks (3).
     """
 
-    def __init__(self, n_samples: int = 160000, n_fft: int = 1024, hop_length: int = 512,
-                 n_mels: int = 128, n_layers: int = 3):
+    def __init__(self, n_samples: int, n_fft: int, hop_length: int,
+                 n_mels: int, n_layers: int = 3):
         super().__init__()
         self.frames = conv_out_len(n_samples, n_fft, hop_length, n_fft // 2)
         check_positive([n_samples, self.frames], "TgramNet", "pass the waveform length in samples")
@@ -66,16 +70,17 @@ class TgramNet(NetBase):
         return self.encoder(self.extractor(wave))
 
 
-class DilatedPairBlock(nn.Module):
-    """k=3 conv and a dilated (d=2) k=3 partner, each Conv1d+BN+ReLU, summed."""
+class DilatedConvBlock(nn.Sequential):
+    """Conv1d k=3 -> BN -> ReLU -> Conv1d k=3 dilation 2 -> BN -> ReLU (bias-free convs).
+
+    Children ``0`` conv, ``1`` BN, ``2`` ReLU, ``3`` dilated conv, ``4`` BN, ``5`` ReLU.
+    """
 
     def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.plain = nn.Sequential(nn.Conv1d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True))
-        self.dilated = nn.Sequential(nn.Conv1d(cin, cout, 3, 1, 2, dilation=2, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.plain(x) + self.dilated(x)
+        super().__init__(
+            nn.Conv1d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True),
+            nn.Conv1d(cout, cout, 3, 1, 2, dilation=2, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True),
+        )
 
 
 @register_net("tfgram", inputs=_wave_inputs, description="TFgram waveform branch -> [B, n_mels, frames] map")
@@ -86,15 +91,20 @@ class TFgramNet(NetBase):
         n_samples: waveform length T; the pooling sizes are computed from it.
         n_fft, hop_length: only used to compute the log-mel frame count ``1 + T // hop``.
         n_mels: channels of the output map (128 by default, to stack with a 128-bin log-mel).
-        channels: width of the first two conv blocks (64).
+        channels: width of the stem and the first conv block (64).
+        mid_channels: output width of the second conv block: 128 (the OS-SCL code, default) or 64
+            (the OS-SCL paper's Table I).
+
+    Weights are initialised as in the OS-SCL code (Xavier-uniform convolutions, BN 1 / 0).
     """
 
-    def __init__(self, n_samples: int = 160000, n_fft: int = 1024, hop_length: int = 512,
-                 n_mels: int = 128, channels: int = 64):
+    def __init__(self, n_samples: int, n_fft: int, hop_length: int,
+                 n_mels: int, channels: int = 64, mid_channels: int = 128):
         super().__init__()
         frames = conv_out_len(n_samples, n_fft, hop_length, n_fft // 2)
         l1 = conv_out_len(n_samples, 11, 5, 5)
         l2 = conv_out_len(l1, 4, 4)
+        check_positive([channels, mid_channels, n_mels], "TFgramNet", "use positive channel counts")
         if l2 < 2 * frames:
             raise ConfigError(
                 f"TFgramNet: a {n_samples}-sample input gives {l2} steps after the first pooling, fewer "
@@ -104,13 +114,17 @@ class TFgramNet(NetBase):
         self.input_shapes = ((n_samples,),)
         self.input_names = ("wave",)
         self.output_shape = (n_mels, frames)
-        self.stem = nn.Sequential(nn.Conv1d(1, channels, 11, 5, 5, bias=False), nn.BatchNorm1d(channels), nn.ReLU(inplace=True))
-        self.block1 = DilatedPairBlock(channels, channels)
+        self.stem = nn.Sequential(nn.Conv1d(1, channels, 11, 5, 5, bias=False), nn.BatchNorm1d(channels),
+                                  nn.ReLU(inplace=True))
+        self.block1 = DilatedConvBlock(channels, channels)
         self.pool1 = nn.MaxPool1d(4)
-        self.block2 = DilatedPairBlock(channels, channels)
+        self.block2 = DilatedConvBlock(channels, mid_channels)
         self.pool2 = StaticAdaptiveMaxPool1d(l2, 2 * frames)
-        self.block3 = DilatedPairBlock(channels, n_mels)
+        self.block3 = DilatedConvBlock(mid_channels, n_mels)
         self.pool3 = StaticAdaptiveMaxPool1d(2 * frames, frames)
+        for m in self.modules():
+            if isinstance(m, nn.Conv1d):
+                nn.init.xavier_uniform_(m.weight)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if wave.dim() == 2:
@@ -131,18 +145,22 @@ class TFSTgramMFN(NetBase):
     """Stack log-mel / Tgram / TFgram maps as channels and embed them with MobileFaceNet.
 
     ``forward(wave [B, T], logmel [B, n_mels, frames]) -> [B, emb_dim]``; the log-mel must be
-    computed with the same n_fft / hop_length / n_mels (centered STFT). ``forward_maps``
-    returns the stacked ``[B, C, n_mels, frames]`` input of MobileFaceNet.
+    computed with the same hop_length / n_mels (centered STFT, so ``frames = 1 + T // hop`` for any
+    n_fft). ``forward_maps`` returns the stacked ``[B, C, n_mels, frames]`` input of MobileFaceNet.
 
     Args:
         channels: which maps to stack, in order (any non-empty subset of
             ``("logmel", "tgram", "tfgram")``).
         activation, emb_dim: passed to MobileFaceNet.
+        tgram_kernel: kernel (and 2x padding) of Tgram's extractor conv; ``None`` = ``n_fft``. The
+            OS-SCL code uses 1024 with a 2048-point log-mel.
+        tfgram_mid_channels: width of TFgram's second conv block (128 code / 64 paper).
     """
 
-    def __init__(self, n_samples: int = 160000, n_fft: int = 1024, hop_length: int = 512,
-                 n_mels: int = 128, channels: Sequence[str] = ("logmel", "tgram"),
-                 emb_dim: int = 128, activation: str = "prelu"):
+    def __init__(self, n_samples: int, n_fft: int, hop_length: int,
+                 n_mels: int, channels: Sequence[str] = ("logmel", "tgram"),
+                 emb_dim: int = 128, activation: str = "prelu", tgram_kernel: int | None = None,
+                 tfgram_mid_channels: int = 128):
         super().__init__()
         chans = tuple(c.lower() for c in channels)
         bad = [c for c in chans if c not in CHANNELS]
@@ -153,8 +171,13 @@ class TFSTgramMFN(NetBase):
         self.input_shapes = ((n_samples,), (n_mels, frames))
         self.input_names = ("wave", "logmel")
         self.output_shape = (emb_dim,)
-        self.tgram = TgramNet(n_samples, n_fft, hop_length, n_mels) if "tgram" in chans else None
-        self.tfgram = TFgramNet(n_samples, n_fft, hop_length, n_mels) if "tfgram" in chans else None
+        kernel = n_fft if tgram_kernel is None else int(tgram_kernel)
+        if "tgram" in chans and conv_out_len(n_samples, kernel, hop_length, kernel // 2) != frames:
+            raise ConfigError(f"TFSTgramMFN: tgram_kernel={kernel} gives a different frame count than the "
+                              f"log-mel's {frames}; use an even kernel")
+        self.tgram = TgramNet(n_samples, kernel, hop_length, n_mels) if "tgram" in chans else None
+        self.tfgram = (TFgramNet(n_samples, n_fft, hop_length, n_mels, mid_channels=tfgram_mid_channels)
+                       if "tfgram" in chans else None)
         self.mfn = MobileFaceNet((len(chans), n_mels, frames), emb_dim=emb_dim, activation=activation)
 
     def forward_maps(self, wave: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:

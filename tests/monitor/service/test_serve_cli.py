@@ -63,13 +63,14 @@ def test_serve_loads_folders_and_files_and_passes_options(tmp_path, fake_loader,
     single.write_bytes(b"x")
     r = CliRunner().invoke(app, ["serve", "--models", str(models), str(single), "--token-file", str(token_file),
                                  "--port", "8123", "--max-upload-mb", "2.5", "--state-dir", str(tmp_path / "st"),
-                                 "--resample"])
+                                 "--resample", "--max-clip-seconds", "42", "--alert-k", "2", "--alert-n", "4"])
     assert r.exit_code == 0, r.output + repr(r.exception)
     a = captured["app"]
     assert sorted(a.state.models) == ["fan-2", "pump-1", "valve-3"] and captured["port"] == 8123
     assert captured["host"] == "127.0.0.1"
     cfg = a.state.config
     assert cfg.max_upload_bytes == int(2.5 * 2 ** 20) and cfg.sample_rate_policy == "resample"
+    assert cfg.max_clip_s == 42.0 and (cfg.alert_k, cfg.alert_n) == (2, 4)
     assert cfg.token == TOKEN
     assert (tmp_path / "st" / "history.sqlite").is_file()
     assert "dashboard: http://127.0.0.1:8123/dashboard" in r.output

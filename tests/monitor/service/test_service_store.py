@@ -50,8 +50,9 @@ def test_history_since_until_limit_order(store):
     assert store.count() == 11 and store.count("m1") == 10 and store.count("nope") == 0
     assert [r.score for r in store.alerts("m1", limit=2)] == [9.0, 8.0]  # decision = score > 2
     summ = store.summary()
-    assert summ["m1"]["n_scored"] == 10 and summ["m1"]["n_alerts"] == 7 and summ["m1"]["last_score"] == 9.0
-    assert summ["other"]["n_alerts"] == 1
+    assert summ["m1"]["n_scored"] == 10 and summ["m1"]["n_anomalous"] == 7 and summ["m1"]["last_score"] == 9.0
+    assert summ["other"]["n_anomalous"] == 1 and summ["m1"]["n_input_faults"] == 0
+    assert [d for _, d in store.decisions("m1")] == [i > 2 for i in range(10)]  # oldest first
 
 
 def test_request_id_makes_retries_idempotent(store):
@@ -171,12 +172,16 @@ def test_postgres_url_without_driver_says_how_to_install(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- PostgreSQL
-def _pg_bin(name):
+PG_MISSING = ("SKIPPED the real-PostgreSQL test: server binaries (initdb, pg_ctl) not found on PATH or under "
+              "/usr/lib/postgresql/*/bin (Debian: apt-get install postgresql; .ci/run installs it when it can)")
+
+
+def _pg_bin(name, lib="/usr/lib/postgresql"):
     found = shutil.which(name)
     if found:
         return found
-    for d in sorted((p for p in os.scandir("/usr/lib/postgresql") if p.is_dir()), key=lambda p: p.name,
-                    reverse=True) if os.path.isdir("/usr/lib/postgresql") else []:
+    for d in sorted((p for p in os.scandir(lib) if p.is_dir()), key=lambda p: p.name,
+                    reverse=True) if os.path.isdir(lib) else []:
         cand = os.path.join(d.path, "bin", name)
         if os.path.exists(cand):
             return cand
@@ -186,10 +191,11 @@ def _pg_bin(name):
 @pytest.fixture(scope="module")
 def postgres_url(tmp_path_factory):
     """A throw-away PostgreSQL server on a free local port (skips with the reason when impossible)."""
-    pytest.importorskip("psycopg", reason="psycopg not installed (pip install 'psycopg[binary]')")
+    pytest.importorskip("psycopg", reason="SKIPPED the real-PostgreSQL test: psycopg not installed "
+                                          "(pip install 'psycopg[binary]', part of the dev extra)")
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found")
+        pytest.skip(PG_MISSING)
     import socket
 
     import tempfile
@@ -204,7 +210,8 @@ def postgres_url(tmp_path_factory):
 
         user = next((u for u in ("postgres", "nobody") if _has_user(u)), None)
         if user is None or not shutil.which("runuser"):
-            pytest.skip("running as root and no unprivileged user/runuser to start PostgreSQL")
+            pytest.skip("SKIPPED the real-PostgreSQL test: running as root and no unprivileged user (postgres, "
+                        "nobody) or runuser to start the server as")
         run_as = ["runuser", "-u", user, "--"]
         os.chown(base, pwd.getpwnam(user).pw_uid, -1)
     with socket.socket() as s:
@@ -214,13 +221,13 @@ def postgres_url(tmp_path_factory):
                        capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"initdb failed: {r.stderr.strip()[-300:]}")
+        pytest.skip(f"SKIPPED the real-PostgreSQL test: initdb failed: {r.stderr.strip()[-300:]}")
     r = subprocess.run(run_as + [pg_ctl, "-D", str(data), "-l", str(base / "log.txt"), "-w", "-t", "60",
                                  "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"],
                        capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"PostgreSQL did not start: {r.stderr.strip()[-300:]}")
+        pytest.skip(f"SKIPPED the real-PostgreSQL test: the server did not start: {r.stderr.strip()[-300:]}")
     try:
         yield f"postgresql://auscult@127.0.0.1:{port}/postgres"
     finally:
@@ -260,3 +267,39 @@ def test_postgresql_backend_same_semantics(postgres_url):
         assert len(set(ids)) == 50 and s.count("c") == 50
     with open_store(postgres_url) as s2:  # reopen: history kept, schema accepted
         assert s2.count() == 55
+
+
+def test_postgres_binaries_are_found_where_debian_puts_them(tmp_path, monkeypatch):
+    """Debian installs initdb/pg_ctl under /usr/lib/postgresql/<version>/bin, off PATH: the newest version wins."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    for v in ("13", "15"):
+        (tmp_path / v / "bin").mkdir(parents=True)
+        (tmp_path / v / "bin" / "initdb").write_text("")
+    assert _pg_bin("initdb", lib=str(tmp_path)) == str(tmp_path / "15" / "bin" / "initdb")
+    assert _pg_bin("pg_ctl", lib=str(tmp_path)) is None
+    assert "apt-get install postgresql" in PG_MISSING
+
+
+@pytest.mark.slow
+def test_postgresql_input_faults_and_decisions(postgres_url):
+    """The input-fault filter (a LIKE with literal %) works through psycopg's %s placeholders too."""
+    with open_store(postgres_url) as s:
+        _add(s, machine="f", score=3.0, time=1.0)
+        _add(s, machine="f", score=58.0, time=2.0, extra={"status": "input_fault", "reason": "silent"})
+        _add(s, machine="f", score=1.0, time=3.0)
+        assert [d for _, d in s.decisions("f")] == [True, None, False]
+        summ = s.summary()["f"]
+        assert (summ["n_scored"], summ["n_anomalous"], summ["n_input_faults"]) == (2, 1, 1)
+        assert [r.score for r in s.alerts("f")] == [3.0]
+        assert [r.status for r in s.history("f")] == ["scored", "input_fault", "scored"]
+
+
+def test_sqlite_input_faults_and_decisions(store):
+    _add(store, machine="f", score=3.0, time=1.0)
+    _add(store, machine="f", score=58.0, time=2.0, extra={"status": "input_fault", "reason": "silent"})
+    _add(store, machine="f", score=1.0, time=3.0)
+    assert [d for _, d in store.decisions("f")] == [True, None, False]
+    summ = store.summary()["f"]
+    assert (summ["n_scored"], summ["n_anomalous"], summ["n_input_faults"]) == (2, 1, 1)
+    assert [r.score for r in store.alerts("f")] == [3.0]
+    assert [r.status for r in store.history("f")] == ["scored", "input_fault", "scored"]

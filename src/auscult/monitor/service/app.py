@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import math
@@ -15,27 +16,70 @@ from importlib import resources
 from typing import Any, Optional
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ... import __version__
-from ...errors import AuscultError
+from ...errors import AuscultError, CapabilityError
+from ..alerting import track_alerts
 from ..store import HistoryStore, ScoreRecord, StoreError, open_store
 from .config import MACHINE_ID_RE, ServiceConfig, load_models
-from .uploads import BodySizeLimit, MultipartFileReader, UploadProblem, decode_upload, safe_filename
+from ...fileio import mkdir_private
+from .uploads import (ACCEPTED_CONTENT_TYPES, BodySizeLimit, MultipartFileReader, UploadProblem, decode_upload,
+                      safe_filename)
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("auscult.service")
 
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+_REQUEST_ID_RE = re.compile(_REQUEST_ID_PATTERN)
 _STATIC = {"dashboard.js": "application/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
-_AUDIO_TYPES = ("audio/", "application/octet-stream")
 
 
 # ----------------------------------------------------------------------------- API models
+class ErrorOut(BaseModel):
+    """Every error answer (4xx and 5xx) has this shape."""
+
+    detail: str = Field(description="what went wrong and what to do about it")
+
+
+def _errors(*codes: int, **descriptions: str) -> dict:
+    """OpenAPI ``responses`` for error codes, all with the ErrorOut body."""
+    text = {401: "missing or wrong token", 404: "unknown machine id or record", 409: "Idempotency-Key conflict",
+            413: "upload too large (bytes or decoded duration)", 415: "unsupported Content-Type or not audio",
+            422: "invalid request: bad parameter or unusable audio",
+            501: "the machine's method does not explain its scores", 503: "the history database does not answer"}
+    text.update({int(k[1:]): v for k, v in descriptions.items()})
+    return {c: {"model": ErrorOut, "description": text[c]} for c in codes}
+
+
+def http_error(exc: Exception) -> HTTPException:
+    """The one place a refused input becomes an HTTP answer (status + ``{"detail": ...}``).
+
+    Upload problems carry their own status; a typed auscult error from the model (e.g. a clip the
+    model cannot score) is 422. Input faults (issue 15 item 2: silent, clipped, too short, ...)
+    are meant to be turned into their answer here too."""
+    if isinstance(exc, UploadProblem):
+        return HTTPException(exc.status, exc.detail)
+    if isinstance(exc, AuscultError):
+        return HTTPException(422, f"cannot score this clip: {exc}")
+    raise TypeError(f"not an input problem: {exc!r}")
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    """FastAPI's list of validation errors as one sentence (the documented ``detail`` string)."""
+    parts = []
+    for e in exc.errors()[:5]:
+        loc = [str(x) for x in e.get("loc", ()) if x not in ("query", "path", "header", "body")]
+        where = e.get("loc", ("?",))[0]
+        parts.append(f"bad {where} parameter '{'.'.join(loc) or '?'}': {e.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
 class ScoreOut(BaseModel):
     """One scored clip (the answer to a scoring request, and one history row)."""
 
@@ -52,6 +96,17 @@ class ScoreOut(BaseModel):
     has_clip: bool = Field(False, description="the audio is kept for the explain view")
     extra: dict = Field(default_factory=dict)
     replayed: bool = Field(False, description="true when this is the stored answer to a repeated Idempotency-Key")
+    status: str = Field("scored", description="'scored', or 'input_fault': the clip was not machine sound (silent, "
+                                              "clipped, too short, ...); its score is not a measurement")
+    alert: Optional[bool] = Field(None, description="whether the machine's k-of-n alert was on after this clip "
+                                                    "(history and alert lists; null in a scoring answer)")
+
+
+class AlertRule(BaseModel):
+    """The k-of-n rule alerts are counted with (the same as ``auscult watch --k/--n``)."""
+
+    k: int = Field(description="an alert is on while at least k ...")
+    n: int = Field(description="... of the machine's last n scored clips are anomalous")
 
 
 class HistoryOut(BaseModel):
@@ -60,13 +115,19 @@ class HistoryOut(BaseModel):
     until: Optional[float]
     count: int
     records: list[ScoreOut]
+    alert_rule: AlertRule
+    alert_episodes: int = Field(description="alerts (off -> on changes of the k-of-n rule) that began among these "
+                                            "records")
 
 
 class MachineOut(BaseModel):
     id: str
     sample_rate: int
-    n_scored: int
-    n_alerts: int
+    n_scored: int = Field(description="clips scored (input faults are not)")
+    n_anomalous: int = Field(description="scored clips above the threshold")
+    n_input_faults: int = Field(description="clips refused as input faults (not machine sound)")
+    n_alerts: int = Field(description="alert episodes over the whole history, by the k-of-n rule")
+    alert: bool = Field(description="whether the k-of-n alert is on now")
     last_time: Optional[float]
     last_score: Optional[float]
     last_threshold: Optional[float]
@@ -74,6 +135,7 @@ class MachineOut(BaseModel):
 
 class MachinesOut(BaseModel):
     machines: list[MachineOut]
+    alert_rule: AlertRule
 
 
 class HealthOut(BaseModel):
@@ -83,8 +145,8 @@ class HealthOut(BaseModel):
     store: str
 
 
-def _out(rec: ScoreRecord, replayed: bool = False) -> ScoreOut:
-    return ScoreOut(**rec.to_dict(), replayed=replayed)
+def _out(rec: ScoreRecord, replayed: bool = False, alert: Optional[bool] = None) -> ScoreOut:
+    return ScoreOut(**rec.to_dict(), replayed=replayed, alert=alert)
 
 
 def _parse_time(value: Optional[str], name: str) -> Optional[float]:
@@ -139,7 +201,7 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
     models = load_models(config)
     if config.torch_threads is not None and "torch" in sys.modules:  # never import torch just for this
         sys.modules["torch"].set_num_threads(int(config.torch_threads))
-    config.state_dir.mkdir(parents=True, exist_ok=True)
+    mkdir_private(config.state_dir)  # the history (scores and audio of the plant) is owner-only
     own_store = store is None
     store = store or open_store(config.resolved_db_url, keep_clips=config.keep_clips)
     token = config.token.encode("utf-8") if config.token is not None else None
@@ -172,12 +234,14 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
 
     bearer = HTTPBearer(auto_error=False, description="the service token (--token-file)")
+    token_header = APIKeyHeader(name="X-Auscult-Token", auto_error=False,
+                                description="the service token, for clients that cannot send a Bearer header")
 
-    def require_token(request: Request,
-                      creds: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> None:
+    def require_token(creds: Optional[HTTPAuthorizationCredentials] = Depends(bearer),
+                      header_token: Optional[str] = Depends(token_header)) -> None:
         if token is None:
             return
-        given = creds.credentials if creds is not None else request.headers.get("x-auscult-token")
+        given = creds.credentials if creds is not None else header_token
         if not given or not hmac.compare_digest(given.encode("utf-8"), token):
             raise HTTPException(401, "missing or wrong token: send 'Authorization: Bearer <token>'",
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -189,9 +253,21 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
         return models[machine_id]
 
     auth = [Depends(require_token)]
+    rule = AlertRule(k=int(config.alert_k), n=int(config.alert_n))
+
+    def alert_track(machine_id: str) -> tuple[dict[int, bool], set[int], Any]:
+        """The k-of-n rule over a machine's whole history: state after each record (by id), the ids
+        where an alert began, and the track. One scan of (id, decision) per call."""
+        rows = store.decisions(machine_id)
+        track = track_alerts([d for _, d in rows], rule.k, rule.n)
+        states = {rid: st for (rid, _), st in zip(rows, track.states)}
+        began = {rid for i, ((rid, _), st) in enumerate(zip(rows, track.states))
+                 if st and not (track.states[i - 1] if i else False)}
+        return states, began, track
 
     # -- health and listing
-    @app.get("/health", response_model=HealthOut, tags=["service"])
+    @app.get("/health", response_model=HealthOut, tags=["service"],
+             responses={503: {"model": HealthOut, "description": "the history database does not answer"}})
     def health() -> Any:
         """Liveness and readiness (no authentication): 200 when the history database answers."""
         ok = store.ping()
@@ -199,60 +275,87 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
                          store=store.dialect)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
-    @app.get("/v1/machines", response_model=MachinesOut, dependencies=auth, tags=["machines"])
+    @app.get("/v1/machines", response_model=MachinesOut, dependencies=auth, tags=["machines"],
+             responses=_errors(401, 503))
     def list_machines() -> MachinesOut:
         """The served machines with their history counts and latest score."""
         summary = store.summary()
         out = []
         for mid, b in sorted(models.items()):
             s = summary.get(mid, {})
+            track = alert_track(mid)[2] if s else None
             out.append(MachineOut(id=mid, sample_rate=int(b.sample_rate), n_scored=s.get("n_scored", 0),
-                                  n_alerts=s.get("n_alerts", 0), last_time=s.get("last_time"),
-                                  last_score=s.get("last_score"), last_threshold=s.get("last_threshold")))
-        return MachinesOut(machines=out)
+                                  n_anomalous=s.get("n_anomalous", 0), n_input_faults=s.get("n_input_faults", 0),
+                                  n_alerts=track.episodes if track else 0, alert=bool(track and track.state),
+                                  last_time=s.get("last_time"), last_score=s.get("last_score"),
+                                  last_threshold=s.get("last_threshold")))
+        return MachinesOut(machines=out, alert_rule=rule)
 
     # -- scoring
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    score_errors = _errors(401, 404, 409, 413, 415, 422, 503,
+                           _409="Idempotency-Key already used for another machine or for a different recording",
+                           _413=f"body larger than --max-upload-mb, or audio longer than --max-clip-seconds "
+                                f"(limits of this server: {config.max_upload_mb:g} MiB, {config.max_clip_s:g} s)",
+                           _422="empty, truncated or corrupt audio, NaN/Inf samples, wrong sample rate, a clip the "
+                                "model cannot score, two 'file' fields, or a bad Idempotency-Key")
+
     @app.post("/v1/machines/{machine_id}/score", response_model=ScoreOut, dependencies=auth, tags=["machines"],
-              responses={401: {"description": "missing or wrong token"},
-                         404: {"description": "unknown machine id"},
-                         409: {"description": "Idempotency-Key already used for another machine"},
-                         413: {"description": "upload larger than --max-upload-mb"},
-                         415: {"description": "not an audio file / unsupported content type"},
-                         422: {"description": "empty, truncated or corrupt audio, wrong sample rate"}},
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-                      "file": {"type": "string", "format": "binary", "description": "WAV/FLAC/OGG clip"}}}},
-                  "audio/wav": {"schema": {"type": "string", "format": "binary"}},
-                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+              responses=score_errors,
+              openapi_extra={
+                  "parameters": [
+                      {"name": "Idempotency-Key", "in": "header", "required": False,
+                       "description": "makes retries safe: a repeated key with the same audio returns the stored "
+                                      "answer; with other audio or another machine it is 409",
+                       "schema": {"type": "string", "pattern": _REQUEST_ID_PATTERN}},
+                      {"name": "X-Filename", "in": "header", "required": False,
+                       "description": "file name of a raw-body upload (stored for display only)",
+                       "schema": {"type": "string", "maxLength": 1024}}],
+                  "requestBody": {"required": True, "content": {
+                      "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+                          "file": {"type": "string", "format": "binary",
+                                   "description": "one WAV/FLAC/OGG clip (exactly one 'file' field)"}}}},
+                      **{t: binary for t in ACCEPTED_CONTENT_TYPES}}}})
     async def score(machine_id: str, request: Request) -> Any:
         """Score one audio clip of a machine and store the result in its history.
 
-        Send the clip as the multipart form field ``file`` or as the raw body (``Content-Type:
-        audio/wav``, ``audio/flac`` or ``application/octet-stream``). An ``Idempotency-Key``
-        header makes retries safe: a repeated key returns the stored answer (``replayed``)
-        instead of a second history row.
+        Send the clip as the multipart form field ``file`` (exactly one) or as the raw body with
+        one of the Content-Types listed below. Clips longer than the server's
+        ``--max-clip-seconds`` are refused (413) from their header, before decoding. An
+        ``Idempotency-Key`` header makes retries safe: a repeated key with the same audio
+        returns the stored answer (``replayed``) instead of a second history row; the key with
+        different audio, or for another machine, is 409.
         """
         bundle = machine_or_404(machine_id)
         request_id = request.headers.get("idempotency-key")
         if request_id is not None and not _REQUEST_ID_RE.match(request_id):
             raise HTTPException(422, "bad Idempotency-Key: use 1-128 characters of A-Z a-z 0-9 . _ : -")
+        data, filename = await _read_upload(request)
+        digest = hashlib.sha256(data).hexdigest()  # what a retry must repeat, byte for byte
         if request_id is not None:
             prior = await run_in_threadpool(store.get_by_request_id, request_id)
             if prior is not None:
-                return _replay(prior, machine_id)
-        data, filename = await _read_upload(request)
+                return _replay(prior, machine_id, digest)
         try:
-            rec, created = await run_in_threadpool(_score_and_store, bundle, machine_id, data, filename, request_id)
-        except UploadProblem as p:
-            raise HTTPException(p.status, p.detail) from None
-        if not created:
-            return _replay(rec, machine_id)
+            rec, created = await run_in_threadpool(_score_and_store, bundle, machine_id, data, filename, request_id,
+                                                   digest)
+        except StoreError:
+            raise  # the database, not the input: 503 from its handler
+        except (UploadProblem, AuscultError) as exc:
+            raise http_error(exc) from None
+        if not created:  # another request stored this key between our look-up and our write
+            return _replay(rec, machine_id, digest)
         return _out(rec)
 
-    def _replay(rec: ScoreRecord, machine_id: str) -> Any:
+    def _replay(rec: ScoreRecord, machine_id: str, digest: str) -> Any:
         if rec.machine != machine_id:
             raise HTTPException(409, f"Idempotency-Key {rec.request_id!r} was already used for machine "
                                      f"{rec.machine!r}; use a new key per request")
+        stored = rec.extra.get("upload_sha256")
+        if stored is not None and stored != digest:
+            raise HTTPException(409, f"Idempotency-Key {rec.request_id!r} was already used for a different "
+                                     f"recording (record {rec.id}, {rec.to_dict()['time_iso']}); a retry must send "
+                                     f"the same bytes; use a new key per recording")
         return _out(rec, replayed=True)
 
     async def _read_upload(request: Request) -> tuple[bytes, Optional[str]]:
@@ -264,48 +367,53 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
                     reader.write(chunk)
                 data, name = reader.finish()
             except UploadProblem as p:
-                raise HTTPException(p.status, p.detail) from None
+                raise http_error(p) from None
             return data, safe_filename(name)
-        if ctype.startswith(_AUDIO_TYPES) or ctype == "":
+        if ctype.split(";", 1)[0].strip() in ACCEPTED_CONTENT_TYPES or ctype == "":
             return await request.body(), safe_filename(request.headers.get("x-filename"))
         raise HTTPException(415, f"unsupported Content-Type {ctype[:80]!r}: send multipart/form-data with a "
-                                 f"'file' field, or the raw clip as audio/wav, audio/flac or application/octet-stream")
+                                 f"'file' field, or the raw clip as one of {', '.join(ACCEPTED_CONTENT_TYPES)}")
 
     def _score_and_store(bundle: Any, machine_id: str, data: bytes, filename: Optional[str],
-                         request_id: Optional[str]) -> tuple[ScoreRecord, bool]:
-        up = decode_upload(data, int(bundle.sample_rate), resample=resample)
+                         request_id: Optional[str], digest: str) -> tuple[ScoreRecord, bool]:
+        up = decode_upload(data, int(bundle.sample_rate), resample=resample, max_seconds=config.max_clip_s)
         with score_gate:
-            try:
-                result = bundle.score_waveform(up.wave, up.sample_rate, machine=machine_id)
-            except AuscultError as exc:
-                raise UploadProblem(422, f"cannot score this clip: {exc}") from None
+            result = bundle.score_waveform(up.wave, up.sample_rate, machine=machine_id)
         extra = dict(getattr(result, "extra", None) or {})
-        extra.update(duration_s=round(up.duration_s, 6), upload_channels=up.channels)
+        extra.update(duration_s=round(up.duration_s, 6), upload_channels=up.channels, upload_sha256=digest)
         return store.add(machine_id, float(result.score), float(result.threshold), bool(result.decision),
                          float(result.expected_false_alarm_rate), filename=filename, request_id=request_id,
                          extra=extra, clip=up.wave, sample_rate=up.sample_rate)
 
     # -- history
-    @app.get("/v1/machines/{machine_id}/history", response_model=HistoryOut, dependencies=auth, tags=["machines"])
+    @app.get("/v1/machines/{machine_id}/history", response_model=HistoryOut, dependencies=auth, tags=["machines"],
+             responses=_errors(401, 404, 422, 503))
     def history(machine_id: str,
                 since: Optional[str] = Query(None, description="Unix seconds or ISO 8601 (inclusive)"),
                 until: Optional[str] = Query(None, description="Unix seconds or ISO 8601 (exclusive)"),
                 limit: int = Query(1000, ge=1, le=100_000, description="newest N records at most")) -> HistoryOut:
-        """Scored clips of a machine, oldest first (the newest ``limit`` when more match)."""
+        """Scored clips of a machine, oldest first (the newest ``limit`` when more match), each with
+        the k-of-n alert state after it (computed over the whole history, not just this window)."""
         machine_or_404(machine_id)
         t0, t1 = _parse_time(since, "since"), _parse_time(until, "until")
         recs = store.history(machine_id, since=t0, until=t1, limit=limit)
-        return HistoryOut(machine=machine_id, since=t0, until=t1, count=len(recs), records=[_out(r) for r in recs])
+        states, began, _ = alert_track(machine_id) if recs else ({}, set(), None)
+        return HistoryOut(machine=machine_id, since=t0, until=t1, count=len(recs), alert_rule=rule,
+                          alert_episodes=sum(r.id in began for r in recs),
+                          records=[_out(r, alert=states.get(r.id)) for r in recs])
 
     @app.get("/v1/machines/{machine_id}/alerts", response_model=list[ScoreOut], dependencies=auth,
-             tags=["machines"])
+             tags=["machines"], responses=_errors(401, 404, 422, 503))
     def alerts(machine_id: str, limit: int = Query(10, ge=1, le=1000)) -> list[ScoreOut]:
-        """The newest alerts (decision true) of a machine, newest first."""
+        """The newest anomalous clips (decision true) of a machine, newest first; ``alert`` says
+        whether the k-of-n alert was on after each."""
         machine_or_404(machine_id)
-        return [_out(r) for r in store.alerts(machine_id, limit=limit)]
+        recs = store.alerts(machine_id, limit=limit)
+        states = alert_track(machine_id)[0] if recs else {}
+        return [_out(r, alert=states.get(r.id)) for r in recs]
 
     @app.get("/v1/machines/{machine_id}/worst", response_model=Optional[ScoreOut], dependencies=auth,
-             tags=["machines"])
+             tags=["machines"], responses=_errors(401, 404, 422, 503))
     def worst(machine_id: str, window: int = Query(config.worst_window, ge=1, le=100_000)) -> Optional[ScoreOut]:
         """The highest-scoring of the newest ``window`` clips whose audio is kept (null if none)."""
         machine_or_404(machine_id)
@@ -314,7 +422,10 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
 
     @app.get("/v1/machines/{machine_id}/explain.png", dependencies=auth, tags=["machines"],
              response_class=Response,
-             responses={200: {"content": {"image/png": {}}, "description": "per-frame curve + heat map"}})
+             responses={200: {"content": {"image/png": {}}, "description": "per-frame curve + heat map",
+                              "headers": {"X-Auscult-Record": {"description": "the history row id explained",
+                                                               "schema": {"type": "integer"}}}},
+                        **_errors(401, 404, 422, 501, 503)})
     def explain_png(machine_id: str, record: Optional[int] = Query(None, ge=1, description="history row id; "
                     "default: the worst recent clip")) -> Response:
         """Where in time and frequency a stored clip is anomalous (PNG, rendered by the server)."""
@@ -333,7 +444,10 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
             from .render import explanation_png
 
             with score_gate:
-                expl = bundle.explain_waveform(wave, sr, machine=machine_id)
+                try:
+                    expl = bundle.explain_waveform(wave, sr, machine=machine_id)
+                except CapabilityError as exc:  # the machine's method does not explain its scores
+                    raise HTTPException(501, str(exc)) from None
             png = explanation_png(expl, title=f"{machine_id} · record {rec.id} · score {rec.score:.3g} "
                                               f"(threshold {rec.threshold:.3g})")
             png_cache.put(rec.id, png)
@@ -365,6 +479,10 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error while handling this request; the service log has the "
                                        "traceback"}, status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> JSONResponse:

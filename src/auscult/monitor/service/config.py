@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ...errors import CheckpointError, ConfigError
+from ..alerting import DEFAULT_K, DEFAULT_N, check_k_of_n
 
 __all__ = ["ServiceConfig", "MACHINE_ID_RE", "load_models", "read_token_file", "BUNDLE_SUFFIX"]
 
@@ -30,12 +31,18 @@ class ServiceConfig:
         token: the API secret. Required unless ``allow_no_auth`` is True.
         allow_no_auth: serve without authentication (only sensible on a trusted loopback).
         max_upload_mb: largest accepted request body, in MiB (413 above it).
+        max_clip_s: longest accepted clip, in seconds of decoded audio (413 above it; decided
+            from the audio header before decoding). Bounds the memory, stored audio and
+            explanation image a request can cost: a small FLAC can hold an hour of audio.
         sample_rate_policy: ``"reject"`` (default: a clip at another rate gets 422) or
             ``"resample"`` (polyphase resampling to the model's rate before scoring).
         keep_clips: clips (audio) kept per machine for the dashboard's explain view.
         worst_window: the dashboard explains the worst of the newest this-many clips.
         bundles: already loaded bundle objects (used instead of / besides ``models``; tests).
         max_concurrent_scoring: scoring calls running at once (more requests wait).
+        alert_k, alert_n: the k-of-n alert rule (shared with ``auscult watch``) the machine list and
+            the dashboard count alerts with: an alert is on while at least k of the last n scored
+            clips of a machine are anomalous.
         torch_threads: intra-op threads per scoring call when the bundles use torch (default 1:
             the service already scores requests in parallel, and torch's own thread team spinning
             against busy cores made single calls 10-50x slower on a loaded 2-core box);
@@ -48,12 +55,15 @@ class ServiceConfig:
     token: Optional[str] = None
     allow_no_auth: bool = False
     max_upload_mb: float = 20.0
+    max_clip_s: float = 300.0
     sample_rate_policy: str = "reject"
     keep_clips: int = 100
     worst_window: int = 100
     bundles: Sequence[Any] = field(default_factory=list)
     max_concurrent_scoring: int = 4
     torch_threads: Optional[int] = 1
+    alert_k: int = DEFAULT_K
+    alert_n: int = DEFAULT_N
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)
@@ -63,6 +73,9 @@ class ServiceConfig:
                               f"got {self.sample_rate_policy!r}")
         if not (self.max_upload_mb > 0):
             raise ConfigError(f"max_upload_mb must be > 0, got {self.max_upload_mb}")
+        if not (self.max_clip_s > 0):
+            raise ConfigError(f"max_clip_s (--max-clip-seconds) must be > 0, got {self.max_clip_s}")
+        check_k_of_n(self.alert_k, self.alert_n, "--alert-k/--alert-n")
         if self.token is not None:
             if len(self.token) < 16:
                 raise ConfigError("the API token is shorter than 16 characters; use a long random secret "

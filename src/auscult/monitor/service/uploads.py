@@ -15,7 +15,15 @@ from typing import Optional
 import numpy as np
 
 __all__ = ["UploadProblem", "BodySizeLimit", "DecodedUpload", "decode_upload", "safe_filename",
-           "MultipartFileReader"]
+           "MultipartFileReader", "ACCEPTED_CONTENT_TYPES", "MAX_SAMPLE_RATE"]
+
+#: Content-Types a raw (non-multipart) upload may carry; anything else is 415. libsndfile reads the
+#: bytes, whatever the type says: the type only has to admit that the body is an audio file.
+ACCEPTED_CONTENT_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/flac", "audio/x-flac",
+                          "audio/ogg", "application/ogg", "application/octet-stream")
+#: Highest sample rate decoded at all (a 5-minute clip at this rate is 230 MB of float32 before resampling).
+MAX_SAMPLE_RATE = 192_000
+_BLOCK_SAMPLES = 1 << 22  # frames x channels decoded per read: 16 MB of float32 at most at a time
 
 
 class UploadProblem(Exception):
@@ -158,7 +166,10 @@ class MultipartFileReader:
         if self._disposition is None:
             return
         _, params = self._parse_header(self._disposition)
-        if params.get(b"name") == self.field and self._found is None:
+        if params.get(b"name") == self.field:
+            if self._found is not None or self._current is not None:  # which one did the client mean?
+                raise UploadProblem(422, f"two '{self.field.decode()}' fields in one request: send one clip per "
+                                         f"request, as exactly one '{self.field.decode()}' field")
             fname = params.get(b"filename")
             self._current = [fname.decode("utf-8", "replace") if fname is not None else None]
 
@@ -243,14 +254,18 @@ def _wav_truncation(data: bytes) -> Optional[str]:
     return None
 
 
-def decode_upload(data: bytes, expected_rate: int, resample: bool = False) -> DecodedUpload:
+def decode_upload(data: bytes, expected_rate: int, resample: bool = False,
+                  max_seconds: Optional[float] = None) -> DecodedUpload:
     """Decode an uploaded audio file held in memory.
 
     Raises :class:`UploadProblem` with 415 when libsndfile does not recognise the bytes as audio,
-    and 422 when it does but the content is unusable: empty, truncated (a WAV shorter than its
-    header says; a FLAC stream that breaks off), corrupt, NaN/Inf, zero samples, or a sample rate
-    other than ``expected_rate`` while ``resample`` is False.
-    Multichannel audio is averaged to mono.
+    413 when the clip is longer than ``max_seconds`` (decided from the header before anything is
+    decoded, and enforced while decoding, so a header that understates the length cannot make the
+    service decode more than ``max_seconds`` + one frame), and 422 when the content is unusable:
+    empty, truncated (a WAV shorter than its header says; a FLAC stream that breaks off), corrupt,
+    NaN/Inf, zero samples, a sample rate above ``MAX_SAMPLE_RATE``, or one other than
+    ``expected_rate`` while ``resample`` is False (also decided from the header).
+    Multichannel audio is averaged to mono, block by block.
     """
     import soundfile as sf
 
@@ -265,26 +280,52 @@ def decode_upload(data: bytes, expected_rate: int, resample: bool = False) -> De
     except Exception as exc:
         reason = str(exc).split(": ", 1)[-1][:200]
         raise UploadProblem(415, f"not a readable audio file ({reason}); send WAV, FLAC or OGG audio") from None
-    try:  # the header was understood: a failure from here on is a damaged file, not a wrong type
-        with f:
-            sr, n_ch, fmt = int(f.samplerate), int(f.channels), str(f.format)
-            frames = f.read(dtype="float32", always_2d=True)
-    except Exception as exc:
-        reason = str(exc).split(": ", 1)[-1].strip()[:200]
-        raise UploadProblem(422, f"truncated or corrupt {f.format} audio ({reason}); re-send the complete "
-                                 f"file") from None
-    if frames.shape[0] == 0:
-        raise UploadProblem(422, "the audio file holds zero samples; send a recording")
-    x = frames[:, 0] if n_ch == 1 else frames.mean(axis=1, dtype=np.float64).astype(np.float32)
-    if not np.isfinite(x).all():
-        raise UploadProblem(422, "the audio holds NaN/Inf samples; the file is corrupt, re-export it")
-    if sr != int(expected_rate):
-        if not resample:
+    with f:
+        sr, n_ch, fmt, declared = int(f.samplerate), int(f.channels), str(f.format), int(f.frames)
+        if not 0 < sr <= MAX_SAMPLE_RATE:
+            raise UploadProblem(422, f"sample rate {sr} Hz is outside what this service decodes (up to "
+                                     f"{MAX_SAMPLE_RATE} Hz); record or convert at {expected_rate} Hz")
+        if sr != int(expected_rate) and not resample:
             raise UploadProblem(422, f"sample rate {sr} Hz, but this machine's model expects {expected_rate} Hz; "
                                      f"record or convert at {expected_rate} Hz (or start the service with "
                                      f"--resample)")
+        limit = None if max_seconds is None else int(float(max_seconds) * sr)
+        if limit is not None and 0 < declared < (1 << 62) and declared > limit:  # from the header: nothing decoded
+            raise UploadProblem(413, _too_long(f"the audio is {declared / sr:g} s long", max_seconds))
+        blocks: list = []
+        got = 0
+        step = max(1, _BLOCK_SAMPLES // max(1, n_ch))
+        try:  # the header was understood: a failure from here on is a damaged file, not a wrong type
+            while True:
+                want = step if limit is None else min(step, limit + 1 - got)
+                if want <= 0:
+                    break
+                part = f.read(want, dtype="float32", always_2d=True)
+                if not part.shape[0]:
+                    break
+                got += part.shape[0]
+                blocks.append(part[:, 0].copy() if n_ch == 1
+                              else part.mean(axis=1, dtype=np.float64).astype(np.float32))
+        except Exception as exc:
+            reason = str(exc).split(": ", 1)[-1].strip()[:200]
+            raise UploadProblem(422, f"truncated or corrupt {fmt} audio ({reason}); re-send the complete "
+                                     f"file") from None
+    if limit is not None and got > limit:  # the header understated the length
+        raise UploadProblem(413, _too_long("the audio runs past the limit (its header understates its length)",
+                                           max_seconds))
+    if got == 0:
+        raise UploadProblem(422, "the audio file holds zero samples; send a recording")
+    x = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    if not np.isfinite(x).all():
+        raise UploadProblem(422, "the audio holds NaN/Inf samples; the file is corrupt, re-export it")
+    if sr != int(expected_rate):
         from ...audio import resample as _resample
 
         x = _resample(x, sr, int(expected_rate))
         sr = int(expected_rate)
     return DecodedUpload(np.ascontiguousarray(x, dtype=np.float32), sr, n_ch, fmt)
+
+
+def _too_long(what: str, max_seconds: float) -> str:
+    return (f"clip too long: {what}; this service accepts at most {max_seconds:g} s per request "
+            f"(--max-clip-seconds); send shorter clips")
