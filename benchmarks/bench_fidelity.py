@@ -71,7 +71,7 @@ def dataset(args, name: str, seed: int) -> Path:
                          workers=args.workers, overwrite=True, probe=False)
     else:
         generate_dataset("small", out, seed=seed, background=(name != "small-nobg"), workers=args.workers,
-                         overwrite=True, probe=False)
+                         overwrite=True, probe=False, machines=args.machines)
     print(f"# generated {out} in {time.perf_counter() - t0:.0f} s", flush=True)
     return out
 
@@ -89,6 +89,8 @@ def run_cell(args, name: str, seed: int, method: str) -> dict:
     data = dataset(args, name, seed)
     out = args.root / "runs" / f"{name}-s{seed}-{method}"
     overrides = [f"seed={seed}", *METHOD_SET.get(method, []), *args.set, *args.set_method.get(method, [])]
+    if args.machines and name != "dcase2020":
+        overrides.append("data.machines=[" + ",".join(args.machines) + "]")
     t0 = time.perf_counter()
     rd = ac.train(RECIPES[method], data, out, overrides=overrides, device="cpu", quiet=True,
                   cache_dir=args.root / "cache")
@@ -245,6 +247,9 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], help="key=value override for every recipe")
     ap.add_argument("--set-method", action="append", default=[], metavar="METHOD:KEY=VALUE",
                     help="override for one method's recipe, e.g. osscl:train.epochs=20")
+    ap.add_argument("--machines", nargs="+", default=None,
+                    help="only these machine types of the small presets (generated and trained); keep --root "
+                         "apart per selection: results are cached per cell")
     ap.add_argument("--scale-2020", type=float, default=0.05)
     ap.add_argument("--duration-2020", type=float, default=6.0)
     ap.add_argument("--workers", type=int, default=2)
@@ -268,7 +273,8 @@ def main(argv=None) -> int:
 
         torch.set_num_threads(args.threads)
         t_all = time.perf_counter()
-        print(f"# {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
+        print(f"# {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
+              f"machines {args.machines or 'all'}", flush=True)
         for seed in args.seeds:
             for ds in args.datasets:
                 for m in args.methods:

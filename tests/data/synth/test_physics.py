@@ -434,3 +434,20 @@ def test_background_is_non_stationary_and_different_in_every_clip():
     # the clips' spectra differ by several dB somewhere (different mixtures)
     diffs = [np.max(np.abs(a - b)[(f > 50) & (f < 7000)]) for i, a in enumerate(spectra) for b in spectra[i + 1:]]
     assert min(diffs) > 6, diffs
+
+
+def test_each_unit_hears_the_background_at_its_own_level():
+    """The SNR is the unit's (its microphone's place in the hall) within a few dB from clip to clip,
+    inside the profile's -6..+6 dB; units differ by more than one unit's clips do."""
+    from auscult.data.synth.base import SNR_CLIP_SPREAD_DB
+    from auscult.data.synth.render import unit_for
+
+    per_unit = []
+    for sec in ("00", "01", "02", "03", "04", "05"):
+        unit = unit_for("fan", sec, 7)
+        snrs = [render_clip("fan", seed=s, unit=unit, duration=0.5, return_info=True)[1].snr_db for s in range(8)]
+        assert all(-6.0 <= v <= 6.0 for v in snrs)
+        assert max(snrs) - min(snrs) <= 2 * SNR_CLIP_SPREAD_DB + 1e-6
+        assert max(snrs) - min(snrs) > 1.0  # it does vary per clip
+        per_unit.append(np.mean(snrs))
+    assert max(per_unit) - min(per_unit) > 2 * SNR_CLIP_SPREAD_DB, per_unit

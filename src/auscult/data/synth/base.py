@@ -88,12 +88,32 @@ def sample_hall(rng: np.random.Generator) -> dict:
 
 def sample_installation(rng: np.random.Generator, hall: Optional[dict] = None) -> dict:
     """Where a unit stands in its hall: near-microphone distance, how much farther the far
-    microphone is, the local reverberation (the hall's, +-30 %: a corner, an open bay...) and the
-    seed of its reflections (see :func:`auscult.data.synth.render.room_response`)."""
+    microphone is, the local reverberation (the hall's, +-30 %: a corner, an open bay...), the seed
+    of its reflections (see :func:`auscult.data.synth.render.room_response`) and ``snr_q``: where in
+    the factory profile's SNR range (-6..+6 dB) this unit's microphone sits (how close the hall's
+    other sources are). A microphone at a fixed spot hears the hall's background at a level that
+    changes by a few dB from clip to clip, not by the whole range (MIMII mixed each release at one
+    SNR: -6, 0 or +6 dB); see :func:`clip_snr_db`."""
     hall = hall or sample_hall(rng)
-    return {"mic_m": float(rng.uniform(0.3, 1.0)), "far_ratio": float(rng.uniform(1.6, 2.5)),
+    inst = {"mic_m": float(rng.uniform(0.3, 1.0)), "far_ratio": float(rng.uniform(1.6, 2.5)),
             "rt60_s": float(hall["rt60_s"] * rng.uniform(0.7, 1.3)),
             "drr_db": float(hall["drr_db"] + rng.uniform(-3.0, 3.0)), "room_seed": int(rng.integers(0, 2 ** 31))}
+    # derived from the room's seed, so that the caller's stream is consumed as before
+    inst["snr_q"] = float(np.random.default_rng([inst["room_seed"], 5]).uniform())
+    return inst
+
+
+#: clip-to-clip spread (dB, uniform +-) of the background level at one unit's microphone
+SNR_CLIP_SPREAD_DB = 2.0
+
+
+def clip_snr_db(unit: dict, snr_range, u_clip: float) -> float:
+    """A clip's machine-to-background ratio: the unit's place in ``snr_range`` (``unit["snr_q"]``,
+    0.5 for a unit dict without it) plus a per-clip deviation of +-:data:`SNR_CLIP_SPREAD_DB`
+    (``u_clip`` uniform in [0, 1), drawn whatever the label), kept inside ``snr_range``."""
+    lo, hi = float(snr_range[0]), float(snr_range[1])
+    mid = lo + float(unit.get("snr_q", 0.5)) * (hi - lo)
+    return float(np.clip(mid + SNR_CLIP_SPREAD_DB * (2.0 * u_clip - 1.0), lo, hi))
 
 
 class Machine:

@@ -10,7 +10,7 @@ from typing import Optional
 
 from ... import __version__
 from .background import PROFILES
-from .base import SEVERITY_RANGE_DB
+from .base import SEVERITY_RANGE_DB, SNR_CLIP_SPREAD_DB
 from .machines import MACHINES
 from .render import LEVEL_DBFS, unit_for
 
@@ -73,9 +73,11 @@ def write_card(out: Path, cfg, rows: list[dict], auc: Optional[dict], timing: di
         "## Domains and background",
         "",
         "Machines whose domain shift is an operating condition run in factory A in both domains; "
-        "machines whose shift is the background move to factory B in the target domain.",
+        "machines whose shift is the background move to factory B in the target domain. "
+        "Each unit's microphone sits at its own place in the SNR range (how close the hall's other "
+        f"sources are); each clip deviates from it by up to +-{SNR_CLIP_SPREAD_DB:g} dB.",
         "",
-        "| profile | factory | SNR per clip (dB) | mains | impacts/s | other machines | babble | HVAC |",
+        "| profile | factory | SNR range (dB) | mains | impacts/s | other machines | babble | HVAC |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for dom, prof in PROFILES.items():

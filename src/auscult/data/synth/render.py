@@ -17,7 +17,7 @@ import numpy as np
 from ...errors import ConfigError
 from . import dsp
 from .background import PROFILES, render_background
-from .base import Fault, Machine
+from .base import Fault, Machine, clip_snr_db
 from .machines import MACHINES
 
 #: RMS of the healthy machine at the near microphone, dBFS (peaks are limited to 0.99); the far
@@ -173,8 +173,9 @@ def render_clip(machine: str, params: Optional[dict] = None, anomaly: Optional[s
     rng_bg = np.random.default_rng(seed_sequence(seed, "background", machine))
     level_jitter = rng_mix.uniform(-1.0, 1.0)
     prof = PROFILES[m.background_profile(dom)]
-    snr_ref = rng_mix.uniform(*prof.snr_db)  # per clip, unrelated to the label
+    u_snr = rng_mix.uniform()  # the clip's deviation from its unit's SNR, unrelated to the label
     unit = dict(unit) if unit is not None else m.sample_unit(rng)
+    snr_ref = clip_snr_db(unit, prof.snr_db, u_snr)
     p = m.sample_params(rng, unit, dom)
     if params:
         raw = {k: v for k, v in p.items() if k != "attrs"}
