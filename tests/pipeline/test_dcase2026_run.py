@@ -100,3 +100,28 @@ def test_autoencoder_mc_trains_on_both_mics_and_scores_the_one_asked(tree26, tmp
     np.testing.assert_allclose(s_near, m.score(test, AudioSource({**cfg["audio"], "channel": "near"})), rtol=1e-6)
     assert not np.allclose(s_near, s_far_mono)
     assert m.state_dict()["mics"] == {"train": "both", "score": "near"}
+
+
+def test_a_both_mic_run_becomes_a_bundle_that_scores_one_mic_recordings(tree26, tmp_path):
+    """The run's windows are the clips' length (not the channel count of a [2, T] clip), and the bundle
+    scores a near-mic-only mono recording exactly as the run scored the stereo clip's near mic."""
+    import warnings
+
+    import soundfile as sf
+
+    from auscult.monitor.bundle import bundle_from_run, load_bundle
+
+    run = _run("dcase2026/autoencoder_mc", tree26, tmp_path / "run", tmp_path / "cache", "data.machines=[fan]")
+    with open(run / "scores" / "test_scores.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    bundle_from_run(run, tmp_path / "b.auscult")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bundle = load_bundle(tmp_path / "b.auscult")
+    assert bundle.window_samples == 16000  # 1 s clips
+    for r in rows[:3]:
+        x, sr = sf.read(r["path"], dtype="float32")
+        assert x.shape[1] == 2
+        mono = tmp_path / "near_only.wav"
+        sf.write(mono, x[:, 0], sr, subtype="FLOAT")
+        assert bundle.score_file(mono, machine="fan.section_00").score == pytest.approx(float(r["score"]), rel=1e-5)

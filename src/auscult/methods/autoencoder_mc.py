@@ -57,6 +57,17 @@ class AutoencoderMultiMic(AutoencoderMethod):
             raise ConfigError(f"autoencoder_mc: mics.score must be near or far, got {self.mics_cfg['score']!r}")
         self._training = False
 
+    @property
+    def audio_config(self) -> dict[str, Any]:
+        """The audio a *single-microphone* source must give this method: the recipe's section with
+        ``channel: both`` replaced by ``mics.score`` -- what the monitor's waveform sources (bundles,
+        ``auscult fit`` windows, the service) build, since they hand over one channel. The research
+        door reads the recipe's own ``audio`` section (both mics for training)."""
+        cfg = dict(super().audio_config)
+        if cfg.get("channel") == "both":
+            cfg["channel"] = self.mics_cfg["score"]
+        return cfg
+
     def _channels(self, wave: np.ndarray, clip: Clip) -> list[np.ndarray]:
         """The single-microphone signals one loaded clip contributes (training or scoring)."""
         w = np.asarray(wave)
