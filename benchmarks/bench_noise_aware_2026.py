@@ -42,12 +42,24 @@ def dataset(root: Path, seed: int, args) -> Path:
     from auscult.data.synth import PRESETS, generate_dataset
 
     out = root / f"seed{seed}"
+    waited = 0
+    while out.exists() and not (out / "metadata.csv").is_file() and waited < 1800:  # another process writes it
+        time.sleep(10)
+        waited += 10
     if (out / "metadata.csv").is_file():
         return out
     p = replace(PRESETS["dcase2026"], train_source=args.train_source, train_target=args.train_target,
                 test_normal=args.test_per_label, test_anomaly=args.test_per_label, duration=args.duration)
     machines = args.machines.split(",") if args.machines else None
-    generate_dataset(p, out, seed=seed, machines=machines, workers=1, probe=False, overwrite=True)
+    # written aside, then renamed: two benchmark processes may share --root
+    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+    generate_dataset(p, tmp, seed=seed, machines=machines, workers=1, probe=False, overwrite=True)
+    try:
+        os.rename(tmp, out)
+    except OSError:  # another process was first: same seed, same bytes
+        import shutil
+
+        shutil.rmtree(tmp)
     return out
 
 
@@ -57,7 +69,7 @@ def config(method: str, channel: str, args, seed: int) -> dict:
             "features": {"n_fft": 1024, "hop_length": 512, "n_mels": 128, "power": 2.0},
             "model": {"context": 5, "hidden": 128, "bottleneck": 8, "n_layers": 4, "normalize": True},
             "train": {"epochs": args.epochs, "batch_size": 512, "lr": 1e-3, "log_every": 10_000},
-            "score": {"kind": "mse"}}
+            "score": {"kind": args.score}}
 
 
 def run_seed(seed: int, args) -> list[dict]:
@@ -98,7 +110,7 @@ def run_seed(seed: int, args) -> list[dict]:
         for mic in ("near", "far"):
             res = evaluate_scores(test, scores[mic], 2026)
             aucs = [r for r in res.rows]
-            row = {"seed": seed, "variant": name, "test_mic": mic, "official": res.official_score,
+            row = {"seed": seed, "variant": name, "score": args.score, "test_mic": mic, "official": res.official_score,
                    "auc_source": float(np.mean([r["auc_source_vs_all_anomalies"] for r in aucs])),
                    "auc_target": float(np.mean([r["auc_target_vs_all_anomalies"] for r in aucs])),
                    "pauc": float(np.mean([r["pauc_mcclish"] for r in aucs])),
@@ -113,20 +125,21 @@ def run_seed(seed: int, args) -> list[dict]:
 def table(rows: list[dict]) -> str:
     import numpy as np
 
-    out = ["| variant | test mic | official score | AUC source | AUC target | pAUC | wall s / seed | seeds |",
-           "|---|---|---|---|---|---|---|---|"]
-    for name in VARIANTS:
+    out = ["| score | variant | test mic | official score | AUC source | AUC target | pAUC | wall s / seed | seeds |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for kind in ("mse", "mahalanobis"):
         for mic in ("near", "far"):
-            rs = [r for r in rows if r["variant"] == name and r["test_mic"] == mic]
-            if not rs:
-                continue
+            for name in VARIANTS:
+                rs = [r for r in rows if r["variant"] == name and r["test_mic"] == mic and r.get("score", "mse") == kind]
+                if not rs:
+                    continue
 
-            def ms(k):
-                v = np.asarray([r[k] for r in rs], dtype=float)
-                return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
-            out.append(f"| {name} | {mic} | {ms('official')} | {ms('auc_source')} | {ms('auc_target')} | "
-                       f"{ms('pauc')} | {np.mean([r['wall_s'] for r in rs]):.0f} | "
-                       f"{','.join(str(r['seed']) for r in rs)} |")
+                def ms(k):
+                    v = np.asarray([r[k] for r in rs], dtype=float)
+                    return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
+                out.append(f"| {kind} | {name} | {mic} | {ms('official')} | {ms('auc_source')} | {ms('auc_target')} | "
+                           f"{ms('pauc')} | {np.mean([r['wall_s'] for r in rs]):.0f} | "
+                           f"{','.join(str(r['seed']) for r in rs)} |")
     return "\n".join(out)
 
 
@@ -142,6 +155,8 @@ def main() -> None:
     ap.add_argument("--test-per-label", type=int, default=15)
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--score", default="mse", choices=("mse", "mahalanobis"),
+                    help="the AE's score: MSE (2023-2026 baseline) or selective Mahalanobis (2022 baseline)")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
     args.variants = args.variants.split(",")
