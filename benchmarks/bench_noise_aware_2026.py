@@ -140,6 +140,22 @@ def table(rows: list[dict]) -> str:
                 out.append(f"| {kind} | {name} | {mic} | {ms('official')} | {ms('auc_source')} | {ms('auc_target')} | "
                            f"{ms('pauc')} | {np.mean([r['wall_s'] for r in rs]):.0f} | "
                            f"{','.join(str(r['seed']) for r in rs)} |")
+    # paired by seed: what training on both mics changes, same seed and data
+    out += ["", "| score | test mic | Δ official (ae_mc − ae_near) | Δ AUC source | Δ AUC target | Δ pAUC | seeds |",
+            "|---|---|---|---|---|---|---|"]
+    for kind in ("mse", "mahalanobis"):
+        for mic in ("near", "far"):
+            pick = {(r["variant"], r["seed"]): r for r in rows
+                    if r["test_mic"] == mic and r.get("score", "mse") == kind}
+            seeds = sorted(s for (v, s) in pick if v == "ae_mc" and ("ae_near", s) in pick)
+            if not seeds:
+                continue
+
+            def d(k):
+                v = np.asarray([pick[("ae_mc", s)][k] - pick[("ae_near", s)][k] for s in seeds])
+                return f"{v.mean():+.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
+            out.append(f"| {kind} | {mic} | {d('official')} | {d('auc_source')} | {d('auc_target')} | {d('pauc')} | "
+                       f"{','.join(map(str, seeds))} |")
     return "\n".join(out)
 
 
