@@ -27,6 +27,7 @@ from auscult.methods import METHODS
 #: per method: --set overrides that make one run cheap (one short epoch, small nets and queues)
 FAST: dict[str, list[str]] = {
     "autoencoder": ["train.epochs=1", "train.batch_size=256"],
+    "autoencoder_mc": ["train.epochs=1", "train.batch_size=256"],
     "logmel_knn": [],
     "bandstats": [],
     "encoder_knn": [],

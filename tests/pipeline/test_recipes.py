@@ -27,6 +27,27 @@ def test_dcase_recipes_hold_the_baseline_settings():
         assert cfg["train"]["lr"] == 0.001 and cfg["train"]["optimizer"] == "adam"
 
 
+def test_dcase2026_recipes_hold_the_baseline_settings_on_the_near_mic():
+    """The organisers' 2026 baseline: baseline.yaml's settings, channel 0 (near mic) only; every seed method's
+    2026 recipe reads the near mic too; the noise-aware method gets both mics and scores the near one."""
+    cfg = load_recipe("dcase2026/autoencoder")
+    assert cfg["year"] == 2026 and cfg["model_per"] == "machine" and cfg["seed"] == 13711
+    assert cfg["audio"]["channel"] == "near" and cfg["audio"]["length"] == "keep"
+    assert cfg["features"] == {"n_fft": 1024, "hop_length": 512, "n_mels": 128, "power": 2.0}
+    assert cfg["model"]["context"] == 5 and cfg["model"].get("normalize", False) is False
+    assert {k: cfg["train"][k] for k in ("epochs", "batch_size", "lr", "optimizer")} == \
+        {"epochs": 100, "batch_size": 256, "lr": 0.001, "optimizer": "adam"}
+    assert cfg["score"]["kind"] == "mse" and cfg["data"]["holdout"] == 0.1
+    names = {r["name"] for r in list_recipes() if r["name"].startswith("dcase2026/")}
+    assert {"dcase2026/clsia", "dcase2026/osscl", "dcase2026/ssl4asd", "dcase2026/protoasd",
+            "dcase2026/autoencoder_mc"} <= names
+    for name in names - {"dcase2026/autoencoder_mc"}:
+        c = load_recipe(name)
+        assert c["year"] == 2026 and c["audio"]["channel"] == "near", name
+    mc = load_recipe("dcase2026/autoencoder_mc")
+    assert mc["audio"]["channel"] == "both" and mc["mics"] == {"train": "both", "score": "near"}
+
+
 @pytest.mark.parametrize("text, value", [
     ("train.epochs=5", 5), ("train.lr=1e-4", 1e-4), ("train.patience=null", None), ("train.patience=~", None),
     ("data.machines=[fan, valve]", ["fan", "valve"]), ("model.normalize=true", True), ("description=a b", "a b"),

@@ -182,7 +182,7 @@ def clip_length(train: Sequence[Clip], audio: Any) -> int:
         return int(n)
     if not train:
         raise ConfigError("no training clips: cannot tell the clip length the network is built for")
-    return int(audio.load(train[0]).shape[0])
+    return int(audio.load(train[0]).shape[-1])  # [T] or [2, T] (channel: both)
 
 
 def stage_run_dir(context: Any, stage: str) -> Optional[Any]:

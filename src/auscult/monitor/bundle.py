@@ -735,7 +735,8 @@ def bundle_from_run(run_dir: Union[str, Path], out: Union[str, Path, None] = Non
                                                        "calibration_min_seconds": _shortest([r["path"] for r in ref])},
                               {"machine": machine, "section": section})
             if method.supports("explain") and calibrate_explain:
-                waves = _ref_waves(cfg, [r["path"] for r in ref][:int(calibrate_explain)])
+                # the method's audio (a two-mic trained method reads one mic here, as the bundle scores)
+                waves = _ref_waves({"audio": method.audio_config}, [r["path"] for r in ref][:int(calibrate_explain)])
                 if waves:
                     mm.calibration["band_scale"], mm.calibration["frame_q99"] = explain_calibration(mm, waves)
                 else:

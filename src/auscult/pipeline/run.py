@@ -239,7 +239,7 @@ def _clip_seconds(clips: Sequence[Clip], audio: Any) -> float:
     the window a bundle made from the run cuts long recordings into."""
     if audio.n_samples:
         return float(audio.n_samples) / audio.sample_rate
-    return float(audio.load(clips[0]).shape[0]) / audio.sample_rate
+    return float(audio.load(clips[0]).shape[-1]) / audio.sample_rate  # [T] or [2, T] (channel: both)
 
 
 # ------------------------------------------------------------------------------------------------

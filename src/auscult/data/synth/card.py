@@ -59,7 +59,8 @@ def write_card(out: Path, cfg, rows: list[dict], auc: Optional[dict], timing: di
         f"- machines: {', '.join(p.machines)}; sections/IDs: {', '.join(p.sections)}",
         f"- per section: train {p.train_source} source + {p.train_target} target normals; test "
         f"{p.test_normal} normal + {p.test_anomaly} anomalous clips per domain",
-        f"- clips: {p.duration:g} s, {cfg.sample_rate} Hz, mono WAV {cfg.subtype}; machine level "
+        f"- clips: {p.duration:g} s, {cfg.sample_rate} Hz, "
+        f"{'two-channel (near mic, far mic)' if p.layout == 'dcase2026' else 'mono'} WAV {cfg.subtype}; machine level "
         f"{LEVEL_DBFS:g} dBFS ± 1 dB, peaks limited to 0.99",
         f"- anomaly severity ~ Uniform{tuple(cfg.severity_range)}; severity scales the fault's physical "
         f"change: a quantity the healthy machine has (1x, mesh harmonics, surge) grows by s times the "
@@ -83,6 +84,19 @@ def write_card(out: Path, cfg, rows: list[dict], auc: Optional[dict], timing: di
     for dom, prof in PROFILES.items():
         lines.append(f"| {dom} | {prof.name} | {prof.snr_db[0]:g} to {prof.snr_db[1]:g} | {prof.hum_hz:g} Hz | "
                      f"{prof.impact_rate_hz:g} | p = {prof.machines_p:g} | p = {prof.babble_p:g} | p = {prof.hvac_p:g} |")
+    if p.layout == "dcase2026":  # the two-microphone chain (stereo.py)
+        from .stereo import NOISE_CONDITIONS
+
+        snr = [(float(r["snr_near_db"]), float(r["snr_far_db"])) for r in rows if r.get("snr_far_db")]
+        conds = ", ".join(f"noise_{k}: {(-v or 0.0):+g} dB" for k, v in NOISE_CONDITIONS.items())
+        lines += ["", "Two microphones (`stereo.py`, docs/synth.md): channel 0 near (0.5 m), channel 1 far "
+                  "(1.5-3 m: 1/r, propagation delay, more reverberation, 1-3 dB more background, partly "
+                  f"coherent with the near mic's). Noise conditions (SNR offset at both mics): {conds}."]
+        if snr:
+            import numpy as np
+
+            a_, b_ = np.asarray(snr).mean(0)
+            lines.append(f"Mean SNR over the clips: near {a_:.1f} dB, far {b_:.1f} dB.")
     lines += ["", "## Machines, units and anomaly kinds", ""]
     for mach in p.machines:
         m = MACHINES[mach]

@@ -10,7 +10,7 @@ import typer
 
 def synth(
     out: Path = typer.Option(..., "--out", help="Folder to write the dataset (or previews) into."),
-    preset: str = typer.Option("small", "--preset", help="demo, small, dcase2020, dcase2022 or dcase2023."),
+    preset: str = typer.Option("small", "--preset", help="demo, small, dcase2020, dcase2022, dcase2023 or dcase2026 (stereo)."),
     seed: int = typer.Option(0, "--seed", help="The only source of randomness."),
     machines: Optional[str] = typer.Option(None, "--machines", help="Comma-separated machine types."),
     scale: float = typer.Option(1.0, "--scale", help="Multiply every clip count."),

@@ -31,9 +31,12 @@ import numpy as np
 from ...errors import ConfigError
 from .render import get_machine, render_clip, seed_sequence, unit_for
 
-LAYOUTS = ("dcase2020", "dcase2022", "dcase2023")
+LAYOUTS = ("dcase2020", "dcase2022", "dcase2023", "dcase2026")
 SUBTYPES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT")
 DCASE_MACHINES = ("ToyCar", "ToyTrain", "bearing", "fan", "gearbox", "slider", "valve")
+#: the simulator's machines behind the DCASE 2026 development types (ToyCar, ToyCarEmu, bearingEmu,
+#: fan, gearboxEmu, sliderEmu, valveEmu): the simulator has one model per physical kind
+DCASE2026_MACHINES = ("ToyCar", "bearing", "fan", "gearbox", "slider", "valve")
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,9 @@ PRESETS: dict[str, Preset] = {
     "dcase2020": Preset("dcase2020", "dcase2020", ("fan", "pump", "slider", "valve", "ToyCar"),
                         ("00", "02", "04", "06"), 900, 0, 100, 100, 10.0,
                         "DCASE 2020 development-set layout: machine IDs, no domains"),
+    "dcase2026": Preset("dcase2026", "dcase2026", DCASE2026_MACHINES, ("00",), 990, 10, 50, 50, 10.0,
+                        "DCASE 2026 development-set layout: stereo clips (near mic, far mic), "
+                        "noise condition in the names"),
 }
 
 
@@ -181,6 +187,10 @@ def plan(cfg: SynthConfig) -> list[ClipJob]:
     for j in jobs:
         j_seed = _clip_seed(cfg.seed, j)
         attrs = _params_for(cfg, j, j_seed)["attrs"]
+        if p.layout == "dcase2026":  # the noise condition is the last attribute (2026 grammar)
+            from .stereo import noise_condition
+
+            attrs = list(attrs) + [("noise", str(noise_condition(j_seed, j.machine)))]
         dev = dev_file_name(p.layout, j.section, j.domain, j.split, j.label, j.index, attrs)
         name = dev
         if cfg.eval_names and j.split == "test":
@@ -207,11 +217,20 @@ def _render_job(args) -> tuple[dict, np.ndarray]:
 
     cfg, job, out_dir = args
     p = cfg.preset
-    audio, info = render_clip(job.machine, anomaly=job.kind, severity=job.severity,
-                              seed=_clip_seed(cfg.seed, job), domain=job.domain,
-                              unit=unit_for(job.machine, job.section, cfg.seed),
-                              sample_rate=cfg.sample_rate, duration=p.duration,
-                              background=cfg.background, return_info=True)
+    stereo = None
+    if p.layout == "dcase2026":  # two microphones: [n, 2] audio, near mic first
+        from .stereo import render_stereo_clip
+
+        audio, (info, stereo) = render_stereo_clip(
+            job.machine, anomaly=job.kind, severity=job.severity, seed=_clip_seed(cfg.seed, job),
+            domain=job.domain, unit=unit_for(job.machine, job.section, cfg.seed), sample_rate=cfg.sample_rate,
+            duration=p.duration, background=cfg.background, return_info=True)
+    else:
+        audio, info = render_clip(job.machine, anomaly=job.kind, severity=job.severity,
+                                  seed=_clip_seed(cfg.seed, job), domain=job.domain,
+                                  unit=unit_for(job.machine, job.section, cfg.seed),
+                                  sample_rate=cfg.sample_rate, duration=p.duration,
+                                  background=cfg.background, return_info=True)
     path = Path(out_dir) / job.relpath
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()  # encode in memory, then one write: much faster than libsndfile's small writes
@@ -232,6 +251,12 @@ def _render_job(args) -> tuple[dict, np.ndarray]:
         "peak_limited": int(info.peak_limited),
         "params": json.dumps(params, sort_keys=True, default=_json_default),
     }
+    if stereo is not None:  # both SNRs and the recording chain (see stereo.py)
+        row.update({"noise": stereo.noise, "snr_near_db": f"{stereo.snr_near_db:.2f}",
+                    "snr_far_db": f"{stereo.snr_far_db:.2f}", "far_distance_m": f"{stereo.far_distance_m:.3f}",
+                    "delay_ms": f"{stereo.delay_ms:.3f}", "rt60_s": f"{stereo.rt60_s:.3f}",
+                    "coherence": f"{stereo.coherence:.3f}"})
+        return row, clip_feature(audio[:, 0], cfg.sample_rate)  # the probe hears the near mic
     return row, clip_feature(audio, cfg.sample_rate)
 
 
@@ -278,6 +303,8 @@ METADATA_COLUMNS = ["file", "name", "dev_name", "machine", "section", "domain", 
                     "index", "anomaly_kind", "severity", "region", "onset_s", "offset_s",
                     "band_lo_hz", "band_hi_hz", "events_s", "attributes", "snr_db", "peak_limited",
                     "params"]
+#: extra columns of a two-microphone (``dcase2026``) dataset: ``snr_db`` is the near mic's
+STEREO_COLUMNS = ["noise", "snr_near_db", "snr_far_db", "far_distance_m", "delay_ms", "rt60_s", "coherence"]
 
 
 def generate_dataset(preset: str | Preset, out_dir: str | os.PathLike, seed: int = 0,
@@ -388,8 +415,9 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 
 
 def _write_metadata(out: Path, rows: list[dict]) -> None:
+    cols = METADATA_COLUMNS + (STEREO_COLUMNS if rows and "snr_far_db" in rows[0] else [])
     with open(out / "metadata.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=METADATA_COLUMNS, lineterminator="\n")
+        w = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
 
