@@ -6,8 +6,12 @@ The stored reference numbers live in ``../shared/reference`` beside the checkout
 Hooks for other back-ends (kept cheap): ``AUSCULT_REFERENCE_DEVICE`` runs the module computations on
 another torch device (default ``cpu``), and ``AUSCULT_REFERENCE_PREPARE=package.module:function``
 names a function ``f(module, kind) -> module`` applied to every auscult module before it is run in
-eval mode (``kind`` names the fixture, e.g. ``"mobilefacenet"``) -- a fast path (fused or compiled
-module) must pass the same tests. The comparison bounds are the fixture README's.
+eval mode (``kind`` names the fixture, e.g. ``"mobilefacenet"``), and to the whole OS-SCL model
+before the training step (``kind = "osscl_model_train"``: return the same module, its parameters are
+read by name afterwards) -- a fast path (fused or compiled module) must pass the same tests.
+``auscult.engine.fastpath:prepare_fast`` is auscult's own (the inference copies every method
+scores with, and the trainer's channels-last layout); ``test_ref_fastpath.py`` runs the model tests
+through it in every run. The comparison bounds are the fixture README's.
 
 All tests of this directory run in one xdist group (one worker), and the coverage test runs last.
 """
