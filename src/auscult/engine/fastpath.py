@@ -11,24 +11,27 @@ On by default (CPU only; other devices run the plain path):
 
 * ``channels_last`` -- 2-D convolution nets train in NHWC layout: the trainer converts the conv
   weights for the duration of ``fit`` (oneDNN's CPU convolutions, batch norm and depthwise convs
-  run faster on NHWC; the first NHWC conv turns every later activation NHWC). Inference copies were
-  already NHWC.
+  run faster on NHWC; the first NHWC conv turns every later activation NHWC), with batch-norm
+  statistics accumulated as accurately as the NCHW kernel does
+  (:class:`auscult.nets.layers.BatchNorm2d`). Inference copies were already NHWC.
 * ``fused_prelu`` -- PReLU's backward as one fused, vectorised kernel (compiled once with
   ``torch.compile`` and cached on disk) instead of ATen's scalar two-output kernel, 4x faster; the
   forward stays ATen's. Falls back to ATen by itself where compiling fails (no C compiler).
-* ``waveform`` -- the TFgram branch's 4x max-pool as a reshape + max (same values and gradients,
-  ~1.5x less time than ``max_pool1d``'s index bookkeeping).
+* ``waveform`` -- the TFgram branch: in training its 4x max-pool as a reshape + max and ATen's
+  adaptive max-pool (same values and gradients, less index bookkeeping); in eval mode every 1-D
+  convolution on channels-last activations (no layout reorders around oneDNN, ~20 % less time).
 
 Off by default (opt-in, measured):
 
-* ``compile`` -- ``torch.compile`` (inductor) of the whole network in training (``train.compile:
-  true`` in a recipe also turns it on for one run). Costs 30-90 s of compilation per process
-  (cached on disk afterwards) and measured slower than the targeted kernels above on CPU.
-* ``bf16`` -- ``auto``: bfloat16 autocast in training where the CPU has native bf16 instructions
-  (``avx512_bf16`` or AMX), fp32 elsewhere; ``on``: autocast wherever torch allows it (emulated
-  bf16 is slow); ``off`` (default): fp32. A recipe's ``train.amp: bf16`` asks for it per run.
-  bf16 changes numerics (~3 significant digits): it does not pass the float32 reference-parity
-  bounds, so it is never on unless asked for.
+* ``bf16`` -- ``auto``: bfloat16 autocast of the TFgram branch in training where the CPU has native
+  bf16 instructions (``avx512_bf16`` or AMX), fp32 elsewhere; ``on``: wherever torch allows it
+  (emulated bf16 is slow); ``off`` (default). A recipe's ``train.amp: bf16`` asks for ``auto`` for
+  one run. bf16 keeps ~3 significant digits: it does not pass the float32 reference-parity bounds,
+  so it is never on unless asked for. (Autocasting MobileFaceNet too measured slower.)
+
+``torch.compile`` of whole networks was measured (``benchmarks/bench_reference_speed.py``) and is
+not a setting: slower than the targeted kernels above for training, no gain for scoring, and 30-90 s
+of compilation per process.
 
 Set them for a process with the environment variable ``AUSCULT_FASTPATH`` (comma-separated
 ``name=value``; ``0/1``, ``off/on``, ``false/true``), e.g. ``AUSCULT_FASTPATH=channels_last=0,fused_prelu=0``
@@ -64,7 +67,6 @@ class FastPath:
     channels_last: bool = True
     fused_prelu: bool = True
     waveform: bool = True
-    compile: bool = False
     bf16: str = "off"
 
     def __post_init__(self) -> None:
@@ -99,7 +101,7 @@ class FastPath:
     @classmethod
     def plain(cls) -> "FastPath":
         """Every fast path off: the eager computation as written."""
-        return cls(channels_last=False, fused_prelu=False, waveform=False, compile=False, bf16="off")
+        return cls(channels_last=False, fused_prelu=False, waveform=False, bf16="off")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
