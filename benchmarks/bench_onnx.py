@@ -50,7 +50,7 @@ def main() -> None:
 
     from auscult.data.synth import render_clip
     from auscult.data.synth.render import unit_for
-    from auscult.export import OnnxScorer, export_onnx, onnx_graph_module
+    from auscult.monitor.export import OnnxScorer, export_onnx
 
     torch.set_num_threads(1)
     rows = []
@@ -63,7 +63,7 @@ def main() -> None:
                 warnings.simplefilter("ignore")
                 export_onnx(b, onnx_path, check_waves=[])
             ort_scorer = OnnxScorer(onnx_path, threads=1)
-            graph = onnx_graph_module(det)
+            graph = b.models["fan"].scoring_graph().module  # the exported module, in torch
             for seconds in args.lengths:
                 x = render_clip("fan", unit=unit_for("fan", "00", 0), seed=123, duration=seconds)
                 xt = torch.from_numpy(x[None])

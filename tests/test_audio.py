@@ -21,6 +21,7 @@ from auscult.errors import (
     AudioDecodeError,
     AudioError,
     AudioFileNotFoundError,
+    ChannelCountError,
     ConfigError,
     EmptyAudioError,
     NonFiniteAudioError,
@@ -228,7 +229,7 @@ def test_good_file_no_warnings(tone):
 # ------------------------------------------------------------------ config validation
 @pytest.mark.parametrize("kw", [
     dict(sample_rate=0), dict(sample_rate=16000.5), dict(sample_rate=True), dict(channel="left"),
-    dict(channel=-1), dict(length="pad"), dict(length="crop"), dict(length="tile", duration=0),
+    dict(channel=-1), dict(channel="Near"), dict(channel="stereo"), dict(channel=True), dict(length="pad"), dict(length="crop"), dict(length="tile", duration=0),
     dict(length="tile", duration=float("nan")), dict(length="keep", duration=10.0),
     dict(offset="end"), dict(resample="yes"), dict(seed=1.5),
 ])
@@ -243,3 +244,105 @@ def test_config_from_dict_and_samples():
     assert AudioConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="unknown audio option"):
         AudioConfig.from_dict({"samplerate": 16000})
+
+
+# ------------------------------------------------------------------ DCASE 2026 channel policies
+@pytest.fixture
+def stereo(tmp_path):
+    """A two-channel clip whose channels differ: a 300 Hz tone (near) and a 1 kHz tone at another level (far)."""
+    sr = 16000
+    t = np.arange(4000) / sr
+    near = (0.4 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    far = (0.1 * np.sin(2 * np.pi * 1000 * t + 0.5)).astype(np.float32)
+    return _write(tmp_path / "section_00_source_test_normal_0000_noise_1.wav", np.stack([near, far], 1),
+                  sr, subtype="FLOAT"), near, far
+
+
+def test_2026_policies_pick_the_right_channel(stereo):
+    p, near, far = stereo
+    np.testing.assert_array_equal(load_audio(p, AudioConfig(channel="near")), near)
+    np.testing.assert_array_equal(load_audio(p, AudioConfig(channel="far")), far)
+    np.testing.assert_array_equal(load_audio(p, AudioConfig(channel=0)), near)  # near = channel 0 (left)
+    both = load_audio(p, AudioConfig(channel="both"))
+    assert both.shape == (2, near.size) and both.dtype == np.float32
+    np.testing.assert_array_equal(both[0], near)
+    np.testing.assert_array_equal(both[1], far)
+    mean = (near.astype(np.float64) + far) / 2
+    np.testing.assert_allclose(load_audio(p, AudioConfig(channel="mean")), mean, atol=1e-7)
+    # a bare path has no dataset year: "auto" reads as "mean"
+    np.testing.assert_array_equal(load_audio(p), load_audio(p, AudioConfig(channel="mean")))
+
+
+def test_auto_resolves_per_year():
+    cfg = AudioConfig(length="tile", duration=1.0)
+    assert cfg.channel == "auto"
+    assert cfg.for_year(2026).channel == "near"
+    assert cfg.for_year(2026).n_samples == cfg.n_samples  # only the channel changes
+    for y in (2020, 2023, 2025, None):
+        assert cfg.for_year(y).channel == "mean"
+    for explicit in ("mean", "far", "both", 1):
+        assert AudioConfig(channel=explicit).for_year(2026).channel == explicit
+    # cache keys: "auto" on a path decodes like "mean" (existing cache entries stay valid)
+    assert AudioConfig().decode_key() == AudioConfig(channel="mean").decode_key()
+    assert len({AudioConfig(channel=c).decode_key() for c in ("mean", "near", "far", "both", 0)}) == 5
+    assert AudioConfig(channel="both").n_channels == 2 and AudioConfig(channel="near").n_channels == 1
+    assert AudioConfig.from_dict({"channel": "far"}).channel == "far"
+
+
+@pytest.mark.parametrize("policy", ["near", "far", "both"])
+def test_2026_policies_need_two_channels(tmp_path, policy):
+    mono = _write(tmp_path / "section_00_source_train_normal_0000_noise_1.wav", np.full(100, 0.1, np.float32))
+    with pytest.raises(ChannelCountError, match="section_00_source_train_normal_0000_noise_1.wav") as ei:
+        load_audio(mono, AudioConfig(channel=policy))
+    assert "mono" in str(ei.value) and isinstance(ei.value, AudioError)
+    three = _write(tmp_path / "three.wav", np.zeros((100, 3), np.float32) + 0.1)
+    with pytest.raises(ChannelCountError, match="3 channels"):
+        load_audio(three, AudioConfig(channel=policy))
+
+
+def test_both_keeps_channels_aligned_under_length_policies(stereo):
+    p, near, far = stereo
+    n = near.size
+    x = np.stack([near, far])
+    for kw in (dict(length="crop", duration=0.1), dict(length="crop", duration=0.5),
+               dict(length="tile", duration=0.6), dict(length="crop", duration=0.1, offset="center")):
+        cfg = AudioConfig(channel="both", **kw)
+        y = load_audio(p, cfg)
+        assert y.shape == (2, cfg.n_samples)
+        for ch in range(2):  # each channel equals the mono length policy applied to it alone
+            np.testing.assert_array_equal(y[ch], apply_length(x[ch], AudioConfig(**kw)))
+    # a random crop takes one offset for both channels: the one a mono crop draws from the same stream
+    cfg = AudioConfig(channel="both", length="crop", duration=0.05, offset="random")
+    mono = AudioConfig(length="crop", duration=0.05, offset="random")
+    assert n > cfg.n_samples
+    for seed in range(5):
+        y = apply_length(x, cfg, rng=np.random.default_rng(seed))
+        np.testing.assert_array_equal(y[0], apply_length(near, mono, rng=np.random.default_rng(seed)))
+        np.testing.assert_array_equal(y[1], apply_length(far, mono, rng=np.random.default_rng(seed)))
+    starts = {int(np.flatnonzero(near == apply_length(x, cfg, rng=np.random.default_rng(s))[0, 0])[0])
+              for s in range(20)}
+    assert len(starts) > 5  # the offset does vary
+
+
+def test_both_resamples_each_channel(tmp_path):
+    sr_in = 48000
+    t = np.arange(sr_in // 2) / sr_in
+    x = np.stack([0.5 * np.sin(2 * np.pi * 500 * t), 0.2 * np.sin(2 * np.pi * 1500 * t)], 1).astype(np.float32)
+    p = _write(tmp_path / "48k.wav", x, sr_in, subtype="FLOAT")
+    with pytest.warns(ResampleWarning):
+        y = load_audio(p, AudioConfig(channel="both"))
+    with pytest.warns(ResampleWarning):
+        far = load_audio(p, AudioConfig(channel="far"))
+    assert y.shape == (2, sr_in // 6)
+    np.testing.assert_allclose(y[1], far, atol=1e-6)
+    ref = 0.2 * np.sin(2 * np.pi * 1500 * np.arange(y.shape[1]) / 16000)
+    assert np.abs(y[1, 200:-200] - ref[200:-200]).max() < 1e-2
+
+
+def test_non_finite_with_2026_policies(tmp_path):
+    x = np.stack([np.full(100, 0.1, np.float32), np.full(100, 0.2, np.float32)], 1)
+    x[10, 1] = np.nan
+    p = _write(tmp_path / "nan_far.wav", x, subtype="FLOAT")
+    np.testing.assert_array_equal(load_audio(p, AudioConfig(channel="near")), np.full(100, 0.1, np.float32))
+    _expect(NonFiniteAudioError, p, config=AudioConfig(channel="far"))
+    _expect(NonFiniteAudioError, p, config=AudioConfig(channel="both"))

@@ -21,12 +21,11 @@ from . import __version__
 
 COMMAND_MODULES: list[str] = [
     "auscult.data.cli",
-    "auscult.eval.cli",
     "auscult.monitor.serve_cli",
     "auscult.data.synth.cli",
-    "auscult.pipeline_cli",
+    "auscult.pipeline.cli",
     "auscult.monitor.cli",
-    "auscult.pretrain_cli",
+    "auscult.methods.clsia.cli",
 ]
 
 app = typer.Typer(

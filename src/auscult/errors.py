@@ -55,9 +55,18 @@ class SampleRateError(AudioError):
     """The file's sample rate is not the configured one and resampling is disabled."""
 
 
+class ChannelCountError(AudioError):
+    """The file's channel count does not fit the channel policy (e.g. a mono file where the
+    DCASE 2026 policies ``near``/``far``/``both`` need a two-channel clip)."""
+
+
 class CheckpointError(AuscultError):
     """A checkpoint or model bundle is missing, truncated, corrupt or from an incompatible version."""
 
 
 class SubmissionError(DataError):
     """A submission folder does not match the ground truth (missing, extra or duplicate names)."""
+
+
+class CapabilityError(ConfigError):
+    """A method was asked for something it does not declare (``embed``, ``explain``, ``export``)."""

@@ -148,5 +148,13 @@ def test_two_processes_fill_the_same_cache(tmp_path):
     assert [f for f in (tmp_path / "cache").rglob("*") if f.name.endswith(".tmp")] == []
 
 
-def test_importable_from_audio():
-    assert audio.WaveformCache is WaveformCache
+def test_audio_does_not_import_the_cache():
+    """audio.py is the lower layer: the cache builds on it, never the other way round (no cycle)."""
+    import subprocess
+    import sys
+
+    code = "import sys, auscult.audio; print('auscult.data.cache' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+    assert not hasattr(audio, "WaveformCache") and WaveformCache.__module__ == "auscult.data.cache"

@@ -61,6 +61,20 @@ CASES = [
      dict(split="supplemental", label="normal", domain="source", year=2025, layout="dcase2025-supplemental")),
     ("dev_data/AutoTrash/supplemental/section_00_clean_0003.wav",
      dict(split="supplemental", label="normal", year=2025)),
+    # 2026: the 2022-2025 grammar with a noise attribute; the organisers' folder name says the year
+    ("dcase2026t2/dev_data/raw/ToyCarEmu/train/section_00_source_train_normal_0989_car_A2_spd_28V_mic_1_noise_1.wav",
+     dict(machine="ToyCarEmu", section="00", domain="source", split="train", label="normal", index=989,
+          layout="dcase2022", year=2026, attributes_raw="car_A2_spd_28V_mic_1_noise_1",
+          attributes={"car": "A2", "spd": "28V", "mic": "1", "noise": "1"})),
+    ("dcase2026t2/dev_data/raw/fan/test/section_00_target_test_anomaly_0049_noise_2.wav",
+     dict(machine="fan", domain="target", split="test", label="anomaly", index=49, year=2026,
+          attributes={"noise": "2"})),
+    ("dcase2026t2/eval_data/raw/BlowerDustCollector/test/section_00_0199.wav",
+     dict(machine="BlowerDustCollector", section="00", domain=None, split="test", label=None, index=199,
+          layout="dcase-anonymous", year=2026)),
+    # without a year folder the name alone cannot tell 2026 (the index decides from channels)
+    ("dev_data/sliderEmu/train/section_00_target_train_normal_0009_noise_1.wav",
+     dict(machine="sliderEmu", domain="target", layout="dcase2022", year=None, attributes={"noise": "1"})),
     # uppercase extension, flac
     ("dev_data/fan/train/section_00_source_train_normal_0001_m-n_X.FLAC", dict(machine="fan")),
     # own data and MIMII
@@ -133,6 +147,9 @@ def test_explicit_year_wins_and_year_hint_from_folders():
     assert infer_year("/tmp/test_2021_train/fan/train/a.wav") is None  # a year inside a word
     assert infer_year("/x/DCASE_2024_task2/fan/train/a.wav") == 2024
     assert infer_year("/x/2025_dev/fan/train/a.wav") == 2025
+    assert infer_year("/x/dcase2026t2/dev_data/raw/fan/train/a.wav") == 2026  # the organisers' layout
+    assert infer_year("/x/DCASE2026_task2/fan/train/a.wav") == 2026
+    assert infer_year("/x/dcase2027/fan/train/a.wav") is None  # not a year auscult knows
 
 
 def test_root_may_be_the_machine_folder():

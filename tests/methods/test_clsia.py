@@ -248,7 +248,7 @@ def test_pretrain_folder_then_finetune_from_the_weights(easy, tmp_path, one_thre
 
     from auscult.cli import app
     from auscult.errors import CheckpointError
-    from auscult.methods.clsia_pretrain import load_pretrained
+    from auscult.methods.clsia.pretrain import load_pretrained
 
     train, test, audio = easy
     folder = tmp_path / "unlabelled"
@@ -286,7 +286,7 @@ def test_pretrain_folder_then_finetune_from_the_weights(easy, tmp_path, one_thre
 def test_interrupted_fit_resumes_to_identical_scores(easy, one_thread, interrupted_fit):
     """Kill a fit mid-epoch (after a step checkpoint) and resume it: queue, bank, pre-norm, key
     encoder and RNG come back, so the scores equal those of an uninterrupted fit."""
-    import auscult.methods.clsia as mod
+    import auscult.methods.clsia.method as mod
 
     train, test, audio = easy
     sub = [c for c in train if c.section == "00"][:8] + [c for c in train if c.section == "01"][:4]

@@ -198,7 +198,7 @@ def test_head_output_is_unit_norm(fitted):
 
 
 def test_batchnorm_recalibration_is_the_mean_over_clean_training_clips(fitted, data):
-    from auscult.methods.osscl import recalibrate_batchnorm
+    from auscult.methods._neural import recalibrate_batchnorm
 
     m, _, audio = fitted
     fit, _, _ = data

@@ -52,7 +52,7 @@ def test_bundle_file_is_a_pickle_free_versioned_envelope(knn_fit):
     assert env["format"] == "auscult-bundle" and env["format_version"] == BUNDLE_FORMAT_VERSION
     assert {"auscult", "torch", "numpy", "python"} <= set(env["versions"])
     m = env["machines"]["fan"]
-    assert m["detector"] == "logmel_knn"
+    assert env["methods"][m["method"]]["name"] == "logmel_knn" and m["unit"] == {"machine": "fan", "section": "00"}
     assert {"value", "method", "expected_false_alarm_rate", "n_scores"} <= set(m["threshold"])
     assert {"n", "mean", "std", "quantiles", "scores", "band_scale", "frame_q99"} <= set(m["calibration"])
 
@@ -119,13 +119,13 @@ def test_newer_format_unknown_detector_and_version_drift(knn_fit, tmp_path):
         load_bundle(_rewrite(path, tmp_path / "newer.auscult", newer))
 
     def unknown(env):
-        env["machines"]["fan"]["detector"] = "quantum_detector"
+        env["methods"][0]["name"] = "quantum_detector"
 
-    with pytest.raises(CheckpointError, match="unknown detector kind 'quantum_detector'"):
+    with pytest.raises(CheckpointError, match="unknown method 'quantum_detector'"):
         load_bundle(_rewrite(path, tmp_path / "unknown.auscult", unknown))
 
     def missing_state(env):
-        del env["machines"]["fan"]["state"]
+        del env["methods"][0]["state"]
 
     with pytest.raises(CheckpointError, match="incompatible or damaged"):
         load_bundle(_rewrite(path, tmp_path / "nostate.auscult", missing_state))
@@ -199,7 +199,7 @@ def test_long_inputs_are_scored_window_by_window_and_report_the_worst(knn_fit):
     ranges = cut_windows(len(x), bundle.window_samples, bundle.hop_samples)
     assert [(round(a * SR), round(b * SR)) for a, b, _ in wins] == ranges
     assert r.score == max(s for _, _, s in wins)
-    singles = bundle.model()[1].detector.score_waves([x[a:b] for a, b in ranges])
+    singles = bundle.model()[1].score_waves([x[a:b] for a, b in ranges])
     np.testing.assert_allclose([s for _, _, s in wins], singles)
     # the worst window overlaps the injected fault
     a, b = r.extra["worst_window_s"]
@@ -251,3 +251,54 @@ def test_the_http_service_serves_a_real_bundle(knn_fit, tmp_path):
         assert body["threshold"] == pytest.approx(ref.threshold)
         png = client.get("/v1/machines/fan/explain.png", headers=h)
         assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_first_format_bundles_still_load(tmp_path):
+    """A bundle of format 1 (one 'detector' per machine: logmel_knn or autoencoder) is converted on
+    load: same thresholds, and logmel_knn scores by the first format's formula (the mean RMS distance
+    of the standardised band statistics to the k nearest bank rows)."""
+    import io
+
+    from auscult.features import FeatureConfig, LogMel
+    from auscult.fileio import pack_tree
+
+    import torch
+
+    fc = FeatureConfig(pad_mode="reflect")
+    lm = LogMel(fc)
+
+    def stats(x):
+        with torch.no_grad():
+            m = lm(torch.from_numpy(x)[None])[0].double().numpy()
+        return np.concatenate([m.mean(1), np.sqrt(m.var(1) + 0.5 ** 2)])
+
+    bank = np.stack([stats(render(1200 + i, duration=1.5)) for i in range(6)])
+    mu, sd = bank.mean(0), bank.std(0) + 1e-3
+    arrays: dict = {}
+    thr = {"value": 1.0, "method": "gamma", "expected_false_alarm_rate": 0.01, "n_scores": 8,
+           "empirical_false_alarm_rate": 0.0, "params": {}}
+    machines = {"press": {"detector": "logmel_knn",
+                          "config": pack_tree({"features": fc.to_dict(), "k": 2, "sd_floor_db": 0.5}, arrays),
+                          "state": pack_tree({"bank": bank, "mu": mu, "sd": sd}, arrays),
+                          "threshold": pack_tree(thr, arrays), "calibration": pack_tree({"n": 8}, arrays),
+                          "fit_info": {}}}
+    env = {"format": "auscult-bundle", "format_version": 1, "versions": {"auscult": "0.0.1"}, "sample_rate": SR,
+           "window_s": 1.5, "hop_s": 0.75, "info": {}, "machines": machines}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    path = tmp_path / "old.auscult"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("bundle.json", json.dumps(env))
+        z.writestr("arrays.npz", buf.getvalue())
+    with pytest.warns(BundleVersionWarning):
+        b = load_bundle(path)
+    assert b.machine_ids == ["press"] and b.models["press"].method.name == "logmel_knn"
+    assert b.models["press"].threshold_value == 1.0
+    x = render(1300, duration=1.5)
+    z = (stats(x) - mu) / sd
+    zb = (bank - mu) / sd
+    d = np.sqrt(((z[None] - zb) ** 2).mean(1))
+    assert b.score_waveform(x, SR).score == pytest.approx(np.sort(d)[:2].mean(), rel=1e-6)
+    # and saved again it is a bundle of the current format with the same behaviour
+    again = load_bundle(save_bundle(tmp_path / "new.auscult", b))
+    assert again.score_waveform(x, SR).score == b.score_waveform(x, SR).score

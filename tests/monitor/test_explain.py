@@ -1,7 +1,7 @@
 """Where is the anomaly? An injected fault must light up at its time and its frequency.
 
 The simulator's fan ``rub`` fault is a squeal in a narrow band (``info.band_hz``) between
-``info.onset_s`` and ``info.offset_s``; both detectors' explanations are checked against them
+``info.onset_s`` and ``info.offset_s``; both explaining methods' (autoencoder, logmel_knn) explanations are checked against them
 on several clips, with quantitative criteria (:func:`auscult.monitor.explain.localisation`).
 """
 

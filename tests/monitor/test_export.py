@@ -12,7 +12,7 @@ from monitor_testlib import SR, render, write_wav
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from auscult.export import OnnxScorer, export_onnx  # noqa: E402
+from auscult.monitor.export import OnnxScorer, export_onnx  # noqa: E402
 
 #: relative tolerance between onnxruntime (float32 conv STFT) and the bundle (float64 torch.stft)
 REL_TOL = 1e-4
@@ -30,14 +30,14 @@ def test_onnx_scores_equal_the_bundle(which, knn_fit, ae_fit, tmp_path):
     assert "Conv" in ops and not ({"STFT", "DFT"} & ops)  # the front-end is in the graph, as a convolution
     meta = json.loads(open(res.sidecar_json).read())
     mm = bundle.models["fan"]
-    assert meta["threshold"] == mm.threshold_value and meta["detector"] == mm.detector.kind
+    assert meta["threshold"] == mm.threshold_value and meta["method"] == mm.method.name
     assert meta["sample_rate"] == SR and meta["features"]["stft_impl"] == "conv"
     # a fresh scorer from the files alone: batch of equal-length clips, and another length
     sc = OnnxScorer(res.onnx)
-    ref = mm.detector.score_waves(waves[:3])
+    ref = mm.score_waves(waves[:3])
     np.testing.assert_allclose(sc.score(np.stack(waves[:3])), ref, rtol=REL_TOL)
     short = render(811, duration=1.7)
-    np.testing.assert_allclose(sc.score(short), mm.detector.score_waves([short]), rtol=REL_TOL)
+    np.testing.assert_allclose(sc.score(short), mm.score_waves([short]), rtol=REL_TOL)
     assert list(sc.decide(np.stack(waves[:3]))) == [s > mm.threshold_value for s in ref]
 
 
@@ -55,7 +55,7 @@ def test_export_cli(knn_fit, tmp_path):
 
 
 def test_score_command_with_a_bundle(knn_fit, tmp_path):
-    """'auscult score BUNDLE FILES' (pipeline_cli dispatches to monitor.cli.score_files)."""
+    """'auscult score BUNDLE FILES' (pipeline.cli dispatches to monitor.cli.score_files)."""
     from typer.testing import CliRunner
 
     from auscult.cli import app

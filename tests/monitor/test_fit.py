@@ -65,8 +65,9 @@ def test_choose_method_by_data_size():
     kind, why = choose_method(60, cfg)
     assert kind == "autoencoder" and "60" in why
     assert choose_method(10, FitConfig(method="autoencoder"))[0] == "autoencoder"
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="magic"):
         FitConfig(method="magic")
+    assert choose_method(5, FitConfig(method="clsia"))[0] == "clsia"  # every registered method is a choice
 
 
 def test_knn_fit_report_holds_out_recordings(knn_fit):
@@ -125,7 +126,7 @@ def test_autoencoder_chosen_for_more_data(tmp_path):
         b, rep = fit_bundle(d, None, FitConfig(window_s=0.5, min_net_windows=40, epochs=3))
     r = rep.machines["big"]
     assert r["detector"] == "autoencoder" and r["fit_windows"] >= 40 and r["epochs"] == 3
-    assert b.models["big"].detector.kind == "autoencoder"
+    assert b.models["big"].method.name == "autoencoder"
 
 
 @pytest.mark.parametrize("n,expect", [(2000, "false_alarm_rate"), (40, "gamma")])
@@ -181,3 +182,20 @@ def test_several_machines_in_one_bundle(tmp_path):
     assert (r1.machine, r2.machine) == ("fan-1", "fan-2") and r1.threshold != r2.threshold
     with pytest.raises(ConfigError, match="holds 2 machines"):
         loaded.score_waveform(x, SR)
+
+
+def test_dcase_sections_of_one_machine_folder_become_units(tmp_path):
+    """A machine folder whose DCASE file names span several sections is one unit per section
+    (<machine>.section_<SS>): each gets its own model and threshold, scored as its section."""
+    d = tmp_path / "dev" / "fan" / "train"
+    for sec, seed in (("00", 1500), ("01", 1600)):
+        for i in range(8):
+            write_wav(d / f"section_{sec}_source_train_normal_{i:04d}_noAttribute.wav", render(seed + i, duration=2.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b, rep = fit_bundle(tmp_path / "dev", None, FitConfig(window_s=0.5, method="logmel_knn"))
+    assert b.machine_ids == ["fan.section_00", "fan.section_01"] and sorted(rep.machines) == b.machine_ids
+    assert [b.models[m].unit for m in b.machine_ids] == [{"machine": "fan", "section": "00"},
+                                                         {"machine": "fan", "section": "01"}]
+    assert b.models["fan.section_00"].method is not b.models["fan.section_01"].method
+    assert all(r["n_recordings"] == 8 for r in rep.machines.values())

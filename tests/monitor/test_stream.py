@@ -14,26 +14,36 @@ import numpy as np
 import pytest
 
 from auscult.errors import ConfigError
+from auscult.methods import Method
 from auscult.monitor.bundle import Bundle, MachineModel
 from auscult.monitor.stream import StreamScorer, WatchConfig, watch
 
 from monitor_testlib import SR, render, write_wav
 
 
-class LevelDetector:
-    """Scores a window by its RMS: lets a test decide exactly which windows are anomalous."""
+class LevelMethod(Method):
+    """A method (the real contract) that scores a window by its RMS: lets a test decide exactly which
+    windows are anomalous."""
 
-    kind = "level"
-    sample_rate = SR
+    name = "level"
     min_samples = 1
 
-    def score_waves(self, waves):
-        return np.array([float(np.sqrt(np.mean(np.square(w, dtype=np.float64)))) for w in waves])
+    def fit(self, train, val, audio):
+        return self
+
+    def score(self, clips, audio):
+        return np.array([float(np.sqrt(np.mean(np.square(w, dtype=np.float64)))) for w in audio.load_many(clips)])
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
 
 
 def level_bundle(window_s=1.0, hop_s=1.0, threshold=0.5) -> Bundle:
-    mm = MachineModel(LevelDetector(), {"value": threshold, "expected_false_alarm_rate": 0.01, "method": "test"},
-                      {"n": 0})
+    mm = MachineModel(LevelMethod({"audio": {"sample_rate": SR}}),
+                      {"value": threshold, "expected_false_alarm_rate": 0.01, "method": "test"}, {"n": 0})
     return Bundle({"m": mm}, SR, window_s, hop_s)
 
 
@@ -181,7 +191,7 @@ def test_bad_settings():
         list(watch(level_bundle(), "/nonexistent/file.wav"))
     with pytest.raises(ConfigError, match="shorter than the model needs"):
         b = level_bundle()
-        b.models["m"].detector.min_samples = SR * 2
+        b.models["m"].method.min_samples = SR * 2
         StreamScorer(b, config=WatchConfig(window_s=1.0))
 
 

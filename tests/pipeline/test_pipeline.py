@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from auscult.cli import app
+from auscult.fileio import load_tree
 
 EPOCHS = 2
 FAST = [f"train.epochs={EPOCHS}", "train.batch_size=256"]
@@ -59,7 +60,7 @@ def test_cli_run_writes_official_files_and_report(cli_run, tiny_synth):
         # ground truth written from the dev names, in the official layout
         gt = _read_two_col(run / "ground_truth" / "ground_truth_data" / f"ground_truth_{machine}_section_00_test.csv")
         assert {n: ("anomaly" if v == "1" else "normal") for n, v in gt.items()} == {n: c.label for n, c in tests.items()}
-        assert (run / "models" / machine / "model.pt").is_file()
+        assert (run / "models" / machine / "model.npz").is_file()
         assert (run / "models" / machine / "checkpoints" / "best.pt").is_file()
         metrics = [json.loads(x) for x in (run / "models" / machine / "metrics.jsonl").read_text().splitlines()]
         assert sum(1 for m in metrics if m["kind"] == "epoch") == EPOCHS
@@ -194,7 +195,7 @@ def test_killed_run_resumes_to_the_same_end(tiny_synth, wave_cache, tmp_path, mo
     meta = json.loads((killed / "run.json").read_text())
     assert meta["groups_done"] == ["fan"] and meta["stage"] == "training"
     assert (killed / "models" / "valve" / "checkpoints" / "last.pt").is_file()
-    assert not (killed / "models" / "valve" / "model.pt").exists()
+    assert not (killed / "models" / "valve" / "model.npz").exists()
     with pytest.raises(Exception, match="training has not finished"):
         pipeline.score(killed, tiny_synth, device="cpu", cache_dir=wave_cache)
     # a different recipe cannot resume this run
@@ -211,8 +212,8 @@ def test_killed_run_resumes_to_the_same_end(tiny_synth, wave_cache, tmp_path, mo
     assert len(resumed) == 1 and resumed[0].startswith("resumed from epoch 2 of 3, step ") and \
         "models/valve/checkpoints/last.pt" in resumed[0], res.stderr
     for g in ("fan", "valve"):
-        a = torch.load(full / "models" / g / "model.pt", weights_only=False)["state"]["net"]
-        b = torch.load(killed / "models" / g / "model.pt", weights_only=False)["state"]["net"]
+        a = load_tree(full / "models" / g / "model.npz")[1]["state"]["net"]
+        b = load_tree(killed / "models" / g / "model.npz")[1]["state"]["net"]
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k], b[k]), (g, k)
@@ -327,11 +328,5 @@ def test_threshold_on_holdout_and_early_refusal(tiny_synth, wave_cache, tmp_path
                         overrides=["threshold.on=holdout", "data.holdout=0.3", "data.machines=[fan]",
                                    "train.epochs=1", "threshold.method=percentile"], cache_dir=wave_cache)
     thr = json.loads((rd / "thresholds.json").read_text())["fan/00"]
-    held = torch_load_val(rd / "models" / "fan" / "model.pt")
+    held = load_tree(rd / "models" / "fan" / "model.npz")[1]["val_clips"]
     assert thr["method"] == "percentile" and thr["fitted_on"] == "holdout" and thr["n_scores"] == len(held) >= 5
-
-
-def torch_load_val(path: Path) -> list[str]:
-    import torch
-
-    return torch.load(path, weights_only=False)["val_clips"]

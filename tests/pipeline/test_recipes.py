@@ -97,3 +97,44 @@ def test_recipe_by_path_and_file_errors(tmp_path):
         load_recipe(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="synthetic/autoencoder"):  # the message lists known names
         load_recipe("synthetic/autoencodr")
+
+
+def test_list_walks_every_registry_a_recipe_is_composed_from():
+    """`auscult list` shows methods (with capabilities), nets, losses, back-ends, front-ends,
+    augmentations and recipes, each entry with a one-line description."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from auscult.cli import app
+
+    res = CliRunner().invoke(app, ["list", "--json"])
+    assert res.exit_code == 0, res.output
+    listing = json.loads(res.stdout)
+    assert set(listing) == {"methods", "nets", "losses", "backends", "frontends", "augmentations", "recipes"}
+    assert {"mixup", "logmixupexp", "rrc", "statex", "featex"} <= {e["name"] for e in listing["augmentations"]}
+    assert {"logmel", "inverted_logmel"} <= {e["name"] for e in listing["frontends"]}
+    assert {"autoencoder", "logmel_knn", "clsia", "osscl", "protoasd", "ssl4asd"} <= {e["name"] for e in listing["methods"]}
+    for section, rows in listing.items():
+        for e in rows:
+            assert e["description"].strip() and "\n" not in e["description"], (section, e)
+    caps = {e["name"]: e["capabilities"] for e in listing["methods"]}
+    assert "explain" in caps["autoencoder"] and "export" in caps["logmel_knn"]
+
+
+def test_typed_recipe_round_trips_and_method_sections_are_checked_without_building():
+    from auscult.methods import METHODS
+    from auscult.pipeline.recipe import Recipe, validate_recipe
+
+    cfg = load_recipe("synthetic/clsia")
+    rec = Recipe.from_dict(cfg)
+    assert rec.method == "clsia" and rec.audio["duration"] == 4.0 and rec.backend["name"] == "knn"
+    assert set(rec.sections) == {"net", "augment", "train", "clsia"} and rec.to_dict() == cfg
+    # an unknown key of a method's own section is refused from the registered defaults alone
+    with pytest.raises(ConfigError, match=r"clsia: unknown setting\(s\) \['queue'\]"):
+        validate_recipe({**cfg, "clsia": {"queue": 3}}, build=False)
+    with pytest.raises(ConfigError, match="unknown recipe key"):
+        validate_recipe({**cfg, "model": {"context": 5}}, build=False)  # an autoencoder section on clsia
+    with pytest.raises(ConfigError, match="backend.name"):
+        validate_recipe({**cfg, "backend": {"name": "nope"}}, build=False)
+    assert METHODS.defaults("clsia")["clsia"]["queue_size"] == 4096

@@ -15,10 +15,8 @@ every group is a dict of plain numpy arrays, so that it can be saved without pic
 
 from __future__ import annotations
 
-import io
 import json
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
@@ -27,15 +25,16 @@ import numpy as np
 
 from .. import __version__
 from ..errors import CheckpointError, ConfigError, DataError
-from ..fileio import atomic_write
+from ..fileio import HEADER_KEY, read_arrays, save_tree, unpack_tree
 from ..registry import Registry
 
 BACKENDS = Registry("backend")
 
 #: Version of the saved-file layout. Bump when the layout changes; older layouts stay readable.
+#: Files are written in auscult's one save format (:mod:`auscult.fileio`: the header holds the packed
+#: ``tree``); the first writer's layout (arrays ``g<i>/<name>`` listed in the header) is still read.
 FORMAT_VERSION = 1
 FORMAT_NAME = "auscult-backend"
-_HEADER_KEY = "__header__"
 
 GROUP_BY = ("section", "machine", None)
 GroupKey = tuple[str, ...]
@@ -433,18 +432,14 @@ def _minor(version: str) -> tuple[int, int]:
 
 
 def save_envelope(backend: Backend, path: Path, *, format_version: int = FORMAT_VERSION, auscult_version: str = __version__) -> Path:
-    """Write ``backend`` as an ``.npz`` with a JSON header (no pickled code), via temp + rename."""
-    arrays: dict[str, np.ndarray] = {}
+    """Write ``backend`` in auscult's one save format (:func:`auscult.fileio.save_tree`: an ``.npz``
+    whose ``__header__`` is JSON, the group states its arrays; no pickled code), via temp + rename."""
     groups = []
-    for gi, (key, state) in enumerate(sorted(backend.groups_.items())):
-        names = []
+    for key, state in sorted(backend.groups_.items()):
         for name, arr in state.items():
-            arr = np.asarray(arr)
-            if arr.dtype == object:
+            if np.asarray(arr).dtype == object:
                 raise CheckpointError(f"{backend.name}: state {name!r} is an object array and cannot be saved without pickle")
-            arrays[f"g{gi}/{name}"] = arr
-            names.append(name)
-        groups.append({"key": list(key), "arrays": names})
+        groups.append([list(key), {name: np.asarray(arr) for name, arr in state.items()}])
     header = {
         "format": FORMAT_NAME,
         "format_version": int(format_version),
@@ -452,28 +447,12 @@ def save_envelope(backend: Backend, path: Path, *, format_version: int = FORMAT_
         "backend": backend.name,
         "params": backend.params,
         "dim": backend.dim_,
-        "groups": groups,
     }
-    arrays[_HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz") if path.suffix == "" else path
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda fh: np.savez(fh, **arrays))
-    return path
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.exists():
-        raise CheckpointError(f"{path}: saved back-end not found (check the path or re-run fit)")
-    try:
-        data = path.read_bytes()
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise CheckpointError(
-            f"{path}: not a readable auscult back-end file (truncated or corrupt: {exc}); re-run fit and save again"
-        ) from None
+    return save_tree(path, {"groups": groups}, header)
 
 
 def load_backend(path: str | Path) -> Backend:
@@ -484,11 +463,16 @@ def load_backend(path: str | Path) -> Backend:
     was written by a different auscult minor version.
     """
     path = Path(path)
-    arrays = _read_npz(path)
-    if _HEADER_KEY not in arrays:
+    if not path.exists():
+        raise CheckpointError(f"{path}: saved back-end not found (check the path or re-run fit)")
+    try:
+        arrays = read_arrays(path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}: not a readable auscult back-end file; re-run fit and save again") from None
+    if HEADER_KEY not in arrays:
         raise CheckpointError(f"{path}: no auscult header; this is not a back-end saved by auscult")
     try:
-        header = json.loads(arrays.pop(_HEADER_KEY).tobytes().decode("utf-8"))
+        header = json.loads(arrays.pop(HEADER_KEY).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: corrupt header ({exc}); re-run fit and save again") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
@@ -516,9 +500,13 @@ def load_backend(path: str | Path) -> Backend:
     try:
         backend = BACKENDS.build(name, **dict(header.get("params") or {}))
         groups: dict[GroupKey, dict[str, np.ndarray]] = {}
-        for gi, g in enumerate(header["groups"]):
-            groups[tuple(g["key"])] = {a: arrays[f"g{gi}/{a}"] for a in g["arrays"]}
-    except (KeyError, TypeError, ConfigError) as exc:
+        if "tree" not in header:  # the first layout: arrays named g<i>/<name>, listed in the header
+            for gi, g in enumerate(header["groups"]):
+                groups[tuple(g["key"])] = {a: arrays[f"g{gi}/{a}"] for a in g["arrays"]}
+        else:
+            for key, state in unpack_tree(header["tree"], arrays)["groups"]:
+                groups[tuple(key)] = {a: np.asarray(v) for a, v in state.items()}
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"{path}: inconsistent back-end file ({type(exc).__name__}: {exc}); re-run fit and save again") from None
     backend.groups_ = groups
     backend.dim_ = header.get("dim")

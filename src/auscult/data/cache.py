@@ -2,7 +2,8 @@
 
 Layout under ``cache_dir`` (format version ``v1``)::
 
-    v1/wave/<k[:2]>/<k>.npy     the decoded waveform (mono float32 at the configured rate)
+    v1/wave/<k[:2]>/<k>.npy     the decoded waveform (float32 at the configured rate: ``[T]``,
+                                or ``[2, T]`` under the channel policy ``both``)
     v1/meta/<p[:2]>/<p>.json    per source path: size, mtime_ns, inode -> content hash
 
 **Key.** A waveform is keyed by ``blake2b(file bytes)`` plus the decode-relevant part of the
@@ -130,7 +131,8 @@ class WaveformCache:
         if entry.is_file():
             try:
                 x = np.load(entry, mmap_mode="r", allow_pickle=False)
-                if x.dtype == np.float32 and x.ndim == 1 and x.shape[0] > 0:
+                ndim = 2 if self.config.n_channels == 2 else 1
+                if x.dtype == np.float32 and x.ndim == ndim and x.shape[-1] > 0:
                     self.hits += 1
                     return x
             except (OSError, ValueError):
@@ -145,7 +147,8 @@ class WaveformCache:
         return x
 
     def load(self, path: Union[str, Path], rng: Optional[np.random.Generator] = None) -> np.ndarray:
-        """Like :func:`auscult.audio.load_audio`, from the cache: a writable float32 1-D array."""
+        """Like :func:`auscult.audio.load_audio`, from the cache: a writable float32 array
+        (``[T]``, or ``[2, T]`` under the channel policy ``both``)."""
         return apply_length(self.decoded(path), self.config, rng=rng, path=path)
 
     def __repr__(self) -> str:

@@ -39,6 +39,9 @@ class Clip:
         layout: which grammar matched (``"dcase2020"``, ``"dcase2021"``, ``"dcase2022"``,
             ``"dcase2020-eval"``, ``"folder"``, ``"manifest"``, ...).
         year: the DCASE year when known.
+        channels: the file's channel count, read from its header by the dataset index
+            (:meth:`~auscult.data.index.DatasetIndex.scan`); ``None`` when not read. DCASE 2026
+            clips have 2 (left = near mic, right = far mic), earlier years 1. Not part of equality.
     """
 
     path: Path
@@ -52,6 +55,7 @@ class Clip:
     attributes: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     layout: str = "folder"
     year: Optional[int] = None
+    channels: Optional[int] = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -88,6 +92,7 @@ class Clip:
             "attributes": dict(self.attributes),
             "layout": self.layout,
             "year": self.year,
+            "channels": self.channels,
         }
 
     @classmethod

@@ -16,7 +16,7 @@ year        files under the ground-truth folder
             ``name,original_name,label``; the ID is read from ``id_II`` in the name)
 2021        ``ground_truth_data/ground_truth_<type>_section_SS_{source|target}_test.csv``
             (rows ``name,label``; the domain is in the file name)
-2022-2025   ``ground_truth_data/ground_truth_<type>_section_SS_test.csv`` (rows ``name,label``)
+2022-2026   ``ground_truth_data/ground_truth_<type>_section_SS_test.csv`` (rows ``name,label``)
             and ``ground_truth_domain/ground_truth_<type>_section_SS_test.csv``
             (rows ``name,domain`` with 0 = source, 1 = target)
 ==========  ==================================================================================
@@ -61,7 +61,7 @@ __all__ = [
     "ATTRIBUTES_DIR",
 ]
 
-YEARS: tuple[int, ...] = (2020, 2021, 2022, 2023, 2024, 2025)
+YEARS: tuple[int, ...] = (2020, 2021, 2022, 2023, 2024, 2025, 2026)
 DATA_DIR = "ground_truth_data"
 DOMAIN_DIR = "ground_truth_domain"
 ATTRIBUTES_DIR = "ground_truth_attributes"
@@ -225,12 +225,12 @@ def _data_dir(root: Path) -> Path:
         return root
     raise DataError(
         f"{root}: no '{DATA_DIR}/' folder here (point --ground-truth at the folder that holds "
-        f"'{DATA_DIR}/' and, for 2022-2025, '{DOMAIN_DIR}/')"
+        f"'{DATA_DIR}/' and, for 2022-2026, '{DOMAIN_DIR}/')"
     )
 
 
 def detect_year(root: str | Path) -> Optional[int]:
-    """Guess the layout family of a ground-truth folder: 2020, 2021, 2022 (= 2022-2025) or ``None``."""
+    """Guess the layout family of a ground-truth folder: 2020, 2021, 2022 (= 2022-2026) or ``None``."""
     root = Path(root)
     if (root / EVAL_DATA_LIST).is_file():
         return 2020
@@ -253,15 +253,15 @@ def read_ground_truth(root: str | Path, year: int) -> list[TruthRow]:
 
     Args:
         root: the folder holding ``ground_truth_data/`` (and ``ground_truth_domain/`` for
-            2022-2025), that ``ground_truth_data/`` folder itself, or (2020) a folder with
+            2022-2026), that ``ground_truth_data/`` folder itself, or (2020) a folder with
             ``eval_data_list.csv``.
-        year: 2020-2025; selects the layout (see the module docstring).
+        year: 2020-2026; selects the layout (see the module docstring).
 
     Returns:
         One :class:`TruthRow` per clip, sorted by machine, section, name.
 
     Raises:
-        DataError: no files of that layout, a malformed row, a duplicate name, or (2022-2025)
+        DataError: no files of that layout, a malformed row, a duplicate name, or (2022-2026)
             label and domain files that do not list the same names.
     """
     year = _check_year(year)
@@ -296,7 +296,7 @@ def read_ground_truth(root: str | Path, year: int) -> list[TruthRow]:
                 if not dpath.is_file():
                     raise DataError(
                         f"{dpath}: domain ground truth missing for {path.name} "
-                        f"(2022-2025 need '{DOMAIN_DIR}/{path.name}' with rows 'name,domain')"
+                        f"(2022-2026 need '{DOMAIN_DIR}/{path.name}' with rows 'name,domain')"
                     )
                 domains = read_domain_file(dpath)
                 only_l = sorted(set(labels) - set(domains))
@@ -365,7 +365,7 @@ def write_ground_truth(clips: Iterable[Clip], out_dir: str | Path, year: int) ->
 
 
 def read_name_aliases(root: str | Path, year: int) -> dict[tuple[str, str], str]:
-    """Alternative clip names from ``ground_truth_attributes/`` (2023-2025 evaluation sets).
+    """Alternative clip names from ``ground_truth_attributes/`` (2023-2026 evaluation sets).
 
     The organisers anonymised evaluation names (``section_00_0000.wav``) and later published the
     attribute-bearing names; their ``ground_truth_attributes/ground_truth_<type>_section_SS_test.csv``

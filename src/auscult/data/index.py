@@ -15,6 +15,16 @@ parse in ``unparsed`` with the reason. Nothing is skipped silently:
 d2p,d2v,...``, ``file_name`` = ``<machine>/<split>/<name>``) are read, and their key/value pairs
 become the clips' ``attributes`` (they are authoritative: they pair values that contain ``_``
 correctly, and they describe anonymised eval names that carry no attributes themselves).
+
+**Channels and DCASE 2026.** The header check also reads each file's channel count into
+``Clip.channels``. DCASE 2026 shares the 2022–2025 grammar and layout but ships two-channel clips
+(left = near mic, right = far mic), so the year is decided per machine folder: clips of the
+2022+ grammar whose year no folder name gives are DCASE 2026 when their machine type is one only
+2026 uses (:data:`~auscult.data.naming.DCASE2026_ONLY_MACHINE_TYPES`) or when any clip of the
+machine folder is two-channel (every earlier year is mono). In a DCASE 2026 folder (detected, or
+named by a folder / ``year=2026``), a file without exactly two channels is an error: ``scan``
+raises :class:`~auscult.errors.DataError` naming every such file, or with
+``channel_errors="report"`` lists them in ``unparsed`` with ``fatal=True``.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import csv
 import json
 import os
 import re
+import struct
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -31,40 +42,78 @@ from typing import Any, Optional, Union
 
 from ..errors import DataError
 from .clip import Clip
-from .naming import AUDIO_EXTENSIONS, UnparsedNameError, parse_path
-
-#: extensions that look like audio but that auscult does not read (reported, not skipped)
-UNSUPPORTED_AUDIO_EXTENSIONS: tuple[str, ...] = (
-    ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".au", ".wma", ".mp4", ".webm",
-)
+from .naming import AUDIO_EXTENSIONS, DCASE2026_ONLY_MACHINE_TYPES, UNSUPPORTED_AUDIO_EXTENSIONS, UnparsedNameError, parse_path
 _RE_ATTR_CSV = re.compile(r"^attributes_(\d+)\.csv$")
+#: layouts of the 2022+ grammar (the families a DCASE 2026 tree parses into)
+_LAYOUTS_2022_GRAMMAR = ("dcase2022", "dcase-anonymous")
+CHANNEL_ERRORS = ("raise", "report")
 
 
 @dataclass(frozen=True)
 class Unparsed:
-    """A file the index could not turn into a clip, and why."""
+    """A file the index could not turn into a clip, and why.
+
+    ``fatal`` marks a file that makes the dataset unusable as it stands (a file without two
+    channels in a DCASE 2026 tree); other entries are files the index could not describe.
+    """
 
     path: Path
     reason: str
+    fatal: bool = False
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "reason": self.reason}
+        return {"path": str(self.path), "reason": self.reason, "fatal": self.fatal}
+
+
+def read_audio_header(path: Union[str, Path]) -> tuple[Optional[str], Optional[int]]:
+    """``(reason, channels)`` from a file's first bytes.
+
+    ``reason`` is ``None`` when the header looks like WAV (RIFF/WAVE, RF64, BW64) or FLAC, else
+    why not ("not audio: ..."). ``channels`` is the channel count from the WAV ``fmt `` chunk or
+    the FLAC ``STREAMINFO`` block, ``None`` when it cannot be found in the header.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(42)
+            if len(head) == 0:
+                return "not audio: the file is empty (0 bytes)", None
+            if head[:4] == b"fLaC":
+                # the first metadata block must be STREAMINFO (type 0, 34 bytes from byte 8);
+                # byte 20 holds the low 4 bits of the sample rate, 3 bits of (channels - 1), 1 bit
+                if len(head) >= 21 and head[4] & 0x7F == 0:
+                    return None, ((head[20] >> 1) & 0x07) + 1
+                return None, None
+            if head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+                return None, _wav_channels(f)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})", None
+    return "not audio: header is not RIFF/WAVE, RF64 or fLaC", None
+
+
+def _wav_channels(f) -> Optional[int]:
+    """Channels from the ``fmt `` chunk of an open RIFF/RF64 file (chunks walked from byte 12)."""
+    pos = 12
+    for _ in range(64):  # fmt comes before data; a few LIST/JUNK/ds64 chunks may precede it
+        f.seek(pos)
+        hdr = f.read(8)
+        if len(hdr) < 8:
+            return None
+        cid, clen = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+        if cid == b"fmt ":
+            body = f.read(4)
+            if len(body) < 4:
+                return None
+            n = struct.unpack("<H", body[2:4])[0]
+            return n or None
+        if cid == b"data" or clen == 0xFFFFFFFF:
+            return None
+        pos += 8 + clen + (clen & 1)
+    return None
 
 
 def sniff_audio_header(path: Union[str, Path]) -> Optional[str]:
     """``None`` when the first bytes look like WAV (RIFF/WAVE, RF64) or FLAC, else a reason."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-    except OSError as exc:
-        return f"unreadable ({exc.strerror or exc})"
-    if len(head) == 0:
-        return "not audio: the file is empty (0 bytes)"
-    if head[:4] == b"fLaC":
-        return None
-    if head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
-        return None
-    return "not audio: header is not RIFF/WAVE, RF64 or fLaC"
+    return read_audio_header(path)[0]
 
 
 def _is_selected(value: Any, want: Any) -> bool:
@@ -140,26 +189,40 @@ class DatasetIndex:
 
     @classmethod
     def from_manifest(cls, path: Union[str, Path]) -> "DatasetIndex":
-        """An index over a CSV manifest (see :mod:`auscult.data.manifest`)."""
+        """An index over a CSV manifest (see :mod:`auscult.data.manifest`); each clip's channel
+        count is read from its header (``None`` when it cannot be read)."""
         from .manifest import read_manifest
 
-        return cls(read_manifest(path), root=path)
+        clips = [replace(c, channels=read_audio_header(c.path)[1]) for c in read_manifest(path)]
+        return cls(clips, root=path)
 
     @classmethod
     def scan(cls, root: Union[str, Path], *, year: Optional[int] = None,
-             check_headers: bool = True, read_attributes: bool = True) -> "DatasetIndex":
+             check_headers: bool = True, read_attributes: bool = True,
+             channel_errors: str = "raise") -> "DatasetIndex":
         """Walk ``root`` and describe every audio file under it.
 
         Args:
             root: a dataset folder (or a ``.csv`` manifest, passed to :meth:`from_manifest`).
-            year: the DCASE year when known (otherwise inferred, see :mod:`auscult.data.naming`).
-            check_headers: read the first 12 bytes of each audio file and report files whose
-                header is not WAV/FLAC as "not audio" (cheap; catches text saved as ``.wav``).
+            year: the DCASE year when known (otherwise inferred, see :mod:`auscult.data.naming`
+                and, for 2026, the module docstring).
+            check_headers: read the first bytes of each audio file, report files whose header is
+                not WAV/FLAC as "not audio" (cheap; catches text saved as ``.wav``) and record the
+                channel count in ``Clip.channels`` (without it, DCASE 2026 is only recognised by
+                folder name, machine type or ``year``, and channel counts are not checked).
             read_attributes: read ``attributes_SS.csv`` files into the clips' attributes.
+            channel_errors: what a file without two channels in a DCASE 2026 tree does:
+                ``"raise"`` a :class:`DataError` naming every such file, or ``"report"`` it in
+                ``unparsed`` with ``fatal=True`` (what ``auscult data scan`` does).
 
         Raises:
-            DataError: ``root`` does not exist, or an attribute CSV is malformed.
+            DataError: ``root`` does not exist, an attribute CSV is malformed, or (with
+                ``channel_errors="raise"``) a DCASE 2026 tree holds files that are not two-channel.
         """
+        if channel_errors not in CHANNEL_ERRORS:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"channel_errors must be one of {CHANNEL_ERRORS}, got {channel_errors!r}")
         root = Path(root)
         if root.is_file() and root.suffix.lower() == ".csv":
             return cls.from_manifest(root)
@@ -189,10 +252,11 @@ class DatasetIndex:
                         unparsed.append(Unparsed(p, exc.reason))
                         continue
                     if check_headers:
-                        why = sniff_audio_header(p)
+                        why, n_ch = read_audio_header(p)
                         if why is not None:
                             unparsed.append(Unparsed(p, why))
                             continue
+                        clip = replace(clip, channels=n_ch)
                     clips.append(clip)
                 elif ext in UNSUPPORTED_AUDIO_EXTENSIONS:
                     unparsed.append(Unparsed(p, f"unsupported audio format {ext!r} "
@@ -202,6 +266,17 @@ class DatasetIndex:
                     if _RE_ATTR_CSV.match(fn):
                         attr_files.append(p)
         clips = _mark_2021(clips, explicit_year=year)
+        clips, why_2026 = _mark_2026(clips, explicit_year=year)
+        clips, wrong = _check_2026_channels(clips, why_2026)
+        if wrong and channel_errors == "raise":
+            shown = "; ".join(f"{u.path} ({u.reason.split(':')[0]})" for u in wrong[:20])
+            more = f"; ... ({len(wrong) - 20} more)" if len(wrong) > 20 else ""
+            raise DataError(
+                f"{root}: {len(wrong)} file(s) in a DCASE 2026 tree are not two-channel: {shown}{more}. "
+                f"DCASE 2026 clips are stereo (left = near mic, right = far mic): restore the original "
+                f"files from the official archive, or pass the dataset's year if it is not DCASE 2026 "
+                f"(`auscult data scan {root}` lists every file and why its folder counts as 2026)")
+        unparsed += wrong
         if read_attributes and attr_files:
             clips = apply_attribute_files(clips, attr_files)
         return cls(clips, unparsed, root=root, other_files=other)
@@ -240,14 +315,25 @@ class DatasetIndex:
                        if c.domain is not None and (machine is None or c.machine == machine)})
 
     def counts(self) -> list[dict]:
-        """One row per (machine, section, domain, split, label, year) with its clip count, sorted.
+        """One row per (machine, section, domain, split, label, year, channels) with its clip
+        count, sorted.
 
         ``year`` is in the key so that e.g. DCASE 2020 and 2023 ``fan`` clips under one root
-        are not lumped together."""
-        cnt = Counter((c.machine, c.section, c.domain, c.split, c.label, c.year) for c in self.clips)
+        are not lumped together; ``channels`` (``None`` when headers were not read) shows a
+        DCASE 2026 tree's two-channel clips."""
+        cnt = Counter((c.machine, c.section, c.domain, c.split, c.label, c.year, c.channels) for c in self.clips)
         keys = sorted(cnt, key=lambda k: tuple("" if x is None else str(x) for x in k))
         return [dict(machine=k[0], section=k[1], domain=k[2], split=k[3], label=k[4], year=k[5],
-                     count=cnt[k]) for k in keys]
+                     channels=k[6], count=cnt[k]) for k in keys]
+
+    def channel_counts(self) -> dict[Optional[int], int]:
+        """How many clips have 1, 2, ... channels (``None``: not read)."""
+        return dict(sorted(Counter(c.channels for c in self.clips).items(), key=lambda kv: kv[0] or 0))
+
+    @property
+    def errors(self) -> list[Unparsed]:
+        """The ``fatal`` entries of ``unparsed`` (files without two channels in a DCASE 2026 tree)."""
+        return [u for u in self.unparsed if u.fatal]
 
     def to_dict(self) -> dict:
         """A JSON-ready summary: totals, count rows and every unparsed file with its reason."""
@@ -258,6 +344,7 @@ class DatasetIndex:
             "layouts": dict(sorted(Counter(c.layout for c in self.clips).items())),
             "years": {str(k): v for k, v in sorted(Counter(c.year for c in self.clips).items(),
                                                    key=lambda kv: kv[0] or 0)},
+            "channels": {str(k): v for k, v in self.channel_counts().items()},
             "counts": self.counts(),
             "unparsed": [u.to_dict() for u in self.unparsed],
             "other_files": self.other_files,
@@ -347,6 +434,52 @@ def _mark_2021(clips: list[Clip], explicit_year: Optional[int]) -> list[Clip]:
                 c = replace(c, layout="dcase2021", year=explicit_year if explicit_year is not None else 2021)
         out.append(c)
     return out
+
+
+def _mark_2026(clips: list[Clip], explicit_year: Optional[int]) -> tuple[list[Clip], dict[Path, str]]:
+    """Re-label 2022+-grammar clips with no year as DCASE 2026, per machine folder, when the folder
+    is a 2026 machine type or holds a two-channel clip. Returns the clips and, per machine folder
+    that is 2026 (detected or given), why it counts as 2026."""
+    why: dict[Path, str] = {}
+    undecided: dict[Path, list[int]] = {}
+    for i, c in enumerate(clips):
+        mdir = Path(c.path).parent.parent
+        if c.year == 2026:
+            why.setdefault(mdir, "year=2026 was given" if explicit_year == 2026 else "a folder name says 2026")
+        elif explicit_year is None and c.year is None and c.layout in _LAYOUTS_2022_GRAMMAR:
+            undecided.setdefault(mdir, []).append(i)
+    out = list(clips)
+    for mdir, idx in undecided.items():
+        machine = clips[idx[0]].machine
+        stereo = sum(clips[i].channels == 2 for i in idx)
+        if machine in DCASE2026_ONLY_MACHINE_TYPES:
+            why[mdir] = f"machine type {machine!r} exists only in DCASE 2026"
+        elif stereo:
+            why[mdir] = f"{stereo} of its {len(idx)} clips are two-channel, which only DCASE 2026 is"
+        else:
+            continue
+        for i in idx:
+            out[i] = replace(out[i], year=2026)
+    return out, why
+
+
+def _check_2026_channels(clips: list[Clip], why_2026: dict[Path, str]) -> tuple[list[Clip], list[Unparsed]]:
+    """Split off DCASE 2026 clips whose header says they do not have two channels."""
+    keep: list[Clip] = []
+    wrong: list[Unparsed] = []
+    for c in clips:
+        if c.year == 2026 and c.channels is not None and c.channels != 2:
+            mdir = Path(c.path).parent.parent
+            what = "mono file" if c.channels == 1 else f"{c.channels}-channel file"
+            wrong.append(Unparsed(
+                Path(c.path),
+                f"{what} in a DCASE 2026 tree: 2026 clips are two-channel (left = near mic, right = far mic); "
+                f"restore the original file (this folder counts as 2026 because "
+                f"{why_2026.get(mdir, 'its clips are marked 2026')}; pass --year / year= if it is not 2026 data)",
+                fatal=True))
+        else:
+            keep.append(c)
+    return keep, wrong
 
 
 def apply_attribute_files(clips: Sequence[Clip], files: Iterable[Union[str, Path]]) -> list[Clip]:

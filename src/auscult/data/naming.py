@@ -1,4 +1,4 @@
-"""The DCASE Task 2 file-name grammar (2020–2025) and own-data folder layouts.
+"""The DCASE Task 2 file-name grammar (2020–2026) and own-data folder layouts.
 
 :func:`parse_path` turns one audio path into a :class:`~auscult.data.clip.Clip`, or raises
 :class:`UnparsedNameError` with a ``reason`` that says which rule the path broke.
@@ -16,9 +16,10 @@ Layouts understood (``<machine>`` is always the folder above the split folder):
                        Train names share the 2022+ grammar; the dataset index re-labels them 2021
                        when their machine folder holds ``source_test``/``target_test``.
 ``dcase2022``          ``section_SS_{source|target}_{train|test}_{normal|anomaly}_NNNN[_<k>_<v>…|
-                       _noAttribute].wav`` (the grammar of 2022–2025). The domain, split or label
-                       token may be missing; the split then comes from the folder.
-``dcase-anonymous``    eval test names ``section_SS_NNNN.wav`` (2022–2025): no domain, no label.
+                       _noAttribute].wav`` (the grammar of 2022–2026; 2026 tails carry a noise
+                       attribute, ``..._mic_1_noise_1``). The domain, split or label token may be
+                       missing; the split then comes from the folder.
+``dcase-anonymous``    eval test names ``section_SS_NNNN.wav`` (2022–2026): no domain, no label.
 ``dcase2025-supplemental``  anything ``section_SS_…`` under ``<machine>/supplemental/``: clean
                        machine or noise-only recordings, always normal, never test.
 ``mimii``              ``<machine>/id_II/{normal|abnormal}/NNNNNNNN.wav`` (the MIMII release).
@@ -28,9 +29,13 @@ Layouts understood (``<machine>`` is always the folder above the split folder):
 
 Year inference: the grammar fixes the year where it can (``id_`` names -> 2020,
 ``source_test``/``target_test`` folders -> 2021, ``supplemental/`` -> 2025). Otherwise a
-folder between ``root`` (included) and the file named ``dcase2023…``, ``DCASE_2024…`` or
-starting with the year (``2022``, ``2025_dev``) gives the year; failing that the year stays ``None`` and ``layout`` says the
-grammar family (``dcase2022`` = the 2022–2025 grammar). An explicit ``year=`` wins over all.
+folder between ``root`` (included) and the file named ``dcase2023…``, ``DCASE_2024…``,
+``dcase2026t2`` or starting with the year (``2022``, ``2025_dev``) gives the year; failing that
+the year stays ``None`` and ``layout`` says the grammar family (``dcase2022`` = the 2022–2026
+grammar). An explicit ``year=`` wins over all. DCASE 2026 uses the 2022–2025 grammar and layout
+with two-channel clips; a path alone cannot tell it apart, so the dataset index
+(:meth:`~auscult.data.index.DatasetIndex.scan`) decides per machine folder from the channel
+count in the file headers and :data:`DCASE2026_ONLY_MACHINE_TYPES`.
 
 Attribute tails are kept verbatim in ``Clip.attributes_raw``; :func:`pair_attributes` pairs
 them into a dict best-effort and never raises.
@@ -45,7 +50,12 @@ from typing import Optional, Union
 from ..errors import DataError
 from .clip import Clip
 
+#: the one extension rule: files auscult reads as audio ...
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac")
+#: ... and extensions that look like audio but that auscult does not read (reported, never silently skipped)
+UNSUPPORTED_AUDIO_EXTENSIONS: tuple[str, ...] = (
+    ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".au", ".wma", ".mp4", ".webm",
+)
 
 #: split folders of the DCASE layouts -> (split, domain implied by the folder)
 SPLIT_FOLDERS: dict[str, tuple[str, Optional[str]]] = {
@@ -69,9 +79,23 @@ _RE_SECTION = re.compile(
 )
 _RE_SECTION_LOOSE = re.compile(r"^section_(?P<section>\d+)(?:_(?P<tail>.*))?$")
 _RE_FUSED = re.compile(r"^(?P<key>[A-Za-z][A-Za-z-]*[A-Za-z])(?P<value>\d+(?:\.\d+)?)$")
-_RE_YEAR = re.compile(r"(?i)^(?:.*dcase[-_ ]?)?(202[0-5])(?!\d)")
+_RE_YEAR = re.compile(r"(?i)^(?:.*dcase[-_ ]?)?(202[0-6])(?!\d)")
 _MIMII_LABELS = {"normal": "normal", "abnormal": "anomaly", "anomaly": "anomaly"}
 _FOLDER_LABELS = {"normal": "normal", "anomaly": "anomaly", "abnormal": "anomaly"}
+
+
+#: DCASE 2026 Task 2 machine types (organisers' baseline, datasets/machine_type_2026_{dev,eval}.yaml)
+DCASE2026_DEV_MACHINE_TYPES: tuple[str, ...] = (
+    "ToyCar", "ToyCarEmu", "bearingEmu", "fan", "gearboxEmu", "sliderEmu", "valveEmu")
+DCASE2026_EVAL_MACHINE_TYPES: tuple[str, ...] = (
+    "ToyDrone", "ToothBrush", "SewingMachine", "BlowerDustCollector", "Sander")
+#: the 2026 machine types no earlier year used (ToyCar and fan: every year; ToyDrone: 2023 eval;
+#: ToothBrush: 2024 eval) -- a machine folder with one of these names is a DCASE 2026 folder
+DCASE2026_ONLY_MACHINE_TYPES: frozenset[str] = frozenset(
+    {"ToyCarEmu", "bearingEmu", "gearboxEmu", "sliderEmu", "valveEmu",
+     "SewingMachine", "BlowerDustCollector", "Sander"})
+#: channels of the official clips per year (2026: left = near mic, right = far mic; earlier: mono)
+DCASE_CHANNELS: dict[int, int] = {2020: 1, 2021: 1, 2022: 1, 2023: 1, 2024: 1, 2025: 1, 2026: 2}
 
 
 class UnparsedNameError(DataError):
@@ -86,6 +110,38 @@ class UnparsedNameError(DataError):
 def is_audio_path(path: Union[str, Path]) -> bool:
     """True when the file extension is one auscult reads (``.wav``/``.flac``, any case)."""
     return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def find_audio_files(root: Union[str, Path], recursive: bool = True) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The one audio-file finder: ``(files auscult reads, [(file, why it is left out), ...])``.
+
+    Files are those with an :data:`AUDIO_EXTENSIONS` extension (any case) below ``root`` (or directly
+    in it with ``recursive=False``), sorted; hidden files and folders (``.name``) are ignored.
+    Audio-looking files of another format (:data:`UNSUPPORTED_AUDIO_EXTENSIONS`) are listed with the
+    reason, so a caller reports them instead of dropping them silently. A file ``root`` is itself
+    the answer when it is audio.
+    """
+    root = Path(root)
+    if root.is_file():
+        return ([root], []) if is_audio_path(root) else ([], [(root, _unsupported_reason(root))])
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    candidates = root.rglob("*") if recursive else root.iterdir()
+    for p in sorted(candidates):
+        rel = p.relative_to(root).parts
+        if any(part.startswith(".") for part in rel) or not p.is_file():
+            continue
+        ext = p.suffix.lower()
+        if ext in AUDIO_EXTENSIONS:
+            files.append(p)
+        elif ext in UNSUPPORTED_AUDIO_EXTENSIONS:
+            skipped.append((p, _unsupported_reason(p)))
+    return files, skipped
+
+
+def _unsupported_reason(path: Path) -> str:
+    ext = path.suffix.lower() or "(none)"
+    return f"unsupported audio format {ext!r} (convert to .wav or .flac)"
 
 
 def pair_attributes(tail: str) -> dict[str, str]:
@@ -126,10 +182,10 @@ def pair_attributes(tail: str) -> dict[str, str]:
 
 
 def infer_year(path: Union[str, Path], root: Union[str, Path, None] = None) -> Optional[int]:
-    """A DCASE year (2020–2025) named by a folder between ``root`` and the file, else None.
+    """A DCASE year (2020–2026) named by a folder between ``root`` and the file, else None.
 
     A folder counts when its name contains ``dcase`` followed by the year (``dcase2023-mini``,
-    ``DCASE_2024_task2``) or starts with the year (``2022``, ``2025_dev``).
+    ``DCASE_2024_task2``, ``dcase2026t2``) or starts with the year (``2022``, ``2025_dev``).
 
     The innermost folder that names a year wins (``…/dcase2023-mini/dev_data/fan/train``).
     Without ``root`` every folder of the path is considered.
@@ -262,7 +318,7 @@ def parse_path(
                     split=folder_split, label=label, index=int(m["index"]),
                     layout="dcase-anonymous", year=hinted)
 
-    # --- 2021 test folders and the 2022–2025 grammar ----------------------------------------
+    # --- 2021 test folders and the 2022–2026 grammar ----------------------------------------
     m = _RE_SECTION.match(stem)
     if not m:
         if stem.startswith("section_"):

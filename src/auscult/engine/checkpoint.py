@@ -1,11 +1,17 @@
 """Checkpoints: written atomically, read back with errors a user can act on.
 
-A checkpoint is one ``torch.save`` file holding a dict::
+A checkpoint is one ``torch.save`` file holding a dict of tensors and plain values only::
 
-    {"format": "auscult-checkpoint", "format_version": 1, "auscult_version": ..., "torch_version": ...,
+    {"format": "auscult-checkpoint", "format_version": 2, "auscult_version": ..., "torch_version": ...,
      "model": ..., "optimizer": ..., "scheduler": ..., "scaler": ..., "ema": ...,
      "extra": {name: obj.state_dict() ...},       # memory banks, MoCo queues, ...
      "rng": {"python", "numpy", "torch", "cuda"}, "epoch": ..., "step": ..., "config_hash": ..., ...}
+
+It is read with ``torch.load(weights_only=True)``: no pickled object (and so no code) can come back
+from a checkpoint file. The RNG states are stored as tensors and lists (:func:`capture_rng_state`),
+numpy arrays are turned into tensors and paths into strings when saving. A file written by an
+earlier auscult (format 1: pickled numpy RNG state) is refused with a :class:`CheckpointError`
+that says to start that training stage again.
 
 :func:`save_checkpoint` writes to a temporary file in the same folder, flushes it to disk and
 renames it over the target, so a run killed mid-write leaves the previous checkpoint intact.
@@ -32,7 +38,7 @@ from ..errors import CheckpointError
 from ..fileio import atomic_write
 
 FORMAT = "auscult-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def config_hash(config: Any) -> str:
@@ -42,10 +48,14 @@ def config_hash(config: Any) -> str:
 
 
 def capture_rng_state() -> dict[str, Any]:
-    """The states of python's ``random``, numpy's global RNG, torch CPU and (if present) CUDA."""
+    """The states of python's ``random``, numpy's global RNG, torch CPU and (if present) CUDA, as
+    tensors and plain values (what ``torch.load(weights_only=True)`` reads back)."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": [int(version), torch.as_tensor(np.asarray(internal, dtype=np.int64)), gauss],
+        "numpy": {"name": str(name), "keys": torch.as_tensor(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -58,7 +68,12 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     if "python" in state:
         random.setstate(_as_python_state(state["python"]))
     if "numpy" in state:
-        np.random.set_state(state["numpy"])
+        ns = state["numpy"]
+        if isinstance(ns, Mapping):
+            keys = np.asarray(ns["keys"].cpu().numpy() if hasattr(ns["keys"], "cpu") else ns["keys"], dtype=np.uint32)
+            np.random.set_state((ns["name"], keys, int(ns["pos"]), int(ns["has_gauss"]), float(ns["cached_gaussian"])))
+        else:
+            np.random.set_state(ns)
     if "torch" in state:
         torch.set_rng_state(torch.as_tensor(state["torch"], dtype=torch.uint8).cpu())
     cuda = state.get("cuda")
@@ -69,7 +84,40 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 def _as_python_state(s: Any) -> tuple:
     # python's random state is (version, tuple_of_ints, gauss); lists may come back from storage
     version, internal, gauss = s
-    return (version, tuple(internal), gauss)
+    if hasattr(internal, "tolist"):
+        internal = internal.tolist()
+    return (int(version), tuple(int(v) for v in internal), gauss)
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with numpy arrays as tensors, numpy scalars as Python numbers and paths as strings,
+    so that ``torch.load(weights_only=True)`` reads it back (other types are left as they are)."""
+    if isinstance(obj, torch.Tensor) or obj is None or type(obj) in (bool, int, float, str):
+        return obj
+    if isinstance(obj, str):  # e.g. torch.__version__ (a TorchVersion)
+        return str(obj)
+    if isinstance(obj, int):  # an int subclass (bool cannot be subclassed)
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.array(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, dict):
+        if type(obj) is dict:
+            return {k: _plain(v) for k, v in obj.items()}
+        out = type(obj)((k, _plain(v)) for k, v in obj.items())  # e.g. a state_dict's OrderedDict
+        if hasattr(obj, "_metadata"):
+            out._metadata = obj._metadata  # type: ignore[attr-defined]
+        return out
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_plain(v) for v in obj)
+    return obj
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
@@ -80,8 +128,8 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "auscult_version": __version__,
-        "torch_version": torch.__version__,
-        **state,
+        "torch_version": str(torch.__version__),
+        **_plain(dict(state)),
     }
     atomic_write(path, lambda f: torch.save(payload, f), sync_dir=True)
     return path
@@ -97,9 +145,19 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: checkpoint is empty (the write was interrupted; delete it and resume from an earlier checkpoint)")
     try:
-        # weights_only=False: checkpoints hold numpy RNG states and plain python objects. Only load
-        # checkpoints you trust (the ones your own runs wrote).
-        obj = torch.load(path, map_location=map_location, weights_only=False)
+        # weights_only=True: tensors and plain values only; a pickled object (code) is refused
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only" not in str(e).lower():
+            raise CheckpointError(f"{path}: cannot read checkpoint, the file is truncated or corrupt "
+                                  f"(UnpicklingError: {str(e).splitlines()[0][:200]}); delete it and resume from an "
+                                  f"earlier checkpoint, or retrain") from None
+        raise CheckpointError(
+            f"{path}: the checkpoint holds pickled objects, which auscult never loads (a pickle can run code); "
+            f"it was not written by this auscult (an older auscult stored numpy RNG states that way) or was "
+            f"tampered with. Delete it and start this training stage again (or resume from a checkpoint written "
+            f"by this version)"
+        ) from None
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
             OSError, AttributeError, ImportError, IndexError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise CheckpointError(
@@ -113,6 +171,9 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
             f"another tool's file - load it with torch.load yourself"
         )
     version = obj.get("format_version")
+    if version == 1:
+        raise CheckpointError(f"{path}: checkpoint format 1 (an earlier auscult); delete it and start this training "
+                              f"stage again")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {version!r} is newer than this auscult supports "

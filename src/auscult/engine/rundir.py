@@ -105,7 +105,7 @@ class RunDir:
             sub.mkdir()
         if config is not None:
             rd.write_config(config)
-        from ..provenance import git_commit
+        from ..fileio import git_commit
 
         rd.write_meta(seed=seed, git_commit=git_commit() or "not available (not a git checkout)")
         return rd

@@ -6,8 +6,11 @@ The public names below are imported lazily, so ``import auscult.eval`` (and the 
   :func:`auc_target_vs_all_anomalies`, :func:`precision_recall_f1`, :func:`harmonic_mean_official`, ...
 * protocols: :func:`evaluate_scores` (in-memory) -> :class:`Result`; :func:`summarize`.
 * submission: :func:`write_submission`, :func:`read_submission_file`, :func:`evaluate_submission`.
-* thresholds: :func:`gamma_threshold`, :func:`percentile_threshold`, :func:`false_alarm_threshold`.
-* report: :func:`write_report`, :func:`write_tables`.
+* thresholds: :func:`fit_threshold` (the one entry point: gamma | percentile | false_alarm_rate | auto),
+  :func:`gamma_threshold`, :func:`percentile_threshold`, :func:`false_alarm_threshold`.
+* report: :func:`write_report`, :func:`write_tables`, :func:`print_result` (the one console table).
+
+Nothing here imports the pipeline or the monitor: both build on evaluation, never the other way.
 """
 
 from __future__ import annotations
@@ -38,11 +41,14 @@ _WHERE = {
     "read_submission_file": "submission",
     "evaluate_submission": "submission",
     "Threshold": "thresholds",
+    "fit_threshold": "thresholds",
+    "THRESHOLD_METHODS": "thresholds",
     "gamma_threshold": "thresholds",
     "percentile_threshold": "thresholds",
     "false_alarm_threshold": "thresholds",
     "write_report": "report",
     "write_tables": "report",
+    "print_result": "report",
 }
 
 __all__ = sorted(_WHERE)

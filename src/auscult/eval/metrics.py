@@ -183,7 +183,7 @@ def _domain_mask(domains: Sequence, n: int) -> np.ndarray:
 def auc_domain_vs_all_anomalies(y_true, y_score, domains, domain: str) -> float:
     """AUC of one domain's normal clips against **all** anomalous clips of the group (both domains).
 
-    This is the DCASE 2022-2025 per-domain AUC.
+    This is the DCASE 2022-2026 per-domain AUC.
     """
     y = _as_labels(y_true)
     s = _as_scores(y_score, y.size)
@@ -195,12 +195,12 @@ def auc_domain_vs_all_anomalies(y_true, y_score, domains, domain: str) -> float:
 
 
 def auc_source_vs_all_anomalies(y_true, y_score, domains) -> float:
-    """AUC(source) as in DCASE 2022-2025: source-domain normals vs all anomalies of the section."""
+    """AUC(source) as in DCASE 2022-2026: source-domain normals vs all anomalies of the section."""
     return auc_domain_vs_all_anomalies(y_true, y_score, domains, "source")
 
 
 def auc_target_vs_all_anomalies(y_true, y_score, domains) -> float:
-    """AUC(target) as in DCASE 2022-2025: target-domain normals vs all anomalies of the section."""
+    """AUC(target) as in DCASE 2022-2026: target-domain normals vs all anomalies of the section."""
     return auc_domain_vs_all_anomalies(y_true, y_score, domains, "target")
 
 

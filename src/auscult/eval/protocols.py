@@ -1,4 +1,4 @@
-"""The DCASE Task 2 evaluation protocols, 2020-2025, over in-memory scores.
+"""The DCASE Task 2 evaluation protocols, 2020-2026, over in-memory scores.
 
 One entry point, :func:`evaluate_scores`, takes labelled clips and their anomaly scores and
 returns a :class:`Result`: the per-section table, the official score of the year, clearly
@@ -12,10 +12,12 @@ Per year (``p`` = 0.1, pAUC = :func:`~auscult.eval.metrics.pauc_mcclish`):
 * **2021** -- per section *and domain*: AUC and pAUC on that domain's own normal and anomalous
   clips (a domain absent from a section, as in a subset, gets no row). Official score = harmonic mean (floored at machine epsilon) of all AUC and pAUC values
   over machine types, sections and domains.
-* **2022-2025** -- per section: AUC(source) = source normals vs **all** anomalies of the section,
+* **2022-2026** -- per section: AUC(source) = source normals vs **all** anomalies of the section,
   AUC(target) = target normals vs all anomalies, pAUC over all clips of the section. Official
   score = harmonic mean over the set of all AUC(source), AUC(target) and pAUC values.
-  Precision/recall/F1 per domain on that domain's clips (when decisions are given).
+  Precision/recall/F1 per domain on that domain's clips (when decisions are given). DCASE 2026
+  (two-channel clips, same metrics as 2023-2025: AUC(source), AUC(target), pAUC and their
+  harmonic mean) uses this protocol unchanged.
 """
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ from . import metrics as M
 
 __all__ = ["GroupData", "Result", "evaluate_scores", "summarize", "protocol_name", "YEARS"]
 
-YEARS: tuple[int, ...] = (2020, 2021, 2022, 2023, 2024, 2025)
+YEARS: tuple[int, ...] = (2020, 2021, 2022, 2023, 2024, 2025, 2026)
 
 
 def protocol_name(year: int) -> str:
-    """``"dcase2020"``, ``"dcase2021"`` or ``"dcase2022-2025"``."""
+    """``"dcase2020"``, ``"dcase2021"`` or ``"dcase2022-2026"`` (one protocol for 2022 to 2026)."""
     year = _check_year(year)
-    return {2020: "dcase2020", 2021: "dcase2021"}.get(year, "dcase2022-2025")
+    return {2020: "dcase2020", 2021: "dcase2021"}.get(year, "dcase2022-2026")
 
 
 def _check_year(year) -> int:
@@ -308,7 +310,7 @@ def summarize(rows: Sequence[Mapping[str, Any]], year: int):
             machines,
             mcols,
         )
-    # 2022-2025
+    # 2022-2026
     mcols = [
         "machine",
         "n_sections",
@@ -368,11 +370,11 @@ def evaluate_scores(
     """Apply the ``year``'s official protocol to labelled clips and their scores.
 
     Args:
-        clips: test clips with ``label`` (and ``domain`` for 2021-2025) filled in; pairing with
+        clips: test clips with ``label`` (and ``domain`` for 2021-2026) filled in; pairing with
             ``scores`` is by position *in this call* (the caller holds both); names must be
             unique per machine type.
         scores: one anomaly score per clip (higher = more anomalous), finite.
-        year: 2020-2025.
+        year: 2020-2026.
         decisions: optional 0/1 decisions per clip (1 = anomaly) -> precision/recall/F1.
         thresholds: optional ``{(machine, section): threshold}``, drawn on the score plots.
         max_fpr: p of pAUC (0.1 officially).

@@ -27,6 +27,7 @@ import numpy as np
 from .protocols import GroupData, Result
 
 __all__ = [
+    "print_result",
     "write_report",
     "write_tables",
     "run_provenance",
@@ -83,6 +84,39 @@ def _fmt(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
         return "nan" if math.isnan(v) else f"{float(v):.4f}"
     return str(v)
+
+
+def print_result(result: Optional[Result], console: Any = None, sections: bool = True) -> None:
+    """The one console table of a result (``auscult evaluate``, ``run``, ``demo``): the per-section
+    table (``sections=True``; counts, precision and recall stay in the written tables), the
+    per-machine table, the unofficial aggregates and the official score. ``None`` prints nothing."""
+    if result is None:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if sections:
+        t = Table(title=f"per section ({result.protocol}; counts, precision and recall in --out tables)",
+                  title_justify="left")
+        cols = [c for c in result.columns if not c.startswith(("n_", "precision", "recall"))]
+        for c in cols:
+            t.add_column(_label(c), justify="left" if c in ("machine", "section", "domain") else "right")
+        for r in result.rows:
+            t.add_row(*[_fmt(r.get(c, "")) for c in cols])
+        console.print(t)
+    m = Table(title="per machine", title_justify="left")
+    for c in result.machine_columns:
+        m.add_column(_label(c), justify="left" if c == "machine" else "right")
+    for r in result.machines:
+        m.add_row(*[_fmt(r.get(c, "")) for c in result.machine_columns])
+    console.print(m)
+    for k, v in result.aggregates.items():
+        console.print(f"{k}: {v:.4f}  [dim](unofficial)[/dim]")
+    if result.official_score is not None:
+        console.print(f"[bold]official score: {result.official_score:.4f}[/bold]  [dim]({result.official_definition})[/dim]")
+    else:
+        console.print(f"[bold]official score: none[/bold]  [dim]({result.official_definition})[/dim]")
 
 
 def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
@@ -379,7 +413,7 @@ def run_provenance(run_dir: str | Path) -> dict[str, Any]:
 
 
 def _provenance_html(provenance: Optional[Mapping[str, Any]]) -> str:
-    from ..provenance import git_commit, now_iso, software
+    from ..fileio import git_commit, now_iso, software
 
     p = {"software": software(), "git_commit": git_commit() or "not available (not a git checkout)",
          "report_written": now_iso()}

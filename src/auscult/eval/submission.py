@@ -5,8 +5,9 @@ File names per year (``<type>`` machine type, ``SS`` section, ``II`` machine ID)
 * 2020: ``anomaly_score_<type>_id_II.csv`` (no decision files that year)
 * 2021: ``anomaly_score_<type>_section_SS_{source|target}_test.csv`` and
   ``decision_result_<type>_section_SS_{source|target}_test.csv``
-* 2022-2025: ``anomaly_score_<type>_section_SS_test.csv`` and
-  ``decision_result_<type>_section_SS_test.csv``
+* 2022-2026: ``anomaly_score_<type>_section_SS_test.csv`` and
+  ``decision_result_<type>_section_SS_test.csv`` (2026: unchanged, as the organisers' baseline
+  writes them; evaluation-set rows use the anonymised names ``section_00_0000.wav``...)
 
 Rows are ``name,value`` with no header and base file names only; decisions are 0/1.
 
@@ -51,7 +52,7 @@ def submission_filename(kind: str, machine: str, section: str, year: int, domain
     Args:
         kind: ``"anomaly_score"`` or ``"decision_result"``.
         machine, section: machine type and two-digit section (machine ID for 2020).
-        year: 2020-2025.
+        year: 2020-2026.
         domain: ``"source"``/``"target"``; required for 2021, ignored otherwise.
     """
     year = _check_year(year)
@@ -93,7 +94,7 @@ def write_submission(
         decisions: one 0/1 decision per clip, or ``None`` to write anomaly scores only.
             Ignored for 2020 (that year had no decision files).
         out_dir: created if needed.
-        year: 2020-2025; selects the file names.
+        year: 2020-2026; selects the file names.
 
     Returns:
         The written paths (anomaly-score files first within each group), rows sorted by name.
@@ -182,7 +183,7 @@ def _listing(items: Sequence[str]) -> str:
 
 
 def _unalias(rows: dict[str, float], machine: str, aliases: dict, path: Path, problems: list[str]) -> dict[str, float]:
-    """Map attribute-bearing names to the ground truth's anonymised names (2023-2025 eval sets)."""
+    """Map attribute-bearing names to the ground truth's anonymised names (2023-2026 eval sets)."""
     if not aliases:
         return rows
     out: dict[str, float] = {}
@@ -205,7 +206,7 @@ def evaluate_submission(
     Every ground-truth group (machine type, section, and domain for 2021) must have its
     anomaly-score file; decision files are optional but must then exist for every group. Rows are
     joined to the ground truth by name. Where the ground truth has ``ground_truth_attributes/``
-    (2023-2025 evaluation sets), rows may use either the anonymised or the attribute-bearing name.
+    (2023-2026 evaluation sets), rows may use either the anonymised or the attribute-bearing name.
 
     Raises:
         SubmissionError: missing or unexpected files, missing/extra/duplicate names, bad values --

@@ -10,6 +10,12 @@ Three ways to turn anomaly scores into decisions (score > threshold -> anomaly),
 * :func:`false_alarm_threshold` -- the lowest threshold whose false-alarm rate on held-out
   normals does not exceed a target (the setting an engineer thinks in: "at most 1 in 100").
 
+:func:`fit_threshold` is the one entry point both doors use (``auscult run``'s ``threshold:`` recipe
+section and ``auscult fit``'s ``--threshold``): ``gamma``, ``percentile``, ``false_alarm_rate`` or
+``auto`` -- the empirical false-alarm rule when the normal scores expect at least
+:data:`AUTO_MIN_FALSE_ALARMS` false alarms at the target rate (``n * rate >= 10``), else the
+quantile ``1 - rate`` of a gamma fit (an extrapolation, and the record says so).
+
 Each returns a :class:`Threshold` record that says what it expects. Too few scores (fewer than
 :data:`MIN_SCORES`), non-finite or constant scores raise :class:`~auscult.errors.DataError`; an
 out-of-range setting raises :class:`~auscult.errors.ConfigError`.
@@ -19,14 +25,20 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
 
-__all__ = ["Threshold", "MIN_SCORES", "gamma_threshold", "percentile_threshold", "false_alarm_threshold"]
+__all__ = ["Threshold", "MIN_SCORES", "THRESHOLD_METHODS", "AUTO_MIN_FALSE_ALARMS", "fit_threshold", "gamma_threshold",
+           "percentile_threshold", "false_alarm_threshold"]
+
+#: the methods :func:`fit_threshold` knows
+THRESHOLD_METHODS: tuple[str, ...] = ("gamma", "percentile", "false_alarm_rate", "auto")
+#: ``auto`` uses the empirical rule from this many expected false alarms on (``n * rate``)
+AUTO_MIN_FALSE_ALARMS: int = 10
 
 MIN_SCORES: int = 5
 """The fewest normal scores any threshold is fitted on."""
@@ -44,6 +56,7 @@ class Threshold:
         n_scores: how many normal scores it was fitted on.
         empirical_false_alarm_rate: fraction of the fitting scores above ``value``.
         params: method-specific details (gamma shape/loc/scale, the quantile, ...).
+        note: one line on how it was chosen (``auto``: why this rule; an extrapolation says so).
     """
 
     value: float
@@ -52,6 +65,7 @@ class Threshold:
     n_scores: int
     empirical_false_alarm_rate: float
     params: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
 
     def decide(self, scores) -> np.ndarray:
         """0/1 decisions (1 = anomaly) for ``scores``."""
@@ -112,7 +126,7 @@ def gamma_threshold(train_normal_scores, quantile: float = 0.9) -> Threshold:
     return Threshold(
         value=value,
         method="gamma",
-        expected_false_alarm_rate=1.0 - q,
+        expected_false_alarm_rate=round(1.0 - q, 12),  # 1 - 0.99 is 0.010000000000000009
         n_scores=int(s.size),
         empirical_false_alarm_rate=_fa(s, value),
         params={"quantile": q, "shape": float(shape), "loc": float(loc), "scale": float(scale)},
@@ -170,3 +184,31 @@ def false_alarm_threshold(heldout_normal_scores, rate: float = 0.01) -> Threshol
         empirical_false_alarm_rate=fa,
         params={"target_rate": r, "allowed_false_alarms": allowed},
     )
+
+
+def fit_threshold(normal_scores, method: str = "gamma", *, quantile: float = 0.9, percentile: float = 90.0,
+                  rate: float = 0.01) -> Threshold:
+    """The decision threshold of ``normal_scores`` by ``method`` (see the module docstring).
+
+    Args:
+        method: ``gamma`` (``quantile``), ``percentile`` (``percentile``), ``false_alarm_rate``
+            (``rate``) or ``auto`` (``rate``: empirical when ``n * rate >= 10``, else a gamma fit
+            at the quantile ``1 - rate``).
+    """
+    if method == "gamma":
+        return gamma_threshold(normal_scores, quantile=quantile)
+    if method == "percentile":
+        return percentile_threshold(normal_scores, percentile=percentile)
+    if method == "false_alarm_rate":
+        return false_alarm_threshold(normal_scores, rate=rate)
+    if method != "auto":
+        raise ConfigError(f"threshold method must be one of {THRESHOLD_METHODS}, got {method!r}")
+    r = _check_fraction(rate, "false-alarm rate")
+    n = int(np.asarray(normal_scores).size)
+    if n * r >= AUTO_MIN_FALSE_ALARMS:
+        t = false_alarm_threshold(normal_scores, rate=r)
+        return replace(t, note=f"empirical: at most {r:g} of {t.n_scores} held-out normal scores above it")
+    t = gamma_threshold(normal_scores, quantile=1.0 - r)
+    return replace(t, expected_false_alarm_rate=r,
+                   note=(f"gamma fit to {t.n_scores} held-out normal scores, quantile {1 - r:g} (extrapolated: "
+                         f"{t.n_scores} scores cannot measure a {r:g} rate directly; add recordings to sharpen it)"))

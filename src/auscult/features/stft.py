@@ -77,7 +77,8 @@ def as_batch(x: torch.Tensor | np.ndarray, what: str = "waveform") -> tuple[torc
         if x.shape[1] != 1:
             raise FeatureInputError(
                 f"{what} of shape {tuple(x.shape)} has {x.shape[1]} channels; front-ends take mono "
-                "[B, 1, T] (mix or pick a channel first, see AudioConfig.channel)"
+                "[B, 1, T] (mix or pick a channel first: AudioConfig.channel 'mean', 'near', 'far' or an "
+                "index; 'both' is for methods that take two channels)"
             )
         x = x[:, 0]
     elif x.dim() != 2:

@@ -1,4 +1,4 @@
-"""Helpers shared by the neural methods of this package (CLSIA, ProtoASD).
+"""Helpers shared by the neural methods of this package (autoencoder, CLSIA, OS-SCL, ProtoASD, SSL4ASD).
 
 Nothing here is a method; the pieces every embedding method needs around the engine:
 
@@ -12,7 +12,14 @@ Nothing here is a method; the pieces every embedding method needs around the eng
 * :func:`stage_run_dir` — a sub-folder of the group's run directory for a training stage's
   checkpoints, or ``None`` when the method runs without a run directory;
 * :func:`clip_meta` / :func:`meta_from_state` — the per-clip metadata kept in ``state_dict`` so a
-  back-end can be refitted exactly after loading.
+  back-end can be refitted exactly after loading;
+* :func:`build_net` — a net from the registry, built for the clip geometry of the recipe
+  (:meth:`~auscult.nets.ClipGeometry.from_configs`), never for a constructor's defaults;
+* :func:`split_own_train_keys` / :func:`parse_ema` / :func:`build_ema` — ``train.ema`` (an EMA of
+  the weights) on top of the engine's keys;
+* :class:`BestWeights` / :func:`restore_selected` — model selection on held-out normals (the best
+  epoch's weights, EMA weights when an EMA runs);
+* :func:`recalibrate_batchnorm` — batch-norm running statistics re-estimated on clean training clips.
 """
 
 from __future__ import annotations
@@ -230,3 +237,147 @@ def loader_for(dataset: Any, batch_size: int, *, shuffle: bool, drop_last: bool,
                                            num_workers=num_workers)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                                        collate_fn=collate, num_workers=num_workers)
+
+
+# ------------------------------------------------------------------------------------------------
+# nets from the clip geometry
+# ------------------------------------------------------------------------------------------------
+def geometry(config: Mapping[str, Any], frontend: Any, n_samples: int, **fields: Any) -> Any:
+    """The :class:`~auscult.nets.ClipGeometry` of clips of ``n_samples`` samples through ``frontend``
+    (its :class:`~auscult.features.FeatureConfig` gives n_fft, hop, mels and centring; the recipe's
+    ``audio`` section the sample rate); ``fields`` set ``context`` / ``crop_frames``."""
+    from ..nets import ClipGeometry
+
+    return ClipGeometry.from_configs(dict(config.get("audio") or {}), frontend.config, n_samples=int(n_samples),
+                                     **fields)
+
+
+def build_net(name: str, kwargs: Mapping[str, Any], geo: Any) -> Any:
+    """Net ``name`` built for the geometry ``geo`` (:func:`~auscult.nets.build_for_clip`); ``kwargs``
+    are the recipe's other ``net:`` settings (a shape argument there is an error: it comes from the clip)."""
+    from ..nets import build_for_clip, input_kwargs
+
+    shape_keys = set(input_kwargs(name, geo))
+    clash = sorted(shape_keys & set(kwargs))
+    if clash:
+        raise ConfigError(f"net.{clash[0]} is computed from the clip (audio/features sections); remove it from net:")
+    return build_for_clip(name, geo, **dict(kwargs))
+
+
+# ------------------------------------------------------------------------------------------------
+# EMA, model selection, batch-norm recalibration
+# ------------------------------------------------------------------------------------------------
+#: ``train:`` keys read by the methods rather than the engine
+OWN_TRAIN_KEYS = ("ema",)
+
+
+def split_own_train_keys(train: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(engine train section, own keys)``: ``ema`` is read by the method, the rest goes to the engine."""
+    train = dict(train or {})
+    own = {k: train.pop(k) for k in OWN_TRAIN_KEYS if k in train}
+    return train, own
+
+
+def parse_ema(ema: Any) -> Optional[dict[str, Any]]:
+    """``train.ema`` as ``{decay, warmup, shrink}`` or ``None`` (``null``/``false`` = none, ``true`` =
+    defaults, a number = the decay, or a mapping ``{decay, warmup, shrink}``; ``shrink`` multiplies the
+    trained weights and batch-norm buffers by ``1 - shrink`` after every step, as the OS-SCL code's
+    ``WeightEMA`` does with 2e-6; default 0)."""
+    if ema is None or ema is False:
+        return None
+    if ema is True:
+        ema = {}
+    if isinstance(ema, (int, float)):
+        ema = {"decay": float(ema)}
+    if not isinstance(ema, Mapping):
+        raise ConfigError(f"train.ema must be null, a decay or {{decay, warmup, shrink}}, got {ema!r}")
+    bad = sorted(set(ema) - {"decay", "warmup", "shrink"})
+    if bad:
+        raise ConfigError(f"train.ema: unknown setting(s) {bad}; known: ['decay', 'shrink', 'warmup']")
+    out = {"decay": float(ema.get("decay", 0.999)), "warmup": bool(ema.get("warmup", False)),
+           "shrink": float(ema.get("shrink", 0.0))}
+    if not 0.0 <= out["decay"] < 1.0:
+        raise ConfigError(f"train.ema.decay must be in [0, 1), got {out['decay']}")
+    if not 0.0 <= out["shrink"] < 1.0:
+        raise ConfigError(f"train.ema.shrink must be in [0, 1), got {out['shrink']}")
+    return out
+
+
+def build_ema(model: Any, ema: Optional[Mapping[str, Any]]) -> Any:
+    """A :class:`~auscult.engine.ModelEMA` from :func:`parse_ema`'s result (``None`` = no EMA)."""
+    from ..engine.ema import ModelEMA
+
+    if ema is None:
+        return None
+    return ModelEMA(model, decay=float(ema["decay"]), warmup=bool(ema["warmup"]),
+                    shrink=float(ema.get("shrink", 0.0)))
+
+
+class BestWeights:
+    """Trainer callback: keep a copy of the weights (EMA weights when an EMA runs) of the best epoch."""
+
+    def __init__(self) -> None:
+        self.state: Optional[dict[str, Any]] = None
+        self.epoch: Optional[int] = None
+
+    def on_epoch_end(self, trainer: Any, record: Mapping[str, Any]) -> None:
+        if trainer.best_epoch is not None and trainer.best_epoch == record.get("epoch"):
+            src = trainer.ema.module if trainer.ema is not None and trainer.config.eval_with_ema else trainer.raw_model
+            self.state = {k: v.detach().clone() for k, v in src.state_dict().items()}
+            self.epoch = int(record["epoch"])
+
+
+def restore_selected(model: Any, trainer: Any, best: BestWeights, run_dir: Any, use_ema: bool = True) -> str:
+    """Put the selected weights into ``model``; returns which ones (for the history).
+
+    Order: the run directory's ``best.pt`` (EMA weights if saved and ``use_ema``: survives resume),
+    else the in-memory best epoch, else the final EMA weights, else the final weights.
+    """
+    from ..engine.trainer import load_trained_model
+
+    path = None if run_dir is None else run_dir.checkpoints / "best.pt"
+    if path is not None and path.exists():
+        load_trained_model(model, path, use_ema=use_ema)
+        return f"best.pt (epoch {trainer.best_epoch})" if trainer.best_epoch is not None else "best.pt"
+    if best.state is not None:
+        model.load_state_dict(best.state)
+        return f"best epoch {best.epoch}"
+    if trainer.ema is not None:
+        model.load_state_dict(trainer.ema.module.state_dict())
+        return "final EMA"
+    return "final"
+
+
+def recalibrate_batchnorm(model: Any, clips: Sequence[Clip], audio: Any, batch_size: int, device: Any,
+                          inputs: Any = None) -> int:
+    """Re-estimate every batch norm's running mean / variance as the plain average over one pass of
+    the (un-augmented) training clips, weights unchanged; returns the number of layers reset.
+
+    ``inputs(waveforms) -> model input`` prepares a batch (default: the waveforms themselves);
+    batches of one clip are skipped (no variance). Short runs leave the running statistics (what
+    eval mode uses) behind the weights, and mixup trains them on mixed inputs; this puts them on
+    clean training clips, as test clips are.
+    """
+    import torch
+    from torch import nn
+
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns:
+        return 0
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average = plain mean over the batches
+    was = model.training
+    model.train()
+    try:
+        with torch.no_grad():
+            for _, xb in audio.iter_batches(list(clips), max(2, int(batch_size))):
+                if xb.shape[0] > 1:
+                    xb = xb.to(device)
+                    model(inputs(xb) if inputs is not None else xb)
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+        model.train(was)
+    return len(bns)

@@ -36,14 +36,18 @@ threads made a 256 x 640 training step 5-40x slower than one (0.07 s vs 0.5-3.5 
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Optional, Sequence
 
 import numpy as np
+import torch
+from torch import nn
 
 from ..data.clip import Clip
 from ..errors import ConfigError, DataError
-from ._neural import torch_threads as _torch_threads
-from .base import METHODS, FitContext, Method, backend_from_state, backend_to_state, section_of
+from . import _neural as nu
+from .base import (METHODS, FitContext, Method, ScoringGraph, TFMap, backend_from_state, backend_to_state,
+                   merge_section, section_of)
 
 MODEL_KEYS = {"context": 5, "hidden": 128, "bottleneck": 8, "n_layers": 4, "normalize": False}
 TRAIN_KEYS = {"epochs": 100, "batch_size": 512, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
@@ -51,14 +55,6 @@ TRAIN_KEYS = {"epochs": 100, "batch_size": 512, "lr": 1e-3, "optimizer": "adam",
               "amp": "off", "threads": 1}
 SCORE_KEYS = {"kind": "mse", "shrinkage": "none", "group_by": "section", "batch_clips": 16}
 SCORE_KINDS = ("mse", "mahalanobis")
-
-
-def _merged(config: dict[str, Any], key: str, defaults: dict[str, Any], allow_extra: bool = False) -> dict[str, Any]:
-    given = section_of(config, key)
-    unknown = sorted(set(given) - set(defaults))
-    if unknown and not allow_extra:
-        raise ConfigError(f"autoencoder: unknown {key} setting(s) {unknown}; known: {sorted(defaults)}")
-    return {**defaults, **given}
 
 
 class _Features:
@@ -93,17 +89,6 @@ class _Features:
         return self.data[rows].reshape(rows.shape[0], -1)
 
 
-class _KeepBest:
-    """Trainer callback: a copy of the weights of the best validation epoch (runs without a run dir)."""
-
-    def __init__(self):
-        self.state = None
-
-    def on_epoch_end(self, trainer, record) -> None:
-        if trainer.best_epoch is not None and trainer.best_epoch == record.get("epoch"):
-            self.state = {k: v.detach().clone() for k, v in trainer.raw_model.state_dict().items()}
-
-
 class _Indices:
     """A map-style dataset of vector indices (the DataLoader shuffles them; the step gathers)."""
 
@@ -117,19 +102,44 @@ class _Indices:
         return i
 
 
-@METHODS.register("autoencoder", description="DCASE baseline: dense AE on stacked log-mel frames; MSE or selective Mahalanobis")
+@METHODS.register("autoencoder", defaults={"model": MODEL_KEYS, "train": TRAIN_KEYS, "score": SCORE_KEYS},
+                  description="DCASE baseline: dense AE on stacked log-mel frames; MSE or selective Mahalanobis")
 class AutoencoderMethod(Method):
-    """The DCASE autoencoder baseline (see the module docstring for the recipe keys)."""
+    """The DCASE autoencoder baseline (see the module docstring for the recipe keys).
+
+    Capabilities: ``embed`` (mean residual block per clip), ``explain`` (squared residual per frame
+    and mel band: the clip's MSE score is exactly their mean), ``export`` (log-mel + AE + the score
+    in one graph; with ``score.kind: mahalanobis`` the graph returns the residual block and the
+    selective-Mahalanobis back-end scores it).
+    """
 
     name = "autoencoder"
+    capabilities = frozenset({"embed", "explain", "export"})
+
+    @classmethod
+    def fit_preset(cls, n_windows: int, window_samples: int, knn_k: int = 2,
+                   features: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        """``auscult fit``: MSE score, batch 512, epochs scaled to the data (about 2000 optimiser steps,
+        10 to 100 epochs)."""
+        import math
+
+        from ..features import FeatureConfig
+
+        fc = FeatureConfig.from_dict({k: v for k, v in dict(features or {}).items() if k != "frontend"})
+        ctx = int(MODEL_KEYS["context"])
+        n_vectors = n_windows * max(0, fc.frames(max(1, window_samples)) - ctx + 1)
+        batch = int(TRAIN_KEYS["batch_size"])
+        steps = max(1, math.ceil(n_vectors / batch))
+        return {"train": {"epochs": int(min(100, max(10, math.ceil(2000 / steps)))), "batch_size": batch},
+                "score": {"kind": "mse"}}
 
     def __init__(self, config: dict[str, Any], context: FitContext | None = None):
         super().__init__(config, context)
         from ..features import FeatureConfig
 
-        self.model_cfg = _merged(config, "model", MODEL_KEYS)
-        self.train_cfg = _merged(config, "train", TRAIN_KEYS)
-        self.score_cfg = _merged(config, "score", SCORE_KEYS)
+        self.model_cfg = merge_section(MODEL_KEYS, config.get("model"), "model")
+        self.train_cfg = merge_section(TRAIN_KEYS, config.get("train"), "train")
+        self.score_cfg = merge_section(SCORE_KEYS, config.get("score"), "score")
         if self.score_cfg["kind"] not in SCORE_KINDS:
             raise ConfigError(f"autoencoder: score.kind must be one of {SCORE_KINDS}, got {self.score_cfg['kind']!r}")
         for k in ("context", "hidden", "bottleneck", "n_layers"):
@@ -159,6 +169,15 @@ class AutoencoderMethod(Method):
     def input_dim(self) -> int:
         return self.feature_cfg.n_mels * self.model_cfg["context"]
 
+    @property
+    def feature_config(self):
+        return self.feature_cfg
+
+    @property
+    def min_samples(self) -> int:
+        """``context`` frames need ``(context - 1) * hop`` samples (centred frames)."""
+        return max(1, (int(self.model_cfg["context"]) - 1) * int(self.feature_cfg.hop_length))
+
     def _device(self):
         from ..engine import resolve_device
 
@@ -167,10 +186,12 @@ class AutoencoderMethod(Method):
         return resolve_device(self.train_cfg["device"] if dev in (None, "", "auto") else dev)
 
     def _build_net(self):
-        from ..nets import NETS
+        from ..nets import ClipGeometry
 
-        return NETS.build("autoencoder", input_dim=self.input_dim, hidden=self.model_cfg["hidden"],
-                          bottleneck=self.model_cfg["bottleneck"], n_layers=self.model_cfg["n_layers"])
+        # the AE sees stacked frames, whatever the clip length: the geometry's context and mels fix its size
+        geo = ClipGeometry.from_configs(self.audio_config, self.feature_cfg, n_samples=self.min_samples,
+                                        context=int(self.model_cfg["context"]))
+        return nu.build_net("autoencoder", {k: self.model_cfg[k] for k in ("hidden", "bottleneck", "n_layers")}, geo)
 
     def _logmel(self):
         if self._frontend is None:
@@ -214,14 +235,13 @@ class AutoencoderMethod(Method):
 
     # -------------------------------------------------------------------- fit
     def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio) -> "AutoencoderMethod":
-        with _torch_threads(self.train_cfg["threads"]):
+        with nu.torch_threads(self.train_cfg["threads"]):
             return self._fit(train, val, audio)
 
     def _fit(self, train: Sequence[Clip], val: Sequence[Clip], audio) -> "AutoencoderMethod":
         import torch
 
-        from ..engine import (RunDir, TrainConfig, Trainer, build_optimizer, config_hash, load_trained_model,
-                              seed_everything)
+        from ..engine import RunDir, TrainConfig, Trainer, build_optimizer, config_hash, seed_everything
 
         train, val = list(train), list(val)
         if not train:
@@ -277,14 +297,12 @@ class AutoencoderMethod(Method):
                           log_every=tc["log_every"], checkpoint_every_steps=tc["checkpoint_every_steps"],
                           patience=tc["patience"], resume=bool(ctx.resume) and run is not None,
                           config_hash=config_hash(hash_src), quiet=True if ctx.quiet else None)
-        keep = _KeepBest()
+        keep = nu.BestWeights()
         trainer = Trainer(self.net, step_fn, loader, opt, None, cfg, run_dir=run, val_fn=val_fn, callbacks=[keep])
         self.history = trainer.fit()
         # model selection on the held-out training normals: back to the best epoch's weights
-        if run is not None and val_fn is not None and (run.checkpoints / "best.pt").exists():
-            load_trained_model(self.net, run.checkpoints / "best.pt", use_ema=False)
-        elif val_fn is not None and keep.state is not None:
-            self.net.load_state_dict(keep.state)
+        if val_fn is not None:
+            nu.restore_selected(self.net, trainer, keep, run, use_ema=False)
         self.net = self.net.to(device).eval()
         self.best_epoch = trainer.best_epoch
         del data
@@ -326,7 +344,7 @@ class AutoencoderMethod(Method):
         return mse, dbar
 
     def score(self, clips: Sequence[Clip], audio) -> np.ndarray:
-        with _torch_threads(self.train_cfg["threads"]):
+        with nu.torch_threads(self.train_cfg["threads"]):
             return self._score(list(clips), audio)
 
     def _score(self, clips: list[Clip], audio) -> np.ndarray:
@@ -343,8 +361,56 @@ class AutoencoderMethod(Method):
 
     def embed(self, clips: Sequence[Clip], audio) -> np.ndarray:
         """The mean residual block of each clip ``[N, n_mels]`` (what the Mahalanobis score uses)."""
-        with _torch_threads(self.train_cfg["threads"]):
+        with nu.torch_threads(self.train_cfg["threads"]):
             return self.residual_summary(list(clips), audio)[1]
+
+    # -------------------------------------------------------------------- explain / export
+    def explain(self, clip: Clip, audio) -> TFMap:
+        """The squared reconstruction residual of every (frame, mel band), averaged over the stacked
+        vectors that contain the frame. The clip's MSE score is exactly the mean of these residuals,
+        so the map is a decomposition of the score itself (no gradient approximation)."""
+        import torch
+
+        from ..features import mel_center_frequencies
+
+        if self.net is None:
+            raise ConfigError("autoencoder: fit() or load_state_dict() before explain()")
+        with nu.torch_threads(self.train_cfg["threads"]):
+            feats = self.features([clip], audio)
+            device = next(self.net.parameters()).device
+            res = self._residuals(feats, device).double()  # [V, context * n_mels]
+        ctx, n_mels = int(self.model_cfg["context"]), int(self.feature_cfg.n_mels)
+        n_frames = int(feats.lengths[0])
+        sq = (res ** 2).reshape(-1, ctx, n_mels)  # vector v, position j -> frame v + j
+        acc = torch.zeros((n_frames, n_mels), dtype=torch.float64)
+        cnt = torch.zeros(n_frames, dtype=torch.float64)
+        n_vec = sq.shape[0]
+        for j in range(ctx):
+            acc[j:j + n_vec] += sq[:, j]
+            cnt[j:j + n_vec] += 1
+        per = (acc / cnt.clamp(min=1)[:, None]).numpy()  # [F, n_mels]
+        cfg = self.feature_cfg
+        spec = feats.data.numpy().T.astype(np.float64)
+        if self.norm is not None:  # draw the log-mel in dB, not standardised
+            spec = spec * self.norm[1].double().numpy()[:, None] + self.norm[0].double().numpy()[:, None]
+        return TFMap(times=np.arange(n_frames) * cfg.hop_length / cfg.sample_rate, frame_scores=per.mean(axis=1),
+                     freqs=np.asarray(mel_center_frequencies(cfg), dtype=np.float64), tf_map=per.T.copy(),
+                     spectrogram=spec, score=float(sq.mean()),
+                     how="squared AE reconstruction residual per frame and mel band (averaged over the stacked "
+                         "vectors containing the frame; the clip score is their mean)")
+
+    def scoring_graph(self, clip: Clip) -> ScoringGraph:
+        """Log-mel (conv STFT: standard ONNX ops) -> standardisation -> frame stacking -> AE ->
+        the mean squared error (``score.kind: mse``) or the mean residual block (``mahalanobis``)."""
+        if self.net is None:
+            raise ConfigError("autoencoder: fit() or load_state_dict() before export")
+        module = _AEScoreModule(self.feature_cfg, self.net, int(self.model_cfg["context"]), self.norm,
+                                residual=self.score_cfg["kind"] == "mahalanobis")
+        meta = {"machine": clip.machine, "section": clip.section, "domain": clip.domain}
+        if self.score_cfg["kind"] == "mse":
+            return ScoringGraph(module, "score", int(self.feature_cfg.sample_rate), meta=meta)
+        return ScoringGraph(module, "embedding", int(self.feature_cfg.sample_rate), meta=meta,
+                            backends=[{"state": backend_to_state(self.backend), "columns": [0, self.feature_cfg.n_mels]}])
 
     # -------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -363,6 +429,11 @@ class AutoencoderMethod(Method):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         from ..engine.checkpoint import load_model_state
 
+        if not isinstance(state, dict) or "net" not in state:
+            from ..errors import CheckpointError
+
+            raise CheckpointError("autoencoder: not an autoencoder state (no 'net' weights)")
+
         if int(state.get("input_dim", -1)) != self.input_dim:
             raise ConfigError(f"autoencoder: saved model takes {state.get('input_dim')}-d vectors, this config "
                               f"{self.input_dim}-d (n_mels x context); use the run's own config")
@@ -375,3 +446,32 @@ class AutoencoderMethod(Method):
         if self.score_cfg["kind"] == "mahalanobis" and self.backend is None:
             raise ConfigError("autoencoder: score.kind is mahalanobis but the saved state has no back-end "
                               "(it was trained with score.kind=mse); retrain or use score.kind=mse")
+
+
+class _AEScoreModule(nn.Module):
+    """The autoencoder's scoring rule as one module: waveform ``[B, T]`` -> MSE score ``[B]`` (or
+    the mean residual block ``[B, n_mels]`` that the selective-Mahalanobis back-end scores)."""
+
+    def __init__(self, feature_cfg: Any, net: nn.Module, context: int, norm: Optional[tuple], residual: bool):
+        super().__init__()
+        from ..features import LogMel
+
+        self.logmel = LogMel(feature_cfg.replace(stft_impl="conv")).eval()
+        self.net = copy.deepcopy(net).to("cpu").eval()
+        self.context = int(context)
+        self.n_mels = int(feature_cfg.n_mels)
+        self.residual = bool(residual)
+        mean, std = (torch.zeros(self.n_mels), torch.ones(self.n_mels)) if norm is None else norm
+        self.register_buffer("mean", mean.detach().float().clone())
+        self.register_buffer("std", std.detach().float().clone())
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        x = (self.logmel(waveform).transpose(1, 2) - self.mean) / self.std  # [B, F, M]
+        n = x.shape[1]
+        c = self.context
+        vec = torch.cat([x[:, j:n - (c - 1 - j)] for j in range(c)], dim=2)  # [B, V, c*M]
+        flat = vec.reshape(-1, vec.shape[-1])
+        res = flat - self.net(flat)
+        if self.residual:
+            return res.reshape(waveform.shape[0], -1, self.n_mels).mean(dim=1)
+        return (res ** 2).reshape(waveform.shape[0], -1).mean(dim=1)

@@ -39,7 +39,12 @@ Score (``score.kind``):
   default kNN, k = 1, cosine, per section).
 
 ``score.recalibrate_bn: true`` re-estimates the batch-norm running statistics on one pass over the
-clean training clips after training (see :func:`recalibrate_batchnorm`; off in the paper recipes).
+clean training clips after training (see :func:`~auscult.methods._neural.recalibrate_batchnorm`; off
+in the paper recipes).
+
+With a single class (one machine, one section) the classifier loss is trivial and the embedding
+learns nothing about the machine: ``auscult fit`` refuses (``one_class = "refuse"``) and names
+methods that work on one machine; the research door warns.
 
 ``features.normalize: global`` standardises the log-mel with the training clips' global mean and
 standard deviation (the paper feeds the dB values as they are: ``none``, the default). In training
@@ -60,7 +65,8 @@ from torch import nn
 from ..data.clip import Clip
 from ..errors import CheckpointError, ConfigError, DataError
 from . import _neural as nu
-from .base import METHODS, Method
+from ._neural import BestWeights, build_ema, parse_ema, recalibrate_batchnorm, restore_selected, split_own_train_keys
+from .base import METHODS, Method, ScoringGraph, backend_to_state, merge_section
 
 log = logging.getLogger("auscult.methods.osscl")
 
@@ -75,8 +81,6 @@ OSSCL_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "score": {"kind": "cross_entropy", "margin": False, "batch_size": 32, "recalibrate_bn": False},
 }
-#: ``train:`` keys handled here (not by the engine)
-_OWN_TRAIN_KEYS = ("ema",)
 SCORE_KINDS = ("cross_entropy", "backend")
 #: what Noisy-ArcMix (and so the cross-entropy score) reads: the net's embedding or the L2-normalised
 #: feature perturbation head output (the OS-SCL code)
@@ -85,130 +89,9 @@ NORMALIZE = ("none", "global")
 TWO_INPUT_NETS = ("stgram_mfn", "tfstgram_mfn")
 
 
-def merge_section(defaults: Mapping[str, Any], given: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
-    """``defaults`` updated by ``given`` (nested mappings merged); unknown keys raise ConfigError."""
-    if given is not None and not isinstance(given, Mapping):
-        raise ConfigError(f"recipe key {what!r} must be a mapping, got {type(given).__name__}")
-    out = copy.deepcopy(dict(defaults))
-    for k, v in dict(given or {}).items():
-        if k not in out:
-            raise ConfigError(f"{what}: unknown setting {k!r}; known: {sorted(out)}")
-        if isinstance(out[k], dict):
-            out[k] = merge_section(out[k], v, f"{what}.{k}")
-        else:
-            out[k] = v
-    return out
-
-
 def section_class(clip: Clip) -> str:
     """OS-SCL's class of a clip: ``machine/section`` (machine type x machine ID / section)."""
     return f"{clip.machine}/{clip.section}"
-
-
-def split_own_train_keys(train: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(engine train section, own keys)``: ``ema`` is read here, the rest goes to the engine."""
-    train = dict(train or {})
-    own = {k: train.pop(k) for k in _OWN_TRAIN_KEYS if k in train}
-    return train, own
-
-
-def parse_ema(ema: Any) -> Optional[dict[str, Any]]:
-    """``train.ema`` as ``{decay, warmup, shrink}`` or ``None`` (``null``/``false`` = none, ``true`` =
-    defaults, a number = the decay, or a mapping ``{decay, warmup, shrink}``; ``shrink`` multiplies the
-    trained weights and batch-norm buffers by ``1 - shrink`` after every step, as the OS-SCL code's
-    ``WeightEMA`` does with 2e-6; default 0)."""
-    if ema is None or ema is False:
-        return None
-    if ema is True:
-        ema = {}
-    if isinstance(ema, (int, float)):
-        ema = {"decay": float(ema)}
-    if not isinstance(ema, Mapping):
-        raise ConfigError(f"train.ema must be null, a decay or {{decay, warmup, shrink}}, got {ema!r}")
-    bad = sorted(set(ema) - {"decay", "warmup", "shrink"})
-    if bad:
-        raise ConfigError(f"train.ema: unknown setting(s) {bad}; known: ['decay', 'shrink', 'warmup']")
-    out = {"decay": float(ema.get("decay", 0.999)), "warmup": bool(ema.get("warmup", False)),
-           "shrink": float(ema.get("shrink", 0.0))}
-    if not 0.0 <= out["decay"] < 1.0:
-        raise ConfigError(f"train.ema.decay must be in [0, 1), got {out['decay']}")
-    if not 0.0 <= out["shrink"] < 1.0:
-        raise ConfigError(f"train.ema.shrink must be in [0, 1), got {out['shrink']}")
-    return out
-
-
-def build_ema(model: nn.Module, ema: Optional[Mapping[str, Any]]) -> Any:
-    """A :class:`~auscult.engine.ModelEMA` from :func:`parse_ema`'s result (``None`` = no EMA)."""
-    from ..engine.ema import ModelEMA
-
-    if ema is None:
-        return None
-    return ModelEMA(model, decay=float(ema["decay"]), warmup=bool(ema["warmup"]),
-                    shrink=float(ema.get("shrink", 0.0)))
-
-
-class BestWeights:
-    """Trainer callback: keep a copy of the weights (EMA weights when an EMA runs) of the best epoch."""
-
-    def __init__(self) -> None:
-        self.state: Optional[dict[str, torch.Tensor]] = None
-        self.epoch: Optional[int] = None
-
-    def on_epoch_end(self, trainer: Any, record: Mapping[str, Any]) -> None:
-        if trainer.best_epoch is not None and trainer.best_epoch == record.get("epoch"):
-            src = trainer.ema.module if trainer.ema is not None and trainer.config.eval_with_ema else trainer.raw_model
-            self.state = {k: v.detach().clone() for k, v in src.state_dict().items()}
-            self.epoch = int(record["epoch"])
-
-
-def restore_selected(model: nn.Module, trainer: Any, best: BestWeights, run_dir: Any) -> str:
-    """Put the selected weights into ``model``; returns which ones (for the history).
-
-    Order: the run directory's ``best.pt`` (EMA weights if saved: survives resume), else the
-    in-memory best epoch, else the final EMA weights, else the final weights.
-    """
-    from ..engine.trainer import load_trained_model
-
-    path = None if run_dir is None else run_dir.checkpoints / "best.pt"
-    if path is not None and path.exists():
-        load_trained_model(model, path, use_ema=True)
-        return f"best.pt (epoch {trainer.best_epoch})" if trainer.best_epoch is not None else "best.pt"
-    if best.state is not None:
-        model.load_state_dict(best.state)
-        return f"best epoch {best.epoch}"
-    if trainer.ema is not None:
-        model.load_state_dict(trainer.ema.module.state_dict())
-        return "final EMA"
-    return "final"
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, clips: Sequence[Clip], audio: Any, batch_size: int,
-                          device: torch.device) -> int:
-    """Re-estimate every batch norm's running mean / variance as the plain average over one pass of
-    the (un-augmented) training clips, weights unchanged; returns the number of layers reset.
-
-    Short runs leave the running statistics (what eval mode uses) behind the weights, and mixup
-    trains them on mixed inputs; this puts them on clean training clips, as test clips are.
-    """
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not bns:
-        return 0
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average = plain mean over the batches
-    was = model.training
-    model.train()
-    try:
-        for _, xb in audio.iter_batches(list(clips), batch_size):
-            if xb.shape[0] > 1:
-                model(xb.to(device))
-    finally:
-        for m, mom in zip(bns, saved):
-            m.momentum = mom
-        model.train(was)
-    return len(bns)
 
 
 class OSSCLModel(nn.Module):
@@ -270,14 +153,31 @@ def cross_entropy_at(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return -torch.log_softmax(logits.double(), dim=1).gather(1, y[:, None].to(logits.device))[:, 0]
 
 
-@METHODS.register("osscl", description="OS-SCL: MobileFaceNet (log-mel or TFSTgram), mixup, noisy SupCon + "
-                                       "Noisy-ArcMix, one model for all machines; cross-entropy score")
+@METHODS.register("osscl", defaults={**OSSCL_DEFAULTS, "net": None, "train": None},
+                  description="OS-SCL: MobileFaceNet (log-mel or TFSTgram), mixup, noisy SupCon + Noisy-ArcMix, one "
+                              "model for all machines; cross-entropy score")
 class OSSCL(Method):
     """OS-SCL (see the module docstring). Recipe sections: ``features``, ``net``, ``augment``,
     ``loss``, ``train`` (plus ``ema``), ``score``, ``backend``; the pipeline's ``data.holdout`` (5 %)
-    gives the held-out normals ``val`` used for model selection."""
+    gives the held-out normals ``val`` used for model selection.
+
+    Capabilities: ``embed`` (the net's embedding), ``export`` (front-end + net + the cross-entropy
+    at the clip's own class in one graph; with ``score.kind: backend`` the graph returns the
+    embedding and the back-end scores it)."""
 
     name = "osscl"
+    capabilities = frozenset({"embed", "export"})
+    fixed_length = True
+    classes = "section"
+    one_class = "refuse"
+    #: ``auscult fit``: recipes/synthetic/osscl.yaml's CPU budget
+    fit_defaults = {
+        "features": {"n_mels": 64, "stft_precision": "float32", "normalize": "global"},
+        "net": {"name": "mobilefacenet", "activation": "relu", "emb_dim": 128},
+        "train": {"epochs": 6, "batch_size": 32, "optimizer": "adamw", "lr": 0.001, "weight_decay": 0.01,
+                  "schedule": "cosine", "ema": {"decay": 0.99, "warmup": True}, "log_every": 10},
+        "score": {"kind": "cross_entropy", "margin": False, "batch_size": 32, "recalibrate_bn": True},
+    }
 
     def __init__(self, config: dict[str, Any], context: Any = None):
         super().__init__(config, context)
@@ -299,7 +199,7 @@ class OSSCL(Method):
         self.net_kwargs = net
         from ..nets import NETS
 
-        NETS.get(self.net_name)
+        NETS.get(self.net_name)  # typed error for unknown nets
         self.two_inputs = self.net_name in TWO_INPUT_NETS
         self.features_cfg = dict(config.get("features") or {})
         self.normalize = str(self.features_cfg.pop("normalize", "none"))
@@ -329,20 +229,16 @@ class OSSCL(Method):
 
     def _build_model(self) -> OSSCLModel:
         from ..losses import FeaturePerturbationHead, NoisyArcMix
-        from ..nets import NETS
 
         assert self.n_samples is not None
         frontend = nu.build_frontend_from_recipe(self.features_cfg)
         fc = frontend.config
-        n_frames = int(frontend.output_shape(self.n_samples)[-1])
         if self.two_inputs:
             for k, v in (("n_fft", fc.n_fft), ("hop_length", fc.hop_length), ("n_mels", fc.n_mels)):
                 if k in self.net_kwargs and int(self.net_kwargs[k]) != int(v):
                     raise ConfigError(f"osscl: net.{k}={self.net_kwargs[k]} differs from features.{k}={v}")
-            net = NETS.build(self.net_name, **{**self.net_kwargs, "n_samples": self.n_samples, "n_fft": fc.n_fft,
-                                               "hop_length": fc.hop_length, "n_mels": fc.n_mels})
-        else:
-            net = NETS.build(self.net_name, **{**self.net_kwargs, "input_shape": (1, fc.n_mels, n_frames)})
+        kwargs = {k: v for k, v in self.net_kwargs.items() if k not in ("n_fft", "hop_length", "n_mels")}
+        net = nu.build_net(self.net_name, kwargs, nu.geometry(self.config, frontend, self.n_samples))
         emb_dim = int(net.output_shape[0])
         lo = self.opts["loss"]
         head = FeaturePerturbationHead(emb_dim, int(lo["head"]["bottleneck"]), str(lo["head"]["activation"]),
@@ -365,6 +261,7 @@ class OSSCL(Method):
         if len(self.classes) < 2:
             log.warning("osscl: a single class (%s); the classifier loss is trivial - train one model for "
                         "several machine types/sections (model_per: all)", self.classes[0])
+        self._val_classes_ok(val)
         self.model = self._build_model().to(self.device)
         self._fast = None
         if self.normalize == "global":
@@ -382,9 +279,6 @@ class OSSCL(Method):
 
         val_fn = None
         if val:
-            unknown = sorted({section_class(c) for c in val} - set(self.classes))
-            if unknown:
-                raise DataError(f"osscl: held-out clips of classes {unknown} that have no training clips")
             val_wave = audio.batch(val)
             val_y = torch.as_tensor([cid[section_class(c)] for c in val], dtype=torch.long)
 
@@ -415,6 +309,11 @@ class OSSCL(Method):
             self.train_embeddings = self.embed(train, audio)
             self._fit_backend()
         return self
+
+    def _val_classes_ok(self, val: Sequence[Clip]) -> None:
+        unknown = sorted({section_class(c) for c in val} - set(self.classes))
+        if unknown:
+            raise DataError(f"osscl: held-out clips of classes {unknown} that have no training clips")
 
     def training_loss(self, model: OSSCLModel, x: torch.Tensor, y: torch.Tensor,
                       generator: Optional[torch.Generator] = None) -> dict[str, torch.Tensor]:
@@ -551,6 +450,22 @@ class OSSCL(Method):
             out.append(self._ce_scores(model, xb, y).numpy())
         return np.concatenate(out).astype(np.float64)
 
+    def scoring_graph(self, clip: Clip) -> ScoringGraph:
+        """Front-end + net (inference copy) and the cross-entropy at ``clip``'s own class (or the
+        embedding, for ``score.kind: backend``), for clips of the recipe's length."""
+        cid = {k: i for i, k in enumerate(self.classes)}
+        if section_class(clip) not in cid:
+            raise DataError(f"osscl was not trained on {section_class(clip)} (trained classes: {self.classes})")
+        model = copy.deepcopy(self._scorer()).to("cpu").eval()
+        model.frontend = nu.build_frontend_from_recipe({**self.features_cfg, "stft_impl": "conv"})
+        meta = {"machine": clip.machine, "section": clip.section, "domain": clip.domain}
+        if self.opts["score"]["kind"] == "backend":
+            return ScoringGraph(model, "embedding", self.sample_rate, n_samples=self.n_samples, meta=meta,
+                                backends=[{"state": backend_to_state(self.backend),
+                                           "columns": [0, int(self.model.net.output_shape[0])]}])
+        return ScoringGraph(_OwnClassCE(model, cid[section_class(clip)], bool(self.opts["score"]["margin"])),
+                            "score", self.sample_rate, n_samples=self.n_samples, meta=meta)
+
     # ---- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         if self.model is None:
@@ -581,3 +496,22 @@ class OSSCL(Method):
                 raise CheckpointError("osscl state has no training embeddings but score.kind is 'backend'; "
                                       "refit, or score with kind 'cross_entropy'")
             self._fit_backend()
+
+
+class _OwnClassCE(nn.Module):
+    """OS-SCL's score as a module: ``-log softmax(s * cos(e, W))[own class]`` of waveforms ``[B, T]``."""
+
+    def __init__(self, model: OSSCLModel, class_index: int, margin: bool):
+        super().__init__()
+        self.model = model
+        self.class_index = int(class_index)
+        self.margin = bool(margin)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        emb = self.model(waveform)
+        y = torch.full((emb.shape[0],), self.class_index, dtype=torch.long, device=emb.device)
+        if self.margin:
+            logits = self.model.arcmix.logits(emb, y)
+        else:
+            logits = self.model.arcmix.scale * self.model.arcmix.cosine(emb)
+        return -torch.log_softmax(logits.double(), dim=1)[:, self.class_index]

@@ -29,6 +29,10 @@ domains; prototype = mean clip embedding of the class), with one covariance esti
 the section's training embeddings (Ledoit-Wolf shrinkage by default, since target classes are tiny).
 A clip that was in the training set is scored leave-one-out (prototypes and covariance without it),
 so thresholds fitted on training-normal scores are not biased by in-sample distances.
+
+With a single attribute class (one machine, one section, one attribute set) both prototype losses
+carry no training signal: ``auscult fit`` refuses (``one_class = "refuse"``) and names methods that
+work on one machine; the research door warns.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..losses import PrototypicalLoss
 from ..nets import NETS
 from . import _neural as nu
-from .base import METHODS, Method
+from .base import METHODS, Method, merge_section
 
 log = logging.getLogger("auscult.methods.protoasd")
 
@@ -67,20 +71,6 @@ PROTOASD_DEFAULTS: dict[str, Any] = {
     },
 }
 _FINETUNE_SAMPLER_KEYS = ("n_classes", "n_per_class", "n_negatives", "neg_lambda", "target_fraction", "n_batches")
-
-
-def _merged(defaults: Mapping[str, Any], given: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
-    given = dict(given or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ConfigError(f"{what}: unknown setting(s) {unknown}; known: {sorted(defaults)}")
-    out = copy.deepcopy(dict(defaults))
-    for k, v in given.items():
-        if isinstance(out.get(k), dict) and isinstance(v, Mapping):
-            out[k] = {**out[k], **v}
-        else:
-            out[k] = v
-    return out
 
 
 def attribute_class(clip: Clip) -> str:
@@ -140,18 +130,35 @@ class EpochPrototypes(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-@METHODS.register("protoasd", description="ProtoASD: ResNet18-TFAP on inverted log-mel crops, prototypical "
-                                          "pre-training + negative-prototype fine-tuning, Mahalanobis to prototypes")
+@METHODS.register("protoasd", defaults={"protoasd": PROTOASD_DEFAULTS, "net": None, "train": None},
+                  description="ProtoASD: ResNet18-TFAP on inverted log-mel crops, prototypical pre-training + "
+                              "negative-prototype fine-tuning, Mahalanobis to prototypes")
 class ProtoASD(Method):
     """ProtoASD (see the module docstring). Recipe sections: ``features``, ``net``, ``train``
-    (pre-training), ``protoasd`` (crops, prototypes, ``finetune``)."""
+    (pre-training), ``protoasd`` (crops, prototypes, ``finetune``).
+
+    Capabilities: ``embed`` (the mean of the L2-normalised crop embeddings)."""
 
     name = "protoasd"
-    recipe_keys = ("protoasd",)
+    capabilities = frozenset({"embed"})
+    fixed_length = True
+    classes = "attribute"
+    one_class = "refuse"
+    open_keys = {"protoasd": ("finetune",)}
+    #: ``auscult fit``: recipes/synthetic/protoasd.yaml's CPU budget
+    fit_defaults = {
+        "features": {"frontend": "inverted_logmel", "n_mels": 64, "stft_precision": "float32"},
+        "net": {"name": "resnet18_tfap", "emb_dim": 128},
+        "train": {"epochs": 15, "batch_size": 16, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
+                  "weight_decay": 5.0e-5, "schedule": "multistep", "milestones": [10], "gamma": 0.1, "log_every": 10,
+                  "threads": 1},
+        "protoasd": {"finetune": {"epochs": 5, "lr": 0.005, "milestones": [], "n_classes": 10, "n_per_class": 4,
+                                  "n_negatives": 4, "neg_lambda": [0.25, 0.5]}},
+    }
 
     def __init__(self, config: dict[str, Any], context: Any = None):
         super().__init__(config, context)
-        self.opts = _merged(PROTOASD_DEFAULTS, config.get("protoasd"), "protoasd")
+        self.opts = merge_section(PROTOASD_DEFAULTS, config.get("protoasd"), "protoasd", open_keys=("finetune",))
         ft_known = set(PROTOASD_DEFAULTS["finetune"]) | set(nu.OPTIM_KEYS) | set(nu.TRAIN_KEYS) | {"milestones"}
         bad = sorted(set(self.opts["finetune"]) - ft_known)
         if bad:
@@ -199,12 +206,13 @@ class ProtoASD(Method):
         return int(self.frontend.output_shape(self.n_samples)[-1])
 
     def _build_net(self) -> nn.Module:
-        n_mels = int(self.frontend.config.n_mels)
         crop = int(self.opts["crop_frames"])
         if crop > self.n_frames:
             raise ConfigError(f"protoasd.crop_frames={crop} but a clip has only {self.n_frames} frames; "
                               "use longer clips or shorter crops")
-        return NETS.build(self.net_name, **{**self.net_kwargs, "input_shape": (1, n_mels, crop)})
+        assert self.n_samples is not None
+        return nu.build_net(self.net_name, self.net_kwargs,
+                            nu.geometry(self.config, self.frontend, self.n_samples, crop_frames=crop))
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         mean, std = self.norm

@@ -38,6 +38,10 @@ as the DCASE ASD toolkit; ``reverse``: every partner is the batch in reverse ord
 code),
 ``loss.adaptive_scale`` / ``loss.scale_rule`` (the sub-cluster AdaCos scale: re-estimated per batch
 by auscult's safeguarded rule or the toolkit's / SSL4ASD code's rule, or kept fixed).
+
+With a single class (one machine, one section, one attribute set) the classification term carries
+no signal and the net learns from the statistics- and feature-exchange tasks only (their labels
+still tell an exchanged clip from an original); ``auscult fit`` says so in its report.
 """
 
 from __future__ import annotations
@@ -52,8 +56,8 @@ from torch import nn
 from ..data.clip import Clip
 from ..errors import CheckpointError, ConfigError, DataError
 from . import _neural as nu
-from .base import METHODS, Method, backend_from_state, backend_to_state
-from .osscl import merge_section, split_own_train_keys
+from ._neural import split_own_train_keys
+from .base import METHODS, Method, backend_from_state, backend_to_state, merge_section
 
 log = logging.getLogger("auscult.methods.ssl4asd")
 
@@ -86,11 +90,11 @@ class SSLModel(nn.Module):
 
     def __init__(self, n_samples: int, n_classes: int, features: dict[str, Any], n_subclusters: int,
                  max_scale: float, seed: int, net: Optional[dict[str, Any]] = None, adaptive_scale: bool = True,
-                 scale_rule: str = "auscult"):
+                 scale_rule: str = "auscult", audio: Optional[dict[str, Any]] = None):
         super().__init__()
         from ..features import ClipSpectrum, FeatureConfig, LinearSpectrogram
         from ..losses import SubClusterAdaCos
-        from ..nets import NETS
+        from ..nets import ClipGeometry, build_for_clip
 
         features = dict(features)
         normalized = bool(features.pop("normalized", False))
@@ -100,8 +104,8 @@ class SSLModel(nn.Module):
             raise ConfigError(f"features: {e}") from None
         self.spectrum = ClipSpectrum(cfg, keep_nyquist=False)
         self.stft = LinearSpectrogram(cfg, power=1.0, normalized=normalized)
-        n_freq, frames = self.stft.output_shape(n_samples)
-        self.net = NETS.build("dualbranch", spectrum_len=n_samples // 2, stft_shape=(n_freq, frames), **(net or {}))
+        self.net = build_for_clip("dualbranch", ClipGeometry.from_configs(audio, cfg, n_samples=n_samples),
+                                  **(net or {}))
         d = int(self.net.output_shape[0])
         self.split = int(self.net.branch_dim)
         self.n_classes = int(n_classes)
@@ -119,14 +123,31 @@ class SSLModel(nn.Module):
         return self.net(*self.inputs(wave))
 
 
-@METHODS.register("ssl4asd", description="SSL4ASD: dual-branch net, mixup + statistics/feature exchange, "
-                                         "sub-cluster AdaCos; k-means back-end per section; ensembles")
+@METHODS.register("ssl4asd", defaults={**SSL_DEFAULTS, "net": None, "train": None},
+                  description="SSL4ASD: dual-branch net, mixup + statistics/feature exchange, sub-cluster AdaCos; "
+                              "k-means back-end per section; ensembles")
 class SSL4ASD(Method):
     """SSL4ASD (see the module docstring). Recipe sections: ``features`` (n_fft, hop_length for the
-    STFT branch), ``augment``, ``loss``, ``train``, ``ensemble``, ``score``, ``backend``."""
+    STFT branch), ``augment``, ``loss``, ``train``, ``ensemble``, ``score``, ``backend``.
+
+    Capabilities: ``embed`` (the first member's 256-d embedding). Not ``export``: the spectrum branch
+    takes the FFT of the whole clip (in float64), which the ONNX exporter auscult uses (opset 17,
+    TorchScript) has no operator for, and a DFT as a matrix product would hold ``T x T/2`` weights."""
 
     name = "ssl4asd"
-    recipe_keys = ("ensemble",)
+    capabilities = frozenset({"embed"})
+    fixed_length = True
+    classes = "attribute"
+    one_class = ("learns from the statistics- and feature-exchange tasks only (one class gives the classification "
+                 "term no signal)")
+    #: ``auscult fit``: recipes/synthetic/ssl4asd.yaml's CPU budget (windows of at least ~4.4 s: the
+    #: spectrum branch needs them)
+    fit_defaults = {
+        "features": {"n_fft": 512, "hop_length": 512, "stft_precision": "float32"},
+        "train": {"epochs": 4, "batch_size": 32, "optimizer": "adam", "lr": 0.001, "log_every": 10},
+        "ensemble": {"size": 1},
+        "backend": {"name": "kmeans", "n_clusters": 16, "n_init": 10, "group_by": "section"},
+    }
 
     def __init__(self, config: dict[str, Any], context: Any = None):
         super().__init__(config, context)
@@ -173,7 +194,7 @@ class SSL4ASD(Method):
         lo = self.opts["loss"]
         return SSLModel(self.n_samples, len(self.classes), self.features_cfg, int(lo["n_subclusters"]),
                         float(lo["max_scale"]), seed, net=self.net_kwargs, adaptive_scale=bool(lo["adaptive_scale"]),
-                        scale_rule=str(lo["scale_rule"]))
+                        scale_rule=str(lo["scale_rule"]), audio=dict(self.config.get("audio") or {}))
 
     # ---- training step (public so tests can check one step) --------------------------------------
     def training_losses(self, model: SSLModel, x: torch.Tensor, y: torch.Tensor,
@@ -344,3 +365,4 @@ class SSL4ASD(Method):
             load_model_state(m, sd, source=f"ssl4asd state (member {i})")
             self.models.append(m.to(self.device).eval())
         self.backends = [backend_from_state(b) for b in state["backends"]]
+

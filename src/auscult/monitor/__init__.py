@@ -1,4 +1,5 @@
-"""Monitoring your own machines: fit a model bundle, score, explain, watch a stream, export.
+"""Monitoring your own machines (the engineer's door): fit a model bundle with any method, turn a
+research run into one, score, explain, watch a stream, serve, export.
 
 ::
 
@@ -19,8 +20,10 @@ from typing import Any
 _EXPORTS = {
     "Bundle": "bundle", "MachineModel": "bundle", "ScoreResult": "bundle", "Explanation": "bundle",
     "load_bundle": "bundle", "save_bundle": "bundle", "cut_windows": "bundle",
+    "bundle_from_run": "bundle",
     "FitConfig": "fit", "FitReport": "fit", "fit_bundle": "fit", "discover_recordings": "fit",
     "plot_explanation": "explain",
+    "export_onnx": "export", "OnnxScorer": "export",
     "WatchConfig": "stream", "watch": "stream",
 }
 

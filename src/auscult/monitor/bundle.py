@@ -7,14 +7,22 @@
     r = bundle.score_file("today.wav")            # ScoreResult(score, decision, threshold, ...)
     e = bundle.explain_waveform(wave, 16000)      # Explanation(times, frame_scores, freqs, tf_map, ...)
 
-The file (``*.auscult``) is a zip archive holding two members and nothing executable:
+A bundle holds, per machine, a registered method (:mod:`auscult.methods`: any of them -- the
+engineer's door ``auscult fit`` and the research door's ``auscult bundle RUN`` both make bundles),
+its threshold record and its calibration statistics. The file (``*.auscult``) is a zip archive
+holding two members and nothing executable (auscult's one save format, :mod:`auscult.fileio`):
 
 * ``bundle.json`` -- the versioned envelope: ``format: "auscult-bundle"``, ``format_version``,
   the versions it was made with (auscult, torch, numpy, python), sample rate, window/hop for long
-  recordings, and per machine: detector kind and config, threshold record, calibration statistics
-  (the held-out normal scores' count, mean, spread, quantiles), what it was fitted on;
+  recordings, the methods (name, recipe config, state as plain data) and per machine: which method
+  scores it and as which unit (``machine``/``section`` of its clips), threshold record, calibration
+  statistics (the held-out normal scores' count, mean, spread, quantiles), what it was fitted on;
 * ``arrays.npz`` -- every weight and back-end array, referenced from ``bundle.json`` by key
   (loaded with ``allow_pickle=False``: no pickled code runs when a bundle is opened).
+
+Several machines may share one method (a classification method fitted on all of them): it is
+stored once. Bundles of format 1 (``autoencoder`` and ``logmel_knn`` detectors) are read and
+converted on load.
 
 Writes are atomic (temporary file + ``os.replace``). A missing, truncated, corrupt or
 newer-format bundle raises :class:`~auscult.errors.CheckpointError` naming the file and the fix;
@@ -31,26 +39,26 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import math
-import platform
 import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from .. import __version__
 from ..errors import CheckpointError, ConfigError, DataError, EmptyAudioError, NonFiniteAudioError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, pack_tree, read_arrays, unpack_tree, writer_versions
 
 __all__ = ["Bundle", "MachineModel", "ScoreResult", "Explanation", "load_bundle", "save_bundle", "cut_windows",
-           "BUNDLE_FORMAT", "BUNDLE_FORMAT_VERSION", "BundleVersionWarning"]
+           "bundle_from_run", "explain_calibration", "calibration_stats", "BUNDLE_FORMAT", "BUNDLE_FORMAT_VERSION",
+           "BundleVersionWarning"]
 
 BUNDLE_FORMAT = "auscult-bundle"
-BUNDLE_FORMAT_VERSION = 1
+#: 1: one detector per machine (autoencoder / logmel_knn); 2: registered methods, shared between machines
+BUNDLE_FORMAT_VERSION = 2
 _JSON = "bundle.json"
 _ARRAYS = "arrays.npz"
 
@@ -122,12 +130,23 @@ class Explanation:
 
 @dataclass
 class MachineModel:
-    """One machine's detector with its threshold and calibration statistics."""
+    """One machine's fitted method with its threshold and calibration statistics.
 
-    detector: Any
+    Attributes:
+        method: a fitted :class:`~auscult.methods.Method` (several machines may share one).
+        threshold: :meth:`auscult.eval.thresholds.Threshold.to_dict` of the machine.
+        calibration: ``n``, ``mean``, ``std``, ``quantiles``, sorted ``scores`` of held-out normals,
+            and for methods that explain: ``band_scale``, ``frame_q99``.
+        fit_info: what it was fitted on (free form, for reports).
+        unit: the clip metadata the method scores this machine's audio as: ``machine`` (default:
+            the machine id) and ``section`` (default ``"00"``).
+    """
+
+    method: Any
     threshold: dict[str, Any]          # auscult.eval.thresholds.Threshold.to_dict()
     calibration: dict[str, Any]        # n, mean, std, quantiles, sorted scores, frame_q99
     fit_info: dict[str, Any] = field(default_factory=dict)
+    unit: dict[str, Any] = field(default_factory=dict)
 
     @property
     def threshold_value(self) -> float:
@@ -136,6 +155,57 @@ class MachineModel:
     @property
     def expected_false_alarm_rate(self) -> float:
         return float(self.threshold["expected_false_alarm_rate"])
+
+    # -- the scorer of this machine (also reachable as ``detector``, the name of the first bundle format)
+    @property
+    def kind(self) -> str:
+        """The method's registry name."""
+        return str(self.method.name)
+
+    @property
+    def min_samples(self) -> int:
+        """The shortest waveform the method can score."""
+        return int(self.method.min_samples)
+
+    @property
+    def feature_config(self) -> Any:
+        return self.method.feature_config
+
+    @property
+    def detector(self) -> "MachineModel":
+        """This machine's scorer: ``score_waves``, ``explain_wave``, ``min_samples``, ``kind``
+        (kept for code written against the first bundle format's detectors)."""
+        return self
+
+    def _clips(self, waves: Sequence[np.ndarray]) -> tuple[list, Any]:
+        from ..data.source import WaveformSource
+
+        src = WaveformSource(self.method.audio_config)
+        machine, section = str(self.unit.get("machine", "machine")), str(self.unit.get("section", "00"))
+        return [src.add(w, machine, section=section) for w in waves], src
+
+    def score_waves(self, waves: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores of mono float32 waveforms at the method's sample rate (one per waveform)."""
+        if len(waves) == 0:
+            return np.zeros(0)
+        clips, src = self._clips(waves)
+        return np.asarray(self.method.score(clips, src), dtype=np.float64)
+
+    def explain_wave(self, wave: np.ndarray) -> Any:
+        """The method's raw :class:`~auscult.methods.TFMap` of one waveform (capability ``explain``)."""
+        clips, src = self._clips([wave])
+        return self.method.explain(clips[0], src)
+
+    def scoring_graph(self) -> Any:
+        """The method's exportable :class:`~auscult.methods.ScoringGraph` for this machine's clips."""
+        from ..data.clip import Clip
+
+        clip = Clip(path=Path("memory:/export"), machine=str(self.unit.get("machine", "machine")),
+                    section=str(self.unit.get("section", "00")), layout="memory")
+        return self.method.scoring_graph(clip)
+
+    def describe(self) -> str:
+        return self.method.describe()
 
 
 def cut_windows(n_samples: int, window: int, hop: int) -> list[tuple[int, int]]:
@@ -175,6 +245,8 @@ class Bundle:
         if not window_s > 0 or not hop_s > 0:
             raise ConfigError(f"window_s and hop_s must be > 0, got {window_s}, {hop_s}")
         self.models = dict(sorted(models.items()))
+        for mid, mm in self.models.items():
+            mm.unit = {"machine": str(mm.unit.get("machine", mid)), "section": str(mm.unit.get("section", "00"))}
         self._sample_rate = int(sample_rate)
         self.window_s, self.hop_s = float(window_s), float(hop_s)
         self.info = dict(info or {})
@@ -257,7 +329,7 @@ class Bundle:
         thr = mm.threshold_value
         cal = mm.calibration
         scores = np.asarray(cal.get("scores", []), dtype=np.float64)
-        ex = {"detector": mm.detector.kind}
+        ex = {"detector": mm.kind, "method": mm.kind}
         if scores.size:
             ex["calibration_exceedance"] = float((scores >= score).mean())
         if cal.get("std"):
@@ -271,12 +343,12 @@ class Bundle:
         """Sample ranges and scores of the windows of a waveform (one range when it is short)."""
         name, mm = self.model(machine)
         x = self.prepare(wave, sample_rate, what)
-        self._check_length(x, mm.detector, what)
+        self._check_length(x, mm, what)
         if x.shape[0] <= 1.5 * self.window_samples:
             ranges = [(0, x.shape[0])]
         else:
             ranges = cut_windows(x.shape[0], self.window_samples, self.hop_samples)
-        scores = mm.detector.score_waves([x[a:b] for a, b in ranges])
+        scores = mm.score_waves([x[a:b] for a, b in ranges])
         return ranges, np.asarray(scores, dtype=np.float64)
 
     def score_waveform(self, wave: np.ndarray, sample_rate: int, machine: Optional[str] = None) -> ScoreResult:
@@ -308,28 +380,28 @@ class Bundle:
     def explain_waveform(self, wave: np.ndarray, sample_rate: int, machine: Optional[str] = None) -> Explanation:
         """Per-frame anomaly curve and time-frequency map of a waveform (scored as one clip).
 
-        The detector's raw map (see :mod:`auscult.monitor.detectors`) is divided, band by band, by
+        Only methods that declare the ``explain`` capability explain (others raise
+        :class:`~auscult.errors.CapabilityError`). The method's raw map is divided, band by band, by
         its typical level on held-out normal audio (``1`` = normal for that band), frames whose
         analysis window runs past either end of the input are left out, and the per-frame curve is
         the mean of each frame's most anomalous 1/32 of the bands, smoothed over 5 frames
-        (:func:`~auscult.monitor.detectors.frame_curve`).
+        (:func:`~auscult.monitor.explain.frame_curve`).
         """
-        from .detectors import calibrated_map, frame_curve, interior_frames
+        from .explain import calibrated_map, frame_curve, interior_frames
 
         name, mm = self.model(machine)
+        if not mm.method.supports("explain"):
+            raise mm.method.unsupported("explain", "explain its scores")
         x = self.prepare(wave, sample_rate)
-        self._check_length(x, mm.detector, "waveform")
-        t = mm.detector.explain_wave(x)
-        fc = mm.detector.feature_config
+        self._check_length(x, mm, "waveform")
+        t = mm.explain_wave(x)
+        fc = mm.feature_config
         keep = interior_frames(len(t.times), x.shape[0], fc.n_fft, fc.hop_length)
         scale = mm.calibration.get("band_scale")
         tf = calibrated_map(t.tf_map[:, keep], None if scale is None else np.asarray(scale))
         thr = mm.threshold_value
         fq = mm.calibration.get("frame_q99")
-        base = ("squared AE reconstruction residual per frame and mel band (averaged over the stacked vectors "
-                "containing the frame; the clip score is their mean)" if mm.detector.kind == "autoencoder" else
-                "squared z-score of each frame's log-mel band against the nearest normal clip's band mean and spread")
-        method = base + ("; divided per band by its level on held-out normals" if scale is not None else "")
+        method = t.how + ("; divided per band by its level on held-out normals" if scale is not None else "")
         return Explanation(times=t.times[keep], frame_scores=frame_curve(tf), freqs=t.freqs, tf_map=tf,
                            spectrogram=t.spectrogram[:, keep], score=t.score, threshold=thr,
                            decision=bool(t.score > thr), machine=name,
@@ -348,7 +420,8 @@ class Bundle:
             "path": str(self.path) if self.path else None,
             "sample_rate": self.sample_rate, "window_s": self.window_s, "hop_s": self.hop_s,
             "versions": self.versions,
-            "machines": {m: {"detector": mm.detector.describe(), "threshold": mm.threshold_value,
+            "machines": {m: {"method": mm.kind, "unit": dict(mm.unit), "detector": mm.describe(),
+                             "capabilities": sorted(mm.method.capabilities), "threshold": mm.threshold_value,
                              "threshold_method": mm.threshold.get("method"),
                              "expected_false_alarm_rate": mm.expected_false_alarm_rate,
                              "calibration_n": mm.calibration.get("n"), **mm.fit_info}
@@ -364,92 +437,72 @@ class Bundle:
 
 
 # ------------------------------------------------------------------------------------------------
-# (de)serialisation: JSON skeleton + npz arrays, no pickle
+# calibration statistics (shared by auscult fit and auscult bundle)
+# ------------------------------------------------------------------------------------------------
+def calibration_stats(scores: Sequence[float]) -> dict[str, Any]:
+    """Count, mean, spread, quantiles and (at most 4096, sorted) held-out normal scores."""
+    cal = np.asarray(scores, dtype=np.float64)
+    srt = np.sort(cal)
+    if srt.size > 4096:
+        srt = srt[np.linspace(0, srt.size - 1, 4096).round().astype(int)]
+    return {"n": int(cal.size), "mean": float(cal.mean()), "std": float(cal.std(ddof=1)) if cal.size > 1 else 0.0,
+            "quantiles": {str(q): float(np.quantile(cal, q)) for q in (0.5, 0.9, 0.95, 0.99)}, "scores": srt}
+
+
+def explain_calibration(mm: MachineModel, windows: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
+    """Per-band typical level of the raw explanation map on held-out normal windows, and the 99th
+    percentile of the resulting per-frame curve (the level normal frames rarely exceed)."""
+    from .explain import calibrated_map, frame_curve, interior_frames
+
+    fc = mm.feature_config
+    maps = []
+    for w in windows:
+        t = mm.explain_wave(w)
+        maps.append(t.tf_map[:, interior_frames(len(t.times), w.shape[0], fc.n_fft, fc.hop_length)])
+    raw = np.concatenate(maps, axis=1)
+    scale = raw.mean(axis=1)
+    scale = np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12))
+    curve = np.concatenate([frame_curve(calibrated_map(m, scale)) for m in maps])
+    return scale, float(np.quantile(curve, 0.99))
+
+
+# ------------------------------------------------------------------------------------------------
+# (de)serialisation: JSON skeleton + npz arrays, no pickle (auscult.fileio's packer)
 # ------------------------------------------------------------------------------------------------
 def _versions() -> dict[str, str]:
-    import numpy
-
-    out = {"auscult": __version__, "numpy": numpy.__version__, "python": platform.python_version()}
+    out = writer_versions()
     try:
         import torch
 
-        out["torch"] = torch.__version__
+        out["torch"] = str(torch.__version__)
     except ImportError:  # pragma: no cover
         pass
     return out
 
 
-def _pack(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
-    if isinstance(obj, (str, bool)) or obj is None:
-        return obj
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else {"__float__": repr(v)}
-    if isinstance(obj, np.ndarray):
-        if obj.dtype == object:
-            raise CheckpointError("cannot store an object array in a bundle")
-        key = f"a{len(arrays)}"
-        arrays[key] = np.ascontiguousarray(obj)
-        return {"__ndarray__": key}
-    if type(obj).__module__.startswith("torch") and hasattr(obj, "detach"):
-        key = f"a{len(arrays)}"
-        t = obj.detach().cpu()
-        arrays[key] = t.numpy() if str(t.dtype) != "torch.bfloat16" else t.float().numpy()
-        return {"__tensor__": key, "dtype": str(t.dtype)}
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
-            return {k: _pack(v, arrays) for k, v in obj.items()}
-        return {"__items__": [[_pack(k, arrays), _pack(v, arrays)] for k, v in obj.items()]}
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_pack(v, arrays) for v in obj]}
-    if isinstance(obj, (list,)):
-        return [_pack(v, arrays) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    raise CheckpointError(f"cannot store a {type(obj).__name__} in a bundle (plain data, arrays and tensors only)")
-
-
-def _unpack(obj: Any, arrays: Any) -> Any:
-    if isinstance(obj, list):
-        return [_unpack(v, arrays) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    if "__ndarray__" in obj:
-        return np.asarray(arrays[obj["__ndarray__"]])
-    if "__tensor__" in obj:
-        import torch
-
-        t = torch.from_numpy(np.array(arrays[obj["__tensor__"]]))
-        if obj.get("dtype") == "torch.bfloat16":
-            t = t.to(torch.bfloat16)
-        return t
-    if "__float__" in obj:
-        return float(obj["__float__"])
-    if "__tuple__" in obj:
-        return tuple(_unpack(v, arrays) for v in obj["__tuple__"])
-    if "__items__" in obj:
-        return {_unpack(k, arrays): _unpack(v, arrays) for k, v in obj["__items__"]}
-    return {k: _unpack(v, arrays) for k, v in obj.items()}
-
-
 def save_bundle(path: Union[str, Path], bundle: Bundle) -> Path:
     """Write ``bundle`` to ``path`` (one file, atomic: a crash never leaves a half-written bundle).
 
-    Returns the path. The envelope records the bundle format version and the library versions.
+    Returns the path. The envelope records the bundle format version and the library versions; a
+    method shared by several machines is stored once.
     """
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
+    methods: list[dict[str, Any]] = []
+    index: dict[int, int] = {}
     machines = {}
     for mid, mm in bundle.models.items():
+        key = id(mm.method)
+        if key not in index:
+            index[key] = len(methods)
+            methods.append({"name": mm.method.name, "config": pack_tree(mm.method.config, arrays),
+                            "state": pack_tree(mm.method.state_dict(), arrays)})
         machines[mid] = {
-            "detector": mm.detector.kind,
-            "config": _pack(mm.detector.config(), arrays),
-            "state": _pack(mm.detector.state(), arrays),
-            "threshold": _pack(mm.threshold, arrays),
-            "calibration": _pack(mm.calibration, arrays),
-            "fit_info": _pack(mm.fit_info, arrays),
+            "method": index[key],
+            "unit": pack_tree(dict(mm.unit), arrays),
+            "threshold": pack_tree(mm.threshold, arrays),
+            "calibration": pack_tree(mm.calibration, arrays),
+            "fit_info": pack_tree(mm.fit_info, arrays),
         }
     envelope = {
         "format": BUNDLE_FORMAT,
@@ -459,7 +512,8 @@ def save_bundle(path: Union[str, Path], bundle: Bundle) -> Path:
         "sample_rate": bundle.sample_rate,
         "window_s": bundle.window_s,
         "hop_s": bundle.hop_s,
-        "info": _pack(bundle.info, arrays),
+        "info": pack_tree(bundle.info, arrays),
+        "methods": methods,
         "machines": machines,
     }
     buf = io.BytesIO()
@@ -467,7 +521,7 @@ def save_bundle(path: Union[str, Path], bundle: Bundle) -> Path:
 
     def _write(f):
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
-            z.writestr(_JSON, json.dumps(envelope, indent=1))
+            z.writestr(_JSON, json.dumps(envelope, indent=1, allow_nan=False))
             z.writestr(_ARRAYS, buf.getvalue())
 
     atomic_write(path, _write)
@@ -479,17 +533,55 @@ def _bad(path: Path, why: str) -> CheckpointError:
     return CheckpointError(f"{path}: {why}; refit it with 'auscult fit DIR --out {path.name}'")
 
 
+def _build_method(name: str, config: dict[str, Any], state: dict[str, Any]) -> Any:
+    from ..methods import METHODS, FitContext
+
+    if name not in METHODS:
+        raise CheckpointError(f"unknown method {name!r} (this auscult knows {METHODS.names()}); upgrade auscult or "
+                              f"refit the bundle")
+    method = METHODS.build(name, config=config, context=FitContext(device="cpu", quiet=True, group="monitor"))
+    method.load_state_dict(state)
+    return method
+
+
+def _v1_method(mid: str, m: dict[str, Any], arrays: Any, sample_rate: int) -> tuple[Any, dict[str, Any]]:
+    """A method from a format-1 machine entry (``detector``: ``autoencoder`` or ``logmel_knn``)."""
+    kind = m["detector"]
+    config, state = unpack_tree(m["config"], arrays), unpack_tree(m["state"], arrays)
+    unit = {"machine": mid, "section": "00"}
+    if kind == "autoencoder":
+        return _build_method("autoencoder", dict(config["recipe"]), state), unit
+    if kind == "logmel_knn":
+        feats = {k: v for k, v in dict(config.get("features") or {}).items()}
+        feats.pop("sample_rate", None)
+        cfg = {"method": "logmel_knn", "audio": {"sample_rate": int(sample_rate)}, "features": feats,
+               "logmel_knn": {"sd_floor_db": float(config.get("sd_floor_db", 0.5))},
+               "backend": {"name": "knn", "k": int(config.get("k", 2)), "metric": "euclidean", "group_by": "section"}}
+        from ..methods import METHODS, FitContext
+
+        method = METHODS.build("logmel_knn", config=cfg, context=FitContext(device="cpu", quiet=True))
+        bank = np.asarray(state["bank"], dtype=np.float64)
+        meta = [{"machine": mid, "section": "00", "domain": None, "attribute": "noAttribute", "path": ""}] * len(bank)
+        method.bank, method.mu, method.sd = bank, np.asarray(state["mu"], np.float64), np.asarray(state["sd"], np.float64)
+        method.train_meta = [dict(r) for r in meta]
+        if bank.ndim != 2 or bank.shape[1] != 2 * method.feature_cfg.n_mels:
+            raise CheckpointError(f"logmel_knn: saved bank has shape {bank.shape}, expected [N, "
+                                  f"{2 * method.feature_cfg.n_mels}]")
+        method._fit_backend()
+        return method, unit
+    raise CheckpointError(f"unknown detector kind {kind!r} (this auscult knows ['autoencoder', 'logmel_knn']); upgrade "
+                          f"auscult or refit the bundle")
+
+
 def load_bundle(path: Union[str, Path]) -> Bundle:
-    """Open a ``.auscult`` bundle written by :func:`save_bundle`.
+    """Open a ``.auscult`` bundle written by :func:`save_bundle` (or by auscult's first bundle format).
 
     Raises:
-        CheckpointError: missing, not a bundle, truncated/corrupt (zip CRC), made by a newer
-            bundle format, or holding a detector this auscult does not know -- naming the file.
+        CheckpointError: missing, not a bundle, truncated/corrupt (zip CRC), a pickled array, made by
+            a newer bundle format, or holding a method this auscult does not know -- naming the file.
     Warns:
         BundleVersionWarning: made by another auscult version.
     """
-    from .detectors import detector_from_saved
-
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: model bundle not found (make one with 'auscult fit DIR --out {path.name}')")
@@ -520,19 +612,118 @@ def load_bundle(path: Union[str, Path]) -> Bundle:
         warnings.warn(f"{path}: made by auscult {made}, loading with {__version__}; if scores look off, refit it",
                       BundleVersionWarning, stacklevel=2)
     try:
-        with np.load(io.BytesIO(raw_arrays), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except Exception as exc:
-        raise _bad(path, f"its arrays are unreadable ({exc.__class__.__name__}: {exc})") from None
+        arrays = read_arrays(raw_arrays, f"{path} ({_ARRAYS})")
+    except CheckpointError as exc:
+        raise _bad(path, f"its arrays are unreadable ({exc})") from None
     try:
+        sr = int(envelope["sample_rate"])
         models = {}
-        for mid, m in envelope["machines"].items():
-            det = detector_from_saved(m["detector"], _unpack(m["config"], arrays), _unpack(m["state"], arrays))
-            models[str(mid)] = MachineModel(det, _unpack(m["threshold"], arrays), _unpack(m["calibration"], arrays),
-                                            _unpack(m.get("fit_info") or {}, arrays))
-        return Bundle(models, int(envelope["sample_rate"]), float(envelope["window_s"]), float(envelope["hop_s"]),
-                      info=_unpack(envelope.get("info") or {}, arrays), versions=envelope.get("versions"), path=path)
+        if fv == 1:
+            for mid, m in envelope["machines"].items():
+                method, unit = _v1_method(str(mid), m, arrays, sr)
+                models[str(mid)] = MachineModel(method, unpack_tree(m["threshold"], arrays),
+                                                unpack_tree(m["calibration"], arrays),
+                                                unpack_tree(m.get("fit_info") or {}, arrays), unit)
+        else:
+            methods = [_build_method(str(m["name"]), unpack_tree(m["config"], arrays), unpack_tree(m["state"], arrays))
+                       for m in envelope["methods"]]
+            for mid, m in envelope["machines"].items():
+                models[str(mid)] = MachineModel(methods[int(m["method"])], unpack_tree(m["threshold"], arrays),
+                                                unpack_tree(m["calibration"], arrays),
+                                                unpack_tree(m.get("fit_info") or {}, arrays),
+                                                unpack_tree(m.get("unit") or {}, arrays))
+        return Bundle(models, sr, float(envelope["window_s"]), float(envelope["hop_s"]),
+                      info=unpack_tree(envelope.get("info") or {}, arrays), versions=envelope.get("versions"), path=path)
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    except (KeyError, TypeError, ValueError, ConfigError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, ConfigError, RuntimeError) as exc:
         raise _bad(path, f"incompatible or damaged contents ({exc.__class__.__name__}: {exc})") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# a research run as a bundle (auscult bundle RUN --out x.auscult)
+# ------------------------------------------------------------------------------------------------
+def unit_id(machine: str, section: str) -> str:
+    """The bundle machine id of a DCASE unit: ``<machine>.section_<SS>``."""
+    return f"{machine}.section_{section}"
+
+
+def bundle_from_run(run_dir: Union[str, Path], out: Union[str, Path, None] = None, calibrate_explain: int = 32,
+                    log: Any = None) -> Bundle:
+    """A bundle of every trained group of a research run (``auscult run`` / ``train``).
+
+    Each (machine type, section) of the run becomes one bundle machine ``<machine>.section_<SS>``,
+    scored by its group's method with the run's threshold for that section; the calibration
+    statistics are the scores the threshold was fitted on (``models/<group>/train_scores.csv``).
+    For methods that explain, the per-band explanation level is measured on up to
+    ``calibrate_explain`` of those clips when their files are still there. The window for long
+    recordings is the clip length the group was trained on. Writes ``out`` when given.
+    """
+    import csv
+
+    from ..engine import RunDir
+    from ..pipeline.run import group_dir, load_group_model, load_method
+
+    log = log or (lambda msg: None)
+    rd = RunDir.open(run_dir)
+    cfg = rd.read_config()
+    meta = rd.read_meta()
+    groups = list(meta.get("groups_done") or [])
+    if not groups:
+        raise CheckpointError(f"{rd.path}: no trained group in this run; train it first (auscult train ... --out {rd.path})")
+    thresholds = json.loads((rd.path / "thresholds.json").read_text(encoding="utf-8"))
+    models: dict[str, MachineModel] = {}
+    windows: list[float] = []
+    for group in groups:
+        record = load_group_model(rd.path, group)
+        method = load_method(rd.path, group, device="cpu")
+        windows.append(float(record.get("clip_seconds") or 0.0))
+        rows: dict[tuple[str, str], list[dict[str, str]]] = {}
+        scores_csv = group_dir(rd.path, group) / "train_scores.csv"
+        if scores_csv.is_file():
+            with open(scores_csv, newline="", encoding="utf-8") as f:
+                for r in csv.DictReader(f):
+                    rows.setdefault((r["machine"], r["section"]), []).append(r)
+        for key, thr in sorted(thresholds.items()):
+            if thr.get("group") != group:
+                continue
+            machine, section = key.split("/", 1)
+            ref = rows.get((machine, section), [])
+            if not ref:
+                raise CheckpointError(f"{scores_csv}: no scores of {machine} section {section} (the threshold's "
+                                      f"fitting scores); retrain the group")
+            cal = calibration_stats([float(r["score"]) for r in ref])
+            mm = MachineModel(method, dict(thr), cal, {"run": str(rd.path), "group": group,
+                                                       "recipe": cfg.get("name") or cfg["method"],
+                                                       "threshold_fitted_on": thr.get("fitted_on")},
+                              {"machine": machine, "section": section})
+            if method.supports("explain") and calibrate_explain:
+                waves = _ref_waves(cfg, [r["path"] for r in ref][:int(calibrate_explain)])
+                if waves:
+                    mm.calibration["band_scale"], mm.calibration["frame_q99"] = explain_calibration(mm, waves)
+                else:
+                    mm.fit_info["explain_calibration"] = "skipped: the run's training clips are not readable here"
+            models[unit_id(machine, section)] = mm
+            log(f"{unit_id(machine, section)}: {method.name} of group {group}, threshold {mm.threshold_value:.6g}")
+    window_s = max(windows) if windows and max(windows) > 0 else 10.0
+    sr = int(dict(cfg.get("audio") or {}).get("sample_rate", 16000))
+    bundle = Bundle(models, sr, window_s, window_s / 2,
+                    info={"source": "run", "run": str(rd.path), "recipe": cfg.get("name") or cfg["method"],
+                          "method": cfg["method"], "data": meta.get("data")})
+    if out is not None:
+        save_bundle(out, bundle)
+    return bundle
+
+
+def _ref_waves(cfg: dict[str, Any], paths: Sequence[str]) -> list[np.ndarray]:
+    from ..audio import AudioConfig, decode_audio
+    from ..errors import AudioError
+
+    acfg = AudioConfig.from_dict(dict(cfg.get("audio") or {}))
+    out = []
+    for p in paths:
+        try:
+            out.append(decode_audio(p, AudioConfig(sample_rate=acfg.sample_rate, channel=acfg.channel)))
+        except AudioError:
+            return []
+    return out

@@ -58,7 +58,8 @@ def fit_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="The model bundle to write (e.g. model.auscult)."),
     machine: Optional[str] = typer.Option(None, "--machine", help="Machine id for a single-machine folder "
                                                                   "(default: the folder name)."),
-    method: str = typer.Option("auto", "--method", help="auto | autoencoder | logmel_knn (auto: by data size)."),
+    method: str = typer.Option("auto", "--method", help="auto (by data size) or any method of 'auscult list': "
+                                                        "autoencoder, logmel_knn, clsia, osscl, protoasd, ssl4asd."),
     window: float = typer.Option(5.0, "--window", help="Clip length in seconds (long recordings are cut)."),
     hop: Optional[float] = typer.Option(None, "--hop", help="Hop of scoring windows for long inputs and watch "
                                                             "(default: window / 2)."),
@@ -67,16 +68,20 @@ def fit_cmd(
     calibration: float = typer.Option(0.25, "--calibration", help="Share of recordings held out for the threshold."),
     threshold: str = typer.Option("auto", "--threshold", help="auto | empirical | gamma."),
     sample_rate: int = typer.Option(16000, "--sample-rate", help="Everything is resampled to this rate."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Autoencoder epochs (default: scaled to the data)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs of a neural method (default: its "
+                                                                "preset; the autoencoder's scale with the data)."),
     min_net_windows: int = typer.Option(60, "--min-net-windows", help="From this many training windows on, auto "
                                                                       "trains the autoencoder."),
     feature: Optional[List[str]] = typer.Option(None, "--feature", help="Front-end option KEY=VALUE (repeatable), "
                                                                         "e.g. --feature n_mels=64."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a setting of the method's recipe, "
+                                                                 "YAML-typed: --set net.emb_dim=64 (repeatable)."),
     seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda[:N] | auto (autoencoder training)."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda[:N] | auto (where networks train)."),
     json_out: bool = typer.Option(False, "--json", help="Print the fit report as JSON."),
 ) -> None:
-    """Fit a detector per machine on normal recordings and write one model bundle."""
+    """Fit a method on normal recordings (one model per machine, or one for all machines for the
+    classification methods) and write one model bundle."""
     from ..engine import setup_runtime
     from .fit import FitConfig, fit_bundle
 
@@ -84,8 +89,8 @@ def fit_cmd(
     setup_runtime(device=device)  # CPU threads and the allocator tuning measured to speed up training
     cfg = FitConfig(method=method, sample_rate=sample_rate, window_s=window, hop_s=hop,
                     false_alarm_rate=false_alarm_rate, calibration_fraction=calibration, threshold=threshold,
-                    epochs=epochs, min_net_windows=min_net_windows, features=_parse_features(feature), seed=seed,
-                    device=device)
+                    epochs=epochs, min_net_windows=min_net_windows, features=_parse_features(feature),
+                    overrides=list(set_ or []), seed=seed, device=device)
     bundle, report = fit_bundle(data, out, cfg, machine=machine, log=_err)
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=1, default=str))
@@ -93,6 +98,8 @@ def fit_cmd(
     for m, r in report.machines.items():
         typer.echo(f"{m}: {r['detector']} on {r['fit_windows']} windows ({r['split']})")
         typer.echo(f"  why: {r['detector_reason']}")
+        if r.get("one_class"):
+            typer.echo(f"  note: {r['one_class']}")
         typer.echo(f"  threshold {r['threshold']:.6g} ({r['threshold_method']}, expected false-alarm rate "
                    f"{r['expected_false_alarm_rate']:.3g}; {r['empirical_false_alarm_rate']:.3g} on "
                    f"{r['calibration_windows']} held-out windows)")
@@ -107,7 +114,7 @@ def fit_cmd(
 
 
 # ------------------------------------------------------------------------------------------------
-# score (dispatched from auscult.pipeline_cli for .auscult targets)
+# score (dispatched from auscult.pipeline.cli for .auscult targets)
 # ------------------------------------------------------------------------------------------------
 def score_files(bundle_path: Path, files: List[Path], machine: Optional[str] = None, output: str = "table") -> int:
     """Score audio files with a bundle and print one row per file; returns the exit code.
@@ -273,12 +280,13 @@ def export_cmd(
                                                                      "onnxruntime scores on (default: synthetic clips)."),
     tolerance: float = typer.Option(1e-4, "--tolerance", help="Fail when the relative score difference exceeds it."),
 ) -> None:
-    """Export front-end + network to one ONNX graph (back-end state beside it) and check it."""
+    """Export a machine's scoring module (front-end + network + score) to one ONNX graph, back-end state
+    beside it, and check it against the bundle (methods that declare 'export')."""
     import warnings
 
     from ..audio import AudioConfig, decode_audio
-    from ..export import export_onnx
     from .bundle import load_bundle
+    from .export import export_onnx
 
     _check_out(onnx, "--onnx")
     bundle = load_bundle(bundle_path)
@@ -289,7 +297,7 @@ def export_cmd(
             waves = [decode_audio(p, AudioConfig(sample_rate=bundle.sample_rate)) for p in check]
     res = export_onnx(bundle, onnx, machine=machine, check_waves=waves)
     typer.echo(f"wrote {res.onnx} (+ {Path(res.sidecar_json).name}, {Path(res.sidecar_npz).name}) for "
-               f"{res.machine} ({res.detector})")
+               f"{res.machine} ({res.method}, output {res.output})")
     typer.echo(f"torch vs onnxruntime on {res.checked_clips} clip(s): max abs diff {res.max_abs_diff:.3g}, "
                f"max rel diff {res.max_rel_diff:.3g}")
     if res.max_rel_diff is not None and res.max_rel_diff > tolerance:
@@ -297,9 +305,29 @@ def export_cmd(
         raise typer.Exit(1)
 
 
+# ------------------------------------------------------------------------------------------------
+# bundle: a research run as a bundle
+# ------------------------------------------------------------------------------------------------
+def bundle_cmd(
+    run: Path = typer.Argument(..., help="A trained run directory (auscult run / train)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The model bundle to write (e.g. fan.auscult)."),
+    calibrate_explain: int = typer.Option(32, "--calibrate-explain", help="Clips used to calibrate explanations "
+                                                                          "(methods that explain; 0: none)."),
+) -> None:
+    """Turn a research run into a model bundle: every (machine, section) of the run becomes a machine
+    '<machine>.section_<SS>' that score, watch, serve, explain and export take."""
+    from .bundle import bundle_from_run
+
+    b = bundle_from_run(run, out, calibrate_explain=calibrate_explain, log=_err)
+    typer.echo(f"wrote {out}: {len(b.machine_ids)} machine(s) {', '.join(b.machine_ids)} "
+               f"({b.info.get('method')}, window {b.window_s:g} s)")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``fit``, ``explain``, ``watch`` and ``export`` to the root app (``score`` lives in pipeline_cli)."""
+    """Add ``fit``, ``bundle``, ``explain``, ``watch`` and ``export`` to the root app (``score`` lives in
+    :mod:`auscult.pipeline.cli`)."""
     app.command("fit")(fit_cmd)
+    app.command("bundle")(bundle_cmd)
     app.command("explain")(explain_cmd)
     app.command("watch")(watch_cmd)
     app.command("export")(export_cmd)

@@ -1,37 +1,37 @@
 """Fit a model bundle on a folder of normal recordings (``auscult fit DIR --out model.auscult``).
 
-What it does, per machine:
+Any registered method fits this way (``--method autoencoder | logmel_knn | clsia | osscl | protoasd |
+ssl4asd``, or ``auto``). What it does:
 
-1. **Finds the recordings.** ``DIR/*.wav|flac`` are one machine (named after ``DIR``, or
-   ``--machine``); ``DIR/<name>/**`` are machine ``<name>``; a CSV manifest (see
-   :mod:`auscult.data.manifest`) names machines per row. Files whose DCASE-style names say
-   ``test`` or ``anomaly`` are skipped and reported (fitting uses normal recordings only);
-   undecodable files are skipped and reported too.
+1. **Finds the recordings** (:func:`discover_recordings`, with the one audio-file finder
+   :func:`auscult.data.naming.find_audio_files`). ``DIR/*.wav|flac`` are one machine (named after
+   ``DIR``, or ``--machine``); ``DIR/<name>/**`` are machine ``<name>``; a CSV manifest (see
+   :mod:`auscult.data.manifest`) names machines per row. Files whose DCASE-style names say ``test``
+   or ``anomaly`` are skipped and reported (fitting uses normal recordings only); undecodable files
+   and audio in formats auscult does not read are skipped and reported too. A machine whose DCASE
+   file names span several sections becomes one unit per section (``<machine>.section_<SS>``).
 2. **Cuts them into windows** of ``window_s`` seconds (non-overlapping; the last window aligned to
    the end of the recording; a recording shorter than a window is one window). Any sample rate is
    resampled, any channel count is averaged to mono.
 3. **Holds out normals for calibration**, by whole recording (windows of one recording are
    correlated, so they never straddle the split): ``calibration_fraction`` of the recordings; with
    a single recording, its last ``calibration_fraction`` of time.
-4. **Picks the detector for the data size** (``method="auto"``):
-
-   * fewer than ``min_net_windows`` training windows -> ``logmel_knn``: a k-NN on per-band log-mel
-     mean and spread. A network trained on a handful of clips memorises them and its held-out
-     scores say little; a k-NN has nothing to train and no training hyper-parameters to get wrong.
-   * otherwise -> ``autoencoder``, the DCASE baseline (dense AE on stacked log-mel frames):
-     it models frame-level structure, so a short or intermittent fault that clip statistics
-     average away still raises the reconstruction error -- and it explains itself per frame and
-     band. Epochs scale with the data (about 2000 optimiser steps, 10 to 100 epochs).
-
-5. **Sets the threshold** for the target false-alarm rate (default 1 %) on the held-out scores:
-   the empirical rule (:func:`~auscult.eval.thresholds.false_alarm_threshold`) when the held-out
+4. **Fits the method.** ``auto`` picks per unit by data size (:func:`choose_method`). The
+   autoencoder and ``logmel_knn`` fit one model per unit. Classification methods (CLSIA, OS-SCL,
+   ProtoASD, SSL4ASD) fit one model on every unit of the folder together, the units being their
+   classes; with a single class, OS-SCL and ProtoASD refuse (a :class:`~auscult.errors.DataError`
+   naming the methods that work on one machine) and CLSIA / SSL4ASD say in the report what they do
+   instead (:attr:`auscult.methods.Method.one_class`). A method starts from its ``fit_preset`` (settings
+   sized for a CPU and a folder of recordings), then ``--feature`` / ``--epochs`` / ``--set`` apply.
+5. **Sets the threshold** for the target false-alarm rate (default 1 %) on the held-out scores
+   (:func:`auscult.eval.thresholds.fit_threshold`, ``auto``): the empirical rule when the held-out
    set expects at least 10 false alarms at that rate (``n * rate >= 10``), else the quantile
    ``1 - rate`` of a gamma distribution fitted to them (an extrapolation, recorded as such).
 """
 
 from __future__ import annotations
 
-import math
+import copy
 import re
 import time
 import warnings
@@ -42,17 +42,27 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import AudioError, ConfigError, DataError
-from .bundle import Bundle, MachineModel, cut_windows, save_bundle
+from .bundle import Bundle, MachineModel, calibration_stats, cut_windows, explain_calibration, save_bundle, unit_id
 
 __all__ = ["FitConfig", "FitReport", "fit_bundle", "discover_recordings", "choose_method", "calibrate_threshold",
-           "METHOD_CHOICES"]
+           "method_choices", "fit_recipe", "THRESHOLD_CHOICES"]
 
-METHOD_CHOICES = ("auto", "autoencoder", "logmel_knn")
 THRESHOLD_CHOICES = ("auto", "empirical", "gamma")
 _MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SPLIT_FOLDERS = ("train", "test", "source_test", "target_test", "supplemental")
 _ANOMALY_NAME = re.compile(r"(^|[_-])(anomaly|abnormal)([_-]|$)")
 _DCASE_TEST_NAME = re.compile(r"^section_\d+_((source|target)_)?test_")
+
+#: Feature defaults of fitted bundles: reflect padding, so the first and last frames of a window see
+#: audio rather than zeros (zero padding makes the edge frames look anomalous in every map).
+FEATURE_DEFAULTS = {"pad_mode": "reflect"}
+
+
+def method_choices() -> tuple[str, ...]:
+    """``auto`` and every registered method."""
+    from ..methods import METHODS
+
+    return ("auto", *METHODS.names())
 
 
 @dataclass
@@ -60,7 +70,7 @@ class FitConfig:
     """Settings of :func:`fit_bundle` (CLI options of ``auscult fit``).
 
     Attributes:
-        method: ``auto`` (by data size, see the module docstring), ``autoencoder`` or ``logmel_knn``.
+        method: ``auto`` (by data size, see :func:`choose_method`) or any registered method.
         sample_rate: the rate everything is resampled to.
         window_s: clip length for fitting and scoring long recordings, seconds.
         hop_s: hop between scoring windows of long inputs and of ``watch`` (default ``window_s / 2``).
@@ -68,10 +78,12 @@ class FitConfig:
         calibration_fraction: share of recordings (or of a single recording's time) held out.
         min_net_windows: from this many training windows on, ``auto`` trains the autoencoder.
         threshold: ``auto``, ``empirical`` or ``gamma`` (see the module docstring).
-        epochs: autoencoder epochs (``None``: scaled to the data).
+        epochs: training epochs of a neural method (``None``: its preset; the autoencoder's scales
+            with the data).
         knn_k: neighbours of ``logmel_knn``.
         features: :class:`~auscult.features.FeatureConfig` overrides (``n_mels``, ``hop_length``...).
-        seed, device: reproducibility and where the autoencoder trains.
+        overrides: ``key.path=value`` recipe overrides for the method (``--set``), applied last.
+        seed, device: reproducibility and where networks train.
     """
 
     method: str = "auto"
@@ -85,12 +97,14 @@ class FitConfig:
     epochs: Optional[int] = None
     knn_k: int = 2
     features: dict[str, Any] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
     seed: int = 0
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.method not in METHOD_CHOICES:
-            raise ConfigError(f"fit: method must be one of {METHOD_CHOICES}, got {self.method!r}")
+        choices = method_choices()
+        if self.method not in choices:
+            raise ConfigError(f"fit: method must be one of {choices}, got {self.method!r}")
         if self.threshold not in THRESHOLD_CHOICES:
             raise ConfigError(f"fit: threshold must be one of {THRESHOLD_CHOICES}, got {self.threshold!r}")
         if not (isinstance(self.window_s, (int, float)) and self.window_s > 0):
@@ -125,12 +139,6 @@ class FitReport:
 # ------------------------------------------------------------------------------------------------
 # finding the recordings
 # ------------------------------------------------------------------------------------------------
-def _is_audio(p: Path) -> bool:
-    from ..data.naming import is_audio_path
-
-    return p.is_file() and is_audio_path(p)
-
-
 def _not_normal_training(p: Path) -> Optional[str]:
     """Why a DCASE-named file is not a normal training recording (None when it may be used)."""
     from ..data.naming import UnparsedNameError, parse_path
@@ -157,6 +165,8 @@ def discover_recordings(data: Union[str, Path], machine: Optional[str] = None
 
     See the module docstring for the accepted layouts.
     """
+    from ..data.naming import find_audio_files, is_audio_path
+
     data = Path(data)
     skipped: list[tuple[str, str]] = []
     found: dict[str, list[Path]] = {}
@@ -171,22 +181,20 @@ def discover_recordings(data: Union[str, Path], machine: Optional[str] = None
                 continue
             found.setdefault(c.machine, []).append(Path(c.path))
     elif data.is_file():
-        if not _is_audio(data):
+        if not is_audio_path(data):
             raise DataError(f"{data}: not a .wav/.flac file or a manifest CSV")
         found[data.parent.name or "machine"] = [data]
     else:
-        direct = sorted(p for p in data.iterdir() if _is_audio(p))
+        direct, other = find_audio_files(data, recursive=False)
+        skipped.extend((str(p), why) for p, why in other)
         if direct:  # a DCASE split folder (fan/train) is named after its machine folder
             here = data.resolve()
             found[here.parent.name if here.name in _SPLIT_FOLDERS else here.name] = direct
         for sub in sorted(p for p in data.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            files = sorted(p for p in sub.rglob("*") if _is_audio(p))
+            files, other = find_audio_files(sub)
+            skipped.extend((str(p), why) for p, why in other)
             if files:
                 found.setdefault(sub.name, []).extend(files)
-        for p in sorted(data.rglob("*")):
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in (".wav", ".flac") \
-                    and p.suffix.lower() in (".mp3", ".ogg", ".m4a", ".aac", ".aif", ".aiff"):
-                skipped.append((str(p), "not a .wav/.flac file (convert it)"))
     out: dict[str, list[Path]] = {}
     for m, files in found.items():
         keep = []
@@ -218,7 +226,14 @@ def discover_recordings(data: Union[str, Path], machine: Optional[str] = None
 # choices
 # ------------------------------------------------------------------------------------------------
 def choose_method(n_windows: int, config: FitConfig) -> tuple[str, str]:
-    """``(detector kind, why)`` for ``n_windows`` training windows."""
+    """``(method, why)`` for a unit with ``n_windows`` training windows: the ``auto`` rule.
+
+    The rule, in one place: fewer than ``config.min_net_windows`` windows -> ``logmel_knn`` (a
+    network trained on a handful of clips memorises them; a k-NN has nothing to train), else the
+    ``autoencoder`` (it models frame-level structure, so short faults that clip statistics average
+    away still raise its error, and it explains itself per frame and band). An explicit
+    ``--method`` is used as given.
+    """
     if config.method != "auto":
         return config.method, f"chosen with --method {config.method}"
     if n_windows < config.min_net_windows:
@@ -230,20 +245,46 @@ def choose_method(n_windows: int, config: FitConfig) -> tuple[str, str]:
 
 
 def calibrate_threshold(scores: Sequence[float], rate: float, method: str = "auto") -> dict[str, Any]:
-    """Threshold record for a target false-alarm ``rate`` from held-out normal ``scores``."""
-    from ..eval.thresholds import false_alarm_threshold, gamma_threshold
+    """Threshold record for a target false-alarm ``rate`` from held-out normal ``scores``: the one
+    threshold function (:func:`auscult.eval.thresholds.fit_threshold`) with ``auto``, ``empirical``
+    (= ``false_alarm_rate``) or ``gamma`` (the quantile ``1 - rate`` of a gamma fit)."""
+    from ..eval.thresholds import fit_threshold
 
-    s = np.asarray(scores, dtype=np.float64)
-    use_empirical = method == "empirical" or (method == "auto" and s.size * rate >= 10)
-    if use_empirical:
-        thr = false_alarm_threshold(s, rate=rate).to_dict()
-        thr["note"] = f"empirical: at most {rate:g} of {s.size} held-out normal windows above it"
-        return thr
-    thr = gamma_threshold(s, quantile=1.0 - rate).to_dict()
-    thr["expected_false_alarm_rate"] = float(rate)  # 1 - (1 - rate) carries float noise
-    thr["note"] = (f"gamma fit to {s.size} held-out normal scores, quantile {1 - rate:g} (extrapolated: "
-                   f"{s.size} scores cannot measure a {rate:g} rate directly; add recordings to sharpen it)")
-    return thr
+    kind = {"empirical": "false_alarm_rate"}.get(method, method)
+    return fit_threshold(np.asarray(scores, dtype=np.float64), kind, quantile=1.0 - float(rate),
+                         rate=float(rate)).to_dict()
+
+
+# ------------------------------------------------------------------------------------------------
+# the recipe a method is fitted with
+# ------------------------------------------------------------------------------------------------
+def fit_recipe(name: str, config: FitConfig, n_windows: int) -> dict[str, Any]:
+    """The resolved recipe ``auscult fit`` builds method ``name`` with: the method's ``fit_preset``
+    (:meth:`auscult.methods.Method.fit_preset`, scaled to ``n_windows`` training windows), the
+    audio settings of the bundle (the sample rate; fixed-length methods tile/crop to the window),
+    feature defaults and ``--feature`` values, ``--epochs``, then the ``--set`` overrides."""
+    from ..methods import METHODS
+    from ..pipeline.recipe import apply_overrides, validate_recipe
+
+    cls = METHODS.get(name).factory
+    feats0 = {**FEATURE_DEFAULTS, **dict(cls.fit_defaults.get("features") or {}), **dict(config.features),
+              "sample_rate": int(config.sample_rate)}
+    preset = copy.deepcopy(cls.fit_preset(n_windows=n_windows, window_samples=int(round(config.window_s * config.sample_rate)),
+                                          knn_k=config.knn_k, features=feats0))
+    audio = {"sample_rate": int(config.sample_rate)}
+    if cls.fixed_length:
+        audio.update(length="tile", duration=float(config.window_s))
+    feats = {**FEATURE_DEFAULTS, **dict(preset.pop("features", {}) or {}), **dict(config.features),
+             "sample_rate": int(config.sample_rate)}
+    recipe = {"method": name, "seed": int(config.seed), "model_per": "all", **preset, "audio": audio, "features": feats,
+              "data": {"holdout": 0.0}, "threshold": {"method": "auto", "rate": float(config.false_alarm_rate)}}
+    if config.epochs is not None and "train" in METHODS.sections(name):  # methods that train (not logmel_knn)
+        recipe.setdefault("train", {})
+        recipe["train"] = {**dict(recipe["train"] or {}), "epochs": int(config.epochs)}
+    if "train" in recipe and name == "autoencoder":
+        recipe["train"] = {**recipe["train"], "device": config.device}
+    recipe = apply_overrides(recipe, config.overrides)
+    return validate_recipe(recipe, source=f"auscult fit --method {name}", build=False)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -283,135 +324,182 @@ def _windows(waves: Sequence[np.ndarray], n: int) -> list[np.ndarray]:
     return [w[a:b] for w in waves for a, b in cut_windows(w.shape[0], n, n)]
 
 
-def _ae_recipe(config: FitConfig, n_vectors: int, features: dict[str, Any]) -> dict[str, Any]:
-    from ..methods.autoencoder import TRAIN_KEYS
+def _section_of(p: Path) -> tuple[str, Optional[str]]:
+    """``(section, domain)`` from a DCASE-style file name (``("00", None)`` for other names)."""
+    from ..data.naming import parse_path
 
-    batch = int(TRAIN_KEYS["batch_size"])
-    steps = max(1, math.ceil(n_vectors / batch))
-    epochs = config.epochs or int(min(100, max(10, math.ceil(2000 / steps))))
-    return {"audio": {"sample_rate": config.sample_rate}, "features": {k: v for k, v in features.items() if k != "sample_rate"},
-            "train": {"epochs": epochs, "batch_size": batch, "device": config.device},
-            "score": {"kind": "mse"}, "seed": config.seed}
-
-
-#: Feature defaults of fitted bundles: reflect padding, so the first and last frames of a window see
-#: audio rather than zeros (zero padding makes the edge frames look anomalous in every map).
-FEATURE_DEFAULTS = {"pad_mode": "reflect"}
+    try:
+        c = parse_path(p)
+    except Exception:  # not a DCASE name: one unit per machine
+        return "00", None
+    if not str(c.layout).startswith("dcase"):
+        return "00", None
+    return str(c.section), c.domain
 
 
-def _build_detector(kind: str, config: FitConfig, fit_windows: Sequence[np.ndarray]):
-    from .detectors import AutoencoderDetector, LogMelKNNDetector
+@dataclass
+class _Unit:
+    """One machine (or one section of a machine) of the folder: its recordings and windows."""
 
-    feats = {**FEATURE_DEFAULTS, "sample_rate": config.sample_rate, **config.features}
-    if kind == "logmel_knn":
-        return LogMelKNNDetector(feats, k=config.knn_k)
-    from ..features import FeatureConfig
+    uid: str
+    machine: str
+    section: str
+    recs: list[tuple[Path, np.ndarray]]
+    fit_w: list[np.ndarray] = field(default_factory=list)
+    cal_w: list[np.ndarray] = field(default_factory=list)
+    split_desc: str = ""
 
-    fc = FeatureConfig.from_dict(feats)
-    ctx = 5
-    n_vec = sum(max(0, fc.frames(w.shape[0]) - ctx + 1) for w in fit_windows)
-    return AutoencoderDetector(_ae_recipe(config, n_vec, feats), device=config.device, seed=config.seed)
+    def cut(self, config: FitConfig) -> None:
+        from ..engine import holdout_split
+
+        win = max(1, int(round(config.window_s * config.sample_rate)))
+        if len(self.recs) >= 2:
+            fit_i, cal_i = holdout_split(list(range(len(self.recs))), config.calibration_fraction, seed=config.seed)
+            self.fit_w = _windows([self.recs[i][1] for i in fit_i], win)
+            self.cal_w = _windows([self.recs[i][1] for i in cal_i], win)
+            self.split_desc = f"{len(fit_i)} recordings fit, {len(cal_i)} held out for calibration"
+        else:
+            x = self.recs[0][1]
+            cut = int(round(x.shape[0] * (1.0 - config.calibration_fraction)))
+            self.fit_w, self.cal_w = _windows([x[:cut]], win), _windows([x[cut:]], win)
+            self.split_desc = (f"one recording: first {1 - config.calibration_fraction:.0%} fit, last "
+                               f"{config.calibration_fraction:.0%} held out for calibration")
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(r[1].shape[0] for r in self.recs))
 
 
-def _explain_calibration(det, windows: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
-    """Per-band typical level of the raw explanation map on held-out normal windows, and the 99th
-    percentile of the resulting per-frame curve (the level normal frames rarely exceed)."""
-    from .detectors import calibrated_map, frame_curve, interior_frames
-
-    fc = det.feature_config
-    maps = []
-    for w in windows:
-        t = det.explain_wave(w)
-        maps.append(t.tf_map[:, interior_frames(len(t.times), w.shape[0], fc.n_fft, fc.hop_length)])
-    raw = np.concatenate(maps, axis=1)
-    scale = raw.mean(axis=1)
-    scale = np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12))
-    curve = np.concatenate([frame_curve(calibrated_map(m, scale)) for m in maps])
-    return scale, float(np.quantile(curve, 0.99))
+def _units(found: dict[str, list[tuple[Path, np.ndarray]]]) -> list[_Unit]:
+    units = []
+    for machine, recs in found.items():
+        by_section: dict[str, list[tuple[Path, np.ndarray]]] = {}
+        for p, x in recs:
+            by_section.setdefault(_section_of(p)[0], []).append((p, x))
+        if len(by_section) == 1:
+            (section, rs), = by_section.items()
+            units.append(_Unit(machine, machine, section, rs))
+        else:
+            units.extend(_Unit(unit_id(machine, s), machine, s, rs) for s, rs in sorted(by_section.items()))
+    return units
 
 
-def _fit_machine(machine: str, recs: list[tuple[Path, np.ndarray]], config: FitConfig,
-                 skipped: list[tuple[str, str]], log: Callable[[str], None]) -> MachineModel:
-    from ..engine import holdout_split, seed_everything
+def _one_class(name: str, cls: Any, units: Sequence[_Unit]) -> Optional[str]:
+    """Refuse, or the note saying what a classification method does with a single class."""
+    if cls.classes is None or len(units) >= 2:
+        return None
+    if cls.one_class == "refuse":
+        from ..methods import METHODS
 
-    sr = config.sample_rate
-    win = max(1, int(round(config.window_s * sr)))
-    if len(recs) >= 2:
-        idx = list(range(len(recs)))
-        fit_i, cal_i = holdout_split(idx, config.calibration_fraction, seed=config.seed)
-        fit_w = _windows([recs[i][1] for i in fit_i], win)
-        cal_w = _windows([recs[i][1] for i in cal_i], win)
-        split_desc = f"{len(fit_i)} recordings fit, {len(cal_i)} held out for calibration"
-    else:
-        x = recs[0][1]
-        cut = int(round(x.shape[0] * (1.0 - config.calibration_fraction)))
-        fit_w, cal_w = _windows([x[:cut]], win), _windows([x[cut:]], win)
-        split_desc = (f"one recording: first {1 - config.calibration_fraction:.0%} fit, last "
-                      f"{config.calibration_fraction:.0%} held out for calibration")
-    kind, why = choose_method(len(fit_w), config)
-    seed_everything(config.seed)
-    det = _build_detector(kind, config, fit_w)
-    short = [w for w in fit_w + cal_w if w.shape[0] < det.min_samples]
-    if short:
-        skipped.append((f"{machine}: {len(short)} window(s)", f"shorter than {det.min_samples} samples (too short "
-                                                              f"for the model)"))
-        fit_w = [w for w in fit_w if w.shape[0] >= det.min_samples]
-        cal_w = [w for w in cal_w if w.shape[0] >= det.min_samples]
+        alone = [n for n in METHODS.names() if METHODS.get(n).factory.classes is None
+                 or METHODS.get(n).factory.one_class != "refuse"]
+        raise DataError(f"{name} learns to tell machines (units) apart and this folder holds a single one "
+                        f"({units[0].uid}): with one class its loss carries no training signal. Add recordings of "
+                        f"other machines or units as sub-folders (DIR/<machine>/...), or fit a method that works on "
+                        f"one machine: --method {' | '.join(['auto', *alone])}")
+    return f"one class ({units[0].uid}): {name} {cls.one_class}"
+
+
+def _fit_group(name: str, units: list[_Unit], config: FitConfig, skipped: list[tuple[str, str]],
+               log: Callable[[str], None], why: dict[str, str]) -> dict[str, MachineModel]:
+    """Fit method ``name`` on the fit windows of ``units`` (one model) and calibrate each unit."""
+    from ..data.source import WaveformSource
+    from ..engine import seed_everything
     from ..eval.thresholds import MIN_SCORES
+    from ..methods import METHODS, FitContext
 
-    if len(fit_w) < 2 or len(cal_w) < MIN_SCORES:
-        total = sum(r[1].shape[0] for r in recs) / sr
-        raise DataError(f"{machine}: {total:.1f} s of audio give {len(fit_w)} training and {len(cal_w)} calibration "
-                        f"windows of {config.window_s:g} s; at least 2 and {MIN_SCORES} are needed -- add recordings "
-                        f"or use a shorter --window")
-    log(f"{machine}: {kind} on {len(fit_w)} windows ({split_desc}); {why}")
+    cls = METHODS.get(name).factory
+    note = _one_class(name, cls, units)
+    recipe = fit_recipe(name, config, sum(len(u.fit_w) for u in units))
+    seed_everything(config.seed)
+    method = METHODS.build(name, config=recipe, context=FitContext(device=config.device, seed=config.seed, quiet=True,
+                                                                  group="monitor"))
+    for u in units:
+        short = [w for w in u.fit_w + u.cal_w if w.shape[0] < method.min_samples]
+        if short:
+            skipped.append((f"{u.uid}: {len(short)} window(s)", f"shorter than {method.min_samples} samples (too "
+                                                                f"short for the model)"))
+            u.fit_w = [w for w in u.fit_w if w.shape[0] >= method.min_samples]
+            u.cal_w = [w for w in u.cal_w if w.shape[0] >= method.min_samples]
+        if len(u.fit_w) < 2 or len(u.cal_w) < MIN_SCORES:
+            raise DataError(f"{u.uid}: {u.seconds / config.sample_rate:.1f} s of audio give {len(u.fit_w)} training and "
+                            f"{len(u.cal_w)} calibration windows of {config.window_s:g} s; at least 2 and {MIN_SCORES} "
+                            f"are needed -- add recordings or use a shorter --window")
+    src = WaveformSource(method.audio_config)
+    clips = [src.add(w, u.machine, section=u.section, split="train", label="normal") for u in units for w in u.fit_w]
+    for u in units:
+        log(f"{u.uid}: {name} on {len(u.fit_w)} windows ({u.split_desc}); {why[u.uid]}"
+            + (f" [{note}]" if note else ""))
     t0 = time.perf_counter()
-    det.fit(fit_w, machine)
+    method.fit(clips, [], src)
     fit_s = time.perf_counter() - t0
-    cal = np.asarray(det.score_waves(cal_w), dtype=np.float64)
-    thr = calibrate_threshold(cal, float(config.false_alarm_rate), config.threshold)
-    band_scale, frame_q99 = _explain_calibration(det, cal_w[:32])
-    srt = np.sort(cal)
-    if srt.size > 4096:
-        srt = srt[np.linspace(0, srt.size - 1, 4096).round().astype(int)]
-    calibration = {"n": int(cal.size), "mean": float(cal.mean()), "std": float(cal.std(ddof=1)) if cal.size > 1 else 0.0,
-                   "quantiles": {str(q): float(np.quantile(cal, q)) for q in (0.5, 0.9, 0.95, 0.99)},
-                   "scores": srt, "band_scale": band_scale, "frame_q99": frame_q99}
-    info = {"detector_reason": why, "split": split_desc, "n_recordings": len(recs),
-            "seconds_of_audio": float(sum(r[1].shape[0] for r in recs) / sr), "fit_windows": len(fit_w),
-            "calibration_windows": len(cal_w), "fit_seconds": round(fit_s, 2),
-            "empirical_false_alarm_rate": float(thr["empirical_false_alarm_rate"])}
-    if kind == "autoencoder":
-        info["epochs"] = int(det.method.train_cfg["epochs"])
-    return MachineModel(det, thr, calibration, info)
+    out: dict[str, MachineModel] = {}
+    for u in units:
+        mm = MachineModel(method, {}, {}, unit={"machine": u.machine, "section": u.section})
+        cal = mm.score_waves(u.cal_w)
+        if not np.isfinite(cal).all():
+            raise DataError(f"{u.uid}: {name} gave non-finite scores on the calibration windows")
+        mm.threshold = calibrate_threshold(cal, float(config.false_alarm_rate), config.threshold)
+        mm.calibration = calibration_stats(cal)
+        if method.supports("explain"):
+            mm.calibration["band_scale"], mm.calibration["frame_q99"] = explain_calibration(mm, u.cal_w[:32])
+        mm.fit_info = {"method": name, "detector_reason": why[u.uid], "split": u.split_desc,
+                       "n_recordings": len(u.recs), "seconds_of_audio": u.seconds / config.sample_rate,
+                       "fit_windows": len(u.fit_w), "calibration_windows": len(u.cal_w), "fit_seconds": round(fit_s, 2),
+                       "empirical_false_alarm_rate": float(mm.threshold["empirical_false_alarm_rate"]),
+                       "units_in_model": [v.uid for v in units]}
+        if note:
+            mm.fit_info["one_class"] = note
+        if "train" in recipe and isinstance(recipe["train"], dict) and "epochs" in recipe["train"]:
+            mm.fit_info["epochs"] = int(recipe["train"]["epochs"])
+        mm.fit_info.update(_source_formats([p for p, _ in u.recs]))
+        out[u.uid] = mm
+    return out
 
 
 def fit_bundle(data: Union[str, Path], out: Union[str, Path, None] = None, config: Optional[FitConfig] = None,
                machine: Optional[str] = None, log: Optional[Callable[[str], None]] = None
                ) -> tuple[Bundle, FitReport]:
-    """Fit one detector per machine on the normal recordings under ``data``; save to ``out``.
+    """Fit a bundle on the normal recordings under ``data``; save it to ``out`` (when given).
 
     Returns ``(bundle, report)``. Raises DataError when there is too little usable audio (the
-    message says how much is needed) and ConfigError for bad settings.
+    message says how much is needed) or a classification method gets a single class, and
+    ConfigError for bad settings.
     """
+    from ..methods import METHODS
+
     config = config or FitConfig()
     log = log or (lambda msg: None)
     t0 = time.perf_counter()
     found, skipped = discover_recordings(data, machine)
-    models: dict[str, MachineModel] = {}
+    decoded: dict[str, list[tuple[Path, np.ndarray]]] = {}
     for m, files in found.items():
         recs = _decode_all(files, config.sample_rate, skipped)
         if not recs:
             raise DataError(f"{m}: none of its {len(files)} recording(s) could be decoded; first problem: "
                             f"{skipped[-1][0]}: {skipped[-1][1]}")
-        models[m] = _fit_machine(m, recs, config, skipped, log)
-        models[m].fit_info.update(_source_formats([p for p, _ in recs]))
+        decoded[m] = recs
+    units = _units(decoded)
+    for u in units:
+        u.cut(config)
+    groups: dict[str, list[_Unit]] = {}
+    why: dict[str, str] = {}
+    for u in units:
+        name, reason = choose_method(len(u.fit_w), config)
+        why[u.uid] = reason
+        if METHODS.get(name).factory.classes is None:  # one model per unit
+            groups[f"{name}:{u.uid}"] = [u]
+        else:  # one model over every unit: the units are its classes
+            groups.setdefault(name, []).append(u)
+    models: dict[str, MachineModel] = {}
+    for key, members in groups.items():
+        models.update(_fit_group(key.split(":", 1)[0], members, config, skipped, log, why))
     info = {"data": str(Path(data).resolve()), "config": {k: v for k, v in asdict(config).items()},
-            "skipped": len(skipped)}
+            "skipped": len(skipped), "source": "fit"}
     bundle = Bundle(models, config.sample_rate, config.window_s, config.scoring_hop_s, info=info)
     if out is not None:
         save_bundle(out, bundle)
-    report = FitReport(machines={m: {"detector": mm.detector.kind, "threshold": mm.threshold_value,
+    report = FitReport(machines={m: {"detector": mm.kind, "method": mm.kind, "threshold": mm.threshold_value,
                                      "threshold_method": mm.threshold["method"],
                                      "expected_false_alarm_rate": mm.expected_false_alarm_rate, **mm.fit_info}
                                  for m, mm in models.items()},

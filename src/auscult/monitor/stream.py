@@ -115,9 +115,9 @@ class StreamScorer:
         sr = bundle.sample_rate
         self.window = max(1, int(round((self.config.window_s or bundle.window_s) * sr)))
         self.hop = max(1, int(round((self.config.hop_s or bundle.hop_s) * sr)))
-        if self.window < self.model.detector.min_samples:
+        if self.window < self.model.min_samples:
             raise ConfigError(f"watch: a {self.window / sr:g} s window is shorter than the model needs "
-                              f"({self.model.detector.min_samples / sr:g} s)")
+                              f"({self.model.min_samples / sr:g} s)")
         self.sr = sr
         self.source = source
         self._buf = np.zeros(0, dtype=np.float32)
@@ -188,7 +188,7 @@ class StreamScorer:
 
     def _score(self, w: np.ndarray, start: int) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
-        score = float(self.model.detector.score_waves([w])[0])
+        score = float(self.model.score_waves([w])[0])
         self.score_seconds += time.perf_counter() - t0
         thr = self.model.threshold_value
         decision = bool(score > thr)

@@ -20,7 +20,7 @@ def _dense(cin: int, cout: int) -> nn.Sequential:
 
 @register_net(
     "autoencoder",
-    inputs=lambda g: {"input_dim": g.n_mels * 5},
+    inputs=lambda g: {"input_dim": g.n_mels * g.context},
     defaults={"hidden": 128, "bottleneck": 8, "n_layers": 4},
     description="DCASE baseline dense autoencoder on stacked log-mel frames",
 )
@@ -30,7 +30,7 @@ class DenseAutoencoder(NetBase):
     ``encode(x) -> [B, bottleneck]``; ``reconstruction_error(x) -> [B]`` (mean squared error).
     """
 
-    def __init__(self, input_dim: int = 640, hidden: int = 128, bottleneck: int = 8, n_layers: int = 4):
+    def __init__(self, input_dim: int, hidden: int = 128, bottleneck: int = 8, n_layers: int = 4):
         super().__init__()
         check_positive([input_dim, hidden, bottleneck, n_layers], "DenseAutoencoder", "pass positive sizes")
         self.input_shapes = ((input_dim,),)

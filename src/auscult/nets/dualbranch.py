@@ -250,7 +250,7 @@ class DualBranchNet(NetBase):
     ``combine(emb_a, emb_b)`` concatenates them the same way ``forward`` does.
     """
 
-    def __init__(self, spectrum_len: int = 80000, stft_shape: Sequence[int] = (513, 313), emb_dim: int = 128,
+    def __init__(self, spectrum_len: int, stft_shape: Sequence[int], emb_dim: int = 128,
                  layout: str = "auscult", norm: str = "scale", se_reduction: int = 4, temporal_norm: bool = True,
                  freq_bins: Sequence[int] | None = None, spectrum_dense: int = 3, spectrum_conv_norm: bool = True,
                  spectrum_padding: str = "valid"):

@@ -6,8 +6,9 @@ shape it is built for, so that the nets export to ONNX with only the batch axis 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -125,8 +126,13 @@ def check_positive(sizes: Sequence[int], what: str, fix: str) -> None:
 class ClipGeometry:
     """The input a net is built for: clip length, sample rate and STFT/mel settings.
 
-    ``frames`` is the frame count of a centered STFT (``1 + n_samples // hop_length``), the
-    same as ``auscult.features.n_frames``.
+    ``frames`` is the frame count of the STFT (``1 + n_samples // hop_length`` when centered, the
+    same as :meth:`auscult.features.FeatureConfig.frames`). ``context`` is the number of stacked
+    log-mel frames of frame-stacking nets (the DCASE autoencoder: 5); ``crop_frames`` the length of
+    the frame crops a crop-based net sees (ProtoASD: 64), ``None`` when it sees whole clips.
+
+    Build it from a recipe's sections with :meth:`from_configs` -- methods never rely on these
+    defaults (a 10 s, 16 kHz, 128-mel clip), which only make ``NETS.build(name)`` work on its own.
     """
 
     duration: float = 10.0
@@ -134,6 +140,42 @@ class ClipGeometry:
     n_fft: int = 1024
     hop_length: int = 512
     n_mels: int = 128
+    center: bool = True
+    context: int = 5
+    crop_frames: Optional[int] = None
+
+    @classmethod
+    def from_configs(cls, audio: Any = None, features: Any = None, *, n_samples: Optional[int] = None,
+                     **fields: Any) -> "ClipGeometry":
+        """The geometry of a recipe: ``audio`` (an :class:`~auscult.audio.AudioConfig` or its mapping:
+        ``sample_rate``, ``duration``) and ``features`` (a :class:`~auscult.features.FeatureConfig` or
+        its mapping: ``n_fft``, ``hop_length``, ``n_mels``, ``center``). ``n_samples`` gives the clip
+        length when the audio section does not fix it (``length: keep``); other keyword arguments set
+        ``context`` / ``crop_frames``.
+        """
+        def get(obj: Any, key: str, default: Any) -> Any:
+            if obj is None:
+                return default
+            if isinstance(obj, Mapping):
+                v = obj.get(key, default)
+            else:
+                v = getattr(obj, key, default)
+            return default if v is None else v
+
+        sr = int(get(audio, "sample_rate", get(features, "sample_rate", 16000)))
+        if n_samples is None:
+            duration = get(audio, "duration", None)
+            if duration is None:
+                raise ConfigError("the clip length is not fixed (audio.length: keep); give n_samples (the length "
+                                  "the net is built for) or set audio.length: tile/crop with a duration")
+            n_samples = int(round(float(duration) * sr))
+        return cls(duration=int(n_samples) / sr, sample_rate=sr, n_fft=int(get(features, "n_fft", 1024)),
+                   hop_length=int(get(features, "hop_length", 512)), n_mels=int(get(features, "n_mels", 128)),
+                   center=bool(get(features, "center", True)), **fields)
+
+    def replace(self, **changes: Any) -> "ClipGeometry":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
 
     @property
     def n_samples(self) -> int:
@@ -141,7 +183,12 @@ class ClipGeometry:
 
     @property
     def frames(self) -> int:
-        return 1 + self.n_samples // self.hop_length
+        """Frames the net sees: ``crop_frames`` when set, else the whole clip's STFT frames."""
+        if self.crop_frames is not None:
+            return int(self.crop_frames)
+        if self.center:
+            return 1 + self.n_samples // self.hop_length
+        return 1 + (self.n_samples - self.n_fft) // self.hop_length
 
     @property
     def n_freq(self) -> int:

@@ -85,7 +85,7 @@ class MobileFaceNet(NetBase):
 
     def __init__(
         self,
-        input_shape: Sequence[int] = (1, 128, 313),
+        input_shape: Sequence[int],
         emb_dim: int = 128,
         activation: str = "prelu",
         setting: Sequence[Sequence[int]] = MFN_SETTING,

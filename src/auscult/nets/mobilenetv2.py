@@ -60,7 +60,7 @@ class MobileNetV2(NetBase):
     ``forward_features`` returns the last ``[B, last_channels, h, w]`` map.
     """
 
-    def __init__(self, input_shape: Sequence[int] = (1, 128, 313), emb_dim: int = 128, width: float = 1.0):
+    def __init__(self, input_shape: Sequence[int], emb_dim: int = 128, width: float = 1.0):
         super().__init__()
         c, n_mels, frames = as_chw(input_shape, "MobileNetV2")
         h, w = n_mels, frames

@@ -119,7 +119,7 @@ class TFAttentionPool(nn.Module):
 
 @register_net(
     "resnet18_tfap",
-    inputs=lambda g: {"input_shape": (1, g.n_mels, 64)},
+    inputs=lambda g: {"input_shape": (1, g.n_mels, g.crop_frames or 64)},
     defaults={"emb_dim": 128},
     description="ResNet18 with time-frequency attention pooling, for 64-frame log-mel crops",
 )
@@ -130,7 +130,7 @@ class ResNet18TFAP(NetBase):
     the attention weights.
     """
 
-    def __init__(self, input_shape: Sequence[int] = (1, 128, 64), emb_dim: int = 128):
+    def __init__(self, input_shape: Sequence[int], emb_dim: int = 128):
         super().__init__()
         c, h, w = as_chw(input_shape, "ResNet18TFAP")
         self.map_size = resnet_map_size(h, w)
@@ -157,7 +157,7 @@ class ResNet18TFAP(NetBase):
 class ResNet50Encoder(NetBase):
     """ResNet50 encoder -> ``[B, 2048]`` pooled features (or ``[B, emb_dim]`` via a linear layer)."""
 
-    def __init__(self, input_shape: Sequence[int] = (1, 128, 313), emb_dim: int | None = None):
+    def __init__(self, input_shape: Sequence[int], emb_dim: int | None = None):
         super().__init__()
         c, h, w = as_chw(input_shape, "ResNet50Encoder")
         self.map_size = resnet_map_size(h, w)

@@ -64,8 +64,8 @@ class TgramNet(NetBase):
         n_layers: number of [LayerNorm, LeakyReLU(0.2), Conv1d k=3] blocks (3).
     """
 
-    def __init__(self, n_samples: int = 160000, n_fft: int = 1024, hop_length: int = 512,
-                 n_mels: int = 128, n_layers: int = 3):
+    def __init__(self, n_samples: int, n_fft: int, hop_length: int,
+                 n_mels: int, n_layers: int = 3):
         super().__init__()
         self.frames = conv_out_len(n_samples, n_fft, hop_length, n_fft // 2)
         check_positive([n_samples, self.frames], "TgramNet", "pass the waveform length in samples")
@@ -116,8 +116,8 @@ class TFgramNet(NetBase):
     Weights are initialised as in the OS-SCL code (Xavier-uniform convolutions, BN 1 / 0).
     """
 
-    def __init__(self, n_samples: int = 160000, n_fft: int = 1024, hop_length: int = 512,
-                 n_mels: int = 128, channels: int = 64, mid_channels: int = 128):
+    def __init__(self, n_samples: int, n_fft: int, hop_length: int,
+                 n_mels: int, channels: int = 64, mid_channels: int = 128):
         super().__init__()
         frames = conv_out_len(n_samples, n_fft, hop_length, n_fft // 2)
         l1 = conv_out_len(n_samples, 11, 5, 5)
@@ -233,8 +233,8 @@ class TFSTgramMFN(NetBase):
         tfgram_mid_channels: width of TFgram's second conv block (128 code / 64 paper).
     """
 
-    def __init__(self, n_samples: int = 160000, n_fft: int = 1024, hop_length: int = 512,
-                 n_mels: int = 128, channels: Sequence[str] = ("logmel", "tgram"),
+    def __init__(self, n_samples: int, n_fft: int, hop_length: int,
+                 n_mels: int, channels: Sequence[str] = ("logmel", "tgram"),
                  emb_dim: int = 128, activation: str = "prelu", tgram_kernel: int | None = None,
                  tfgram_mid_channels: int = 128):
         super().__init__()

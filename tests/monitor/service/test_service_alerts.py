@@ -25,13 +25,27 @@ def _watch_alert_states(pattern, k, n):
     from auscult.monitor.bundle import Bundle, MachineModel
     from auscult.monitor.stream import WatchConfig, watch
 
-    class Level:
-        kind, sample_rate, min_samples = "level", SR, 1
+    from auscult.methods import Method
 
-        def score_waves(self, waves):
-            return np.array([float(np.sqrt(np.mean(np.square(w, dtype=np.float64)))) for w in waves])
+    class Level(Method):
+        """The real method contract, scoring a clip by its RMS (so the test decides the decisions)."""
 
-    b = Bundle({"m": MachineModel(Level(), {"value": 0.2, "expected_false_alarm_rate": 0.01, "method": "t"}, {})},
+        name, min_samples = "level", 1
+
+        def fit(self, train, val, audio):
+            return self
+
+        def score(self, clips, audio):
+            return np.array([float(np.sqrt(np.mean(np.square(w, dtype=np.float64)))) for w in audio.load_many(clips)])
+
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+
+    b = Bundle({"m": MachineModel(Level({"audio": {"sample_rate": SR}}),
+                                  {"value": 0.2, "expected_false_alarm_rate": 0.01, "method": "t"}, {})},
                SR, 1.0, 1.0)
     x = np.concatenate([_square(0.5 if p else 0.05) for p in pattern])
     evs = list(watch(b, io.BytesIO(x.astype("<f4").tobytes()), config=WatchConfig(format="f32le", k=k, n=n)))

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ... import __version__
-from ...errors import AuscultError
+from ...errors import AuscultError, CapabilityError
 from ..alerting import track_alerts
 from ..store import HistoryStore, ScoreRecord, StoreError, open_store
 from .config import MACHINE_ID_RE, ServiceConfig, load_models
@@ -51,7 +51,8 @@ def _errors(*codes: int, **descriptions: str) -> dict:
     """OpenAPI ``responses`` for error codes, all with the ErrorOut body."""
     text = {401: "missing or wrong token", 404: "unknown machine id or record", 409: "Idempotency-Key conflict",
             413: "upload too large (bytes or decoded duration)", 415: "unsupported Content-Type or not audio",
-            422: "invalid request: bad parameter or unusable audio", 503: "the history database does not answer"}
+            422: "invalid request: bad parameter or unusable audio",
+            501: "the machine's method does not explain its scores", 503: "the history database does not answer"}
     text.update({int(k[1:]): v for k, v in descriptions.items()})
     return {c: {"model": ErrorOut, "description": text[c]} for c in codes}
 
@@ -424,7 +425,7 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
              responses={200: {"content": {"image/png": {}}, "description": "per-frame curve + heat map",
                               "headers": {"X-Auscult-Record": {"description": "the history row id explained",
                                                                "schema": {"type": "integer"}}}},
-                        **_errors(401, 404, 422, 503)})
+                        **_errors(401, 404, 422, 501, 503)})
     def explain_png(machine_id: str, record: Optional[int] = Query(None, ge=1, description="history row id; "
                     "default: the worst recent clip")) -> Response:
         """Where in time and frequency a stored clip is anomalous (PNG, rendered by the server)."""
@@ -443,7 +444,10 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
             from .render import explanation_png
 
             with score_gate:
-                expl = bundle.explain_waveform(wave, sr, machine=machine_id)
+                try:
+                    expl = bundle.explain_waveform(wave, sr, machine=machine_id)
+                except CapabilityError as exc:  # the machine's method does not explain its scores
+                    raise HTTPException(501, str(exc)) from None
             png = explanation_png(expl, title=f"{machine_id} · record {rec.id} · score {rec.score:.3g} "
                                               f"(threshold {rec.threshold:.3g})")
             png_cache.put(rec.id, png)

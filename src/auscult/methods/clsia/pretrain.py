@@ -1,16 +1,16 @@
 """CLSIA pre-training: instance discrimination (MoCo) on any folder of unlabelled audio.
 
 The CLSIA paper pre-trains on AudioSet before fine-tuning DCASE 2022 classifiers; auscult takes
-any folder instead (every ``.wav``/``.flac``/``.ogg`` below it)::
+any folder instead (every audio file below it: :func:`auscult.data.naming.find_audio_files`)::
 
     auscult pretrain /data/unlabelled --out runs/pretrain/resnet50.pt --net resnet50 --epochs 100
 
-    from auscult.methods.clsia_pretrain import pretrain, load_pretrained
+    from auscult.methods.clsia import pretrain, load_pretrained
     path = pretrain("/data/unlabelled", "runs/pretrain/mfn.pt", net="mobilefacenet", epochs=5)
 
 Each file is one instance: two CLSIA views of a clip (pre-norm with statistics learned during a
 warm-up, log-mixup-exp against a FIFO bank, random resized crop, post-norm) are a positive pair,
-every other key in the batch and in the MoCo queue a negative (:func:`~auscult.methods.clsia.moco_step`
+every other key in the batch and in the MoCo queue a negative (:func:`~auscult.methods.clsia.model.moco_step`
 with one label per file). Training goes through the engine's Trainer: checkpoints live in
 ``<out stem>_run/checkpoints`` and ``resume=True`` continues a killed run.
 
@@ -29,23 +29,28 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from ..errors import CheckpointError, ConfigError, DataError
+from ...errors import CheckpointError, ConfigError, DataError
 
-log = logging.getLogger("auscult.methods.clsia_pretrain")
+log = logging.getLogger("auscult.methods.clsia.pretrain")
 
 FORMAT = "auscult-clsia-pretrain"
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 def find_audio(folder: str | os.PathLike) -> list[Path]:
-    """Every audio file (``.wav``, ``.flac``, ``.ogg``, any case) below ``folder``, sorted."""
+    """Every audio file below ``folder`` (:func:`auscult.data.naming.find_audio_files`), sorted; files
+    of formats auscult does not read are logged, not silently dropped."""
+    from ...data.naming import AUDIO_EXTENSIONS, find_audio_files
+
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder; pass a folder of audio files to pre-train on")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    files, skipped = find_audio_files(root)
+    for p, why in skipped:
+        log.warning("%s: left out: %s", p, why)
     if len(files) < 2:
-        raise DataError(f"{root}: found {len(files)} audio file(s) ({', '.join(AUDIO_SUFFIXES)}); "
-                        "instance discrimination needs at least 2")
+        raise DataError(f"{root}: found {len(files)} audio file(s) ({', '.join(AUDIO_EXTENSIONS)})"
+                        + (f" and {len(skipped)} in other formats (convert them to .wav or .flac)" if skipped else "")
+                        + "; instance discrimination needs at least 2")
     return files
 
 
@@ -63,16 +68,17 @@ def pretrain(folder: str | os.PathLike, out: str | os.PathLike, *, net: str = "r
     """
     import torch
 
-    from ..audio import AudioConfig
-    from ..data.source import AudioSource
-    from ..engine.optim import OptimConfig, build_optimizer, build_scheduler
-    from ..engine.runtime import resolve_device, seed_everything
-    from ..engine.rundir import RunDir
-    from ..engine.trainer import Trainer, TrainConfig
-    from ..losses.heads import ProjectionMLP
-    from ..nets import NETS
-    from . import _neural as nu
-    from .clsia import AUGMENT_DEFAULTS, CLSIAViews, LabelledKeyQueue, MoCo, _AnchorNegativeDataset, _collate, _merged, moco_step
+    from ...audio import AudioConfig
+    from ...data.source import AudioSource
+    from ...engine.optim import OptimConfig, build_optimizer, build_scheduler
+    from ...engine.runtime import resolve_device, seed_everything
+    from ...engine.rundir import RunDir
+    from ...engine.trainer import Trainer, TrainConfig
+    from ...losses.heads import ProjectionMLP
+    from ...nets import NETS
+    from ...registry import merge_section
+    from .. import _neural as nu
+    from .model import AUGMENT_DEFAULTS, AnchorNegativeDataset, CLSIAViews, LabelledKeyQueue, MoCo, collate_views, moco_step
 
     files = find_audio(folder)
     out = Path(out)
@@ -88,19 +94,19 @@ def pretrain(folder: str | os.PathLike, out: str | os.PathLike, *, net: str = "r
     frontend = nu.build_frontend_from_recipe(feats).to(dev)
     n_mels, frames = frontend.output_shape(audio.n_samples)
     kwargs = dict(net_kwargs or {})
-    encoder = NETS.build(net, **{**kwargs, "input_shape": (1, int(n_mels), int(frames))})
+    encoder = nu.build_net(net, kwargs, nu.geometry({"audio": audio.config.to_dict()}, frontend, audio.n_samples))
     dim = int(encoder.output_shape[0])
     model = MoCo(encoder, ProjectionMLP(dim, proj_hidden, proj_dim, n_layers=2), momentum)
-    aug = _merged(AUGMENT_DEFAULTS, augment, "augment")
+    aug = merge_section(AUGMENT_DEFAULTS, augment, "augment")
     lme, rrc = aug["logmixupexp"], aug["rrc"]
     views = CLSIAViews(alpha=float(lme["alpha"]), bank_size=int(lme["bank_size"]), freq_scale=rrc["freq_scale"],
                        time_scale=rrc["time_scale"], canvas_scale=rrc["canvas_scale"],
                        warmup_batches=int(prenorm_warmup)).to(dev)
     queue = LabelledKeyQueue(proj_dim, int(queue_size), float(temperature), seed=int(seed)).to(dev)
-    ds = _AnchorNegativeDataset(files, list(range(len(files))), audio, seed=int(seed))
+    ds = AnchorNegativeDataset(files, list(range(len(files))), audio, seed=int(seed))
     bs = min(int(batch_size), len(files))
     loader = nu.loader_for(ds, bs, shuffle=True, drop_last=len(files) > bs or len(files) % bs == 1,
-                           collate_fn=_collate)
+                           collate_fn=collate_views)
     ocfg = OptimConfig(name=optimizer, lr=lr, weight_decay=weight_decay)
     opt = build_optimizer([p for p in model.parameters() if p.requires_grad], ocfg)
     sched = build_scheduler(opt, ocfg, total_steps=max(1, epochs * len(loader)))

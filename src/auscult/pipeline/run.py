@@ -7,7 +7,8 @@
       run.json                    seed, versions, host, runtime, data root, year, stage status
       logs/train.log              the auscult logger
       models/<group>/             one model per group (model_per: all | machine | section)
-        model.pt                  the method's state_dict + the clips it was fitted / held out on
+        model.npz                 the method's state_dict + the clips it was fitted / held out on, in
+                                  auscult's one save format (auscult.fileio: JSON + arrays, no pickle)
         metrics.jsonl             per step / epoch training metrics (the engine's)
         checkpoints/{last,best}.pt
       thresholds.json             per (machine, section): the decision threshold and how it was fitted
@@ -38,15 +39,20 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .data.clip import Clip
-from .errors import CheckpointError, ConfigError, DataError
+from ..data.clip import Clip
+from ..errors import CheckpointError, ConfigError, DataError
+from .recipe import Recipe
 
 log = logging.getLogger("auscult.pipeline")
 
 __all__ = ["train", "score", "evaluate", "run", "group_key", "group_clips", "default_cache_dir", "select_train_clips",
-           "load_method", "Progress"]
+           "load_method", "load_group_model", "resolve_run", "group_dir", "Progress", "MODEL_FILE", "MODEL_FORMAT"]
 
-MODEL_FILE = "model.pt"
+MODEL_FILE = "model.npz"
+MODEL_FORMAT = "auscult-run-model"
+MODEL_FORMAT_VERSION = 1
+#: the pickled model file of auscult before the one save format (refused, never unpickled)
+LEGACY_MODEL_FILE = "model.pt"
 Progress = Callable[[str, int, int], None]  # (stage message, done, total)
 
 
@@ -78,20 +84,24 @@ def group_clips(clips: Iterable[Clip], model_per: str) -> dict[str, list[Clip]]:
     return {k: out[k] for k in sorted(out)}
 
 
+def group_dir(run_dir: Union[str, Path], key: str) -> Path:
+    """The folder of group ``key`` in a run directory (``models/<key with / as __>``)."""
+    return Path(run_dir) / "models" / key.replace("/", "__")
+
+
 def _group_dir(rd, key: str) -> Path:
-    return rd.path / "models" / key.replace("/", "__")
+    return group_dir(rd.path, key)
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    import torch
+def _save_group_model(path: Path, record: Mapping[str, Any]) -> None:
+    from ..fileio import save_tree, writer_versions
 
-    from .fileio import atomic_write
-
-    atomic_write(path, lambda fh: torch.save(obj, fh))
+    save_tree(path, dict(record), {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
+                                   "versions": writer_versions()})
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from .engine.rundir import _jsonable
+    from ..engine.rundir import _jsonable
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -112,7 +122,7 @@ def _filter(clips: Iterable[Clip], data_cfg: Mapping[str, Any]) -> list[Clip]:
 
 
 def _scan(data: Union[str, Path]):
-    from .data.index import DatasetIndex
+    from ..data.index import DatasetIndex
 
     idx = DatasetIndex.scan(data)
     if idx.unparsed:
@@ -142,7 +152,7 @@ def _year_of(cfg: Mapping[str, Any], clips: Sequence[Clip]) -> int:
 
 
 def _audio_source(cfg: Mapping[str, Any], cache_dir: Union[str, Path, None]):
-    from .data.source import AudioSource
+    from ..data.source import AudioSource
 
     return AudioSource(cfg.get("audio") or {}, cache_dir=default_cache_dir() if cache_dir is None else cache_dir)
 
@@ -159,17 +169,14 @@ def _write_score_rows(path: Path, clips: Sequence[Clip], scores: np.ndarray, dec
 
 
 def _fit_threshold(scores: np.ndarray, tcfg: Mapping[str, Any]):
-    from .eval.thresholds import false_alarm_threshold, gamma_threshold, percentile_threshold
+    from ..eval.thresholds import fit_threshold
 
-    if tcfg["method"] == "gamma":
-        return gamma_threshold(scores, quantile=float(tcfg["quantile"]))
-    if tcfg["method"] == "percentile":
-        return percentile_threshold(scores, percentile=float(tcfg["percentile"]))
-    return false_alarm_threshold(scores, rate=float(tcfg["rate"]))
+    return fit_threshold(scores, tcfg["method"], quantile=float(tcfg["quantile"]),
+                         percentile=float(tcfg["percentile"]), rate=float(tcfg["rate"]))
 
 
 def _check_threshold_inputs(ref: Sequence[Clip], tcfg: Mapping[str, Any], group: str) -> None:
-    from .eval.thresholds import MIN_SCORES
+    from ..eval.thresholds import MIN_SCORES
 
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for c in ref:
@@ -186,32 +193,61 @@ def _progress_noop(msg: str, done: int, total: int) -> None:
     pass
 
 
+def _clip_seconds(clips: Sequence[Clip], audio: Any) -> float:
+    """The clip length a group was trained on (the fixed length, else the first clip's duration):
+    the window a bundle made from the run cuts long recordings into."""
+    if audio.n_samples:
+        return float(audio.n_samples) / audio.sample_rate
+    return float(audio.load(clips[0]).shape[0]) / audio.sample_rate
+
+
 # ------------------------------------------------------------------------------------------------
 # methods <-> run directory
 # ------------------------------------------------------------------------------------------------
+def load_group_model(run_dir: Union[str, Path], group: str) -> dict[str, Any]:
+    """The saved record of ``group`` (``method``, ``state``, ``fit_clips``, ``val_clips``,
+    ``clip_seconds``...), read without running any code (:func:`auscult.fileio.load_tree`).
+
+    A model file in the pickled format of earlier auscult versions (``model.pt``) is refused with
+    a :class:`CheckpointError` saying how to retrain it: it is never unpickled.
+    """
+    gdir = group_dir(run_dir, group)
+    path = gdir / MODEL_FILE
+    if not path.is_file():
+        if (gdir / LEGACY_MODEL_FILE).is_file():
+            raise CheckpointError(
+                f"{gdir / LEGACY_MODEL_FILE}: a model in the pickled format of an earlier auscult; auscult no longer "
+                f"loads pickles (opening one can run code). Retrain the group: delete {gdir} and run "
+                f"'auscult train RECIPE --data DATA --out {Path(run_dir)} --resume' (finished groups are kept)")
+        raise CheckpointError(f"{path}: no trained model for group {group!r} in this run; train it first "
+                              f"(auscult train ... --out {Path(run_dir)} --resume)")
+    from ..fileio import load_tree
+
+    try:
+        header, record = load_tree(path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; retrain the group (delete {gdir} and run auscult train --resume)") from None
+    if header.get("format") != MODEL_FORMAT or not isinstance(record, dict) or "state" not in record:
+        raise CheckpointError(f"{path}: not an auscult run model (format {header.get('format')!r})")
+    if int(header.get("format_version") or 0) > MODEL_FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer auscult (model format {header.get('format_version')}); "
+                              f"upgrade auscult")
+    return record
+
+
 def load_method(run_dir: Union[str, Path], group: str, device: str = "auto"):
     """Rebuild the fitted method of ``group`` from a run directory (ready to ``score``)."""
-    import torch
-
-    from .engine import RunDir
-    from .methods import FitContext, build_method
+    from ..engine import RunDir
+    from ..methods import FitContext, build_method
 
     rd = RunDir.open(run_dir)
     cfg = rd.read_config()
-    path = _group_dir(rd, group) / MODEL_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no trained model for group {group!r} in this run; train it first "
-                              f"(auscult train ... --out {rd.path} --resume)")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many kinds on a truncated/corrupt file
-        raise CheckpointError(f"{path}: cannot read the model ({exc.__class__.__name__}: {exc}); retrain the group "
-                              f"(delete the file and run auscult train --resume)") from None
-    if not isinstance(blob, dict) or "state" not in blob or blob.get("method") != cfg["method"]:
-        raise CheckpointError(f"{path}: not a {cfg['method']!r} model of this run")
+    record = load_group_model(rd.path, group)
+    if record.get("method") != cfg["method"]:
+        raise CheckpointError(f"{group_dir(rd.path, group) / MODEL_FILE}: not a {cfg['method']!r} model of this run")
     method = build_method(cfg["method"], cfg, FitContext(device=device, seed=int(cfg.get("seed", 0)), group=group,
                                                          quiet=True))
-    method.load_state_dict(blob["state"])
+    method.load_state_dict(record["state"])
     return method
 
 
@@ -243,12 +279,13 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
     Returns:
         The run directory.
     """
-    from .engine import RunDir, holdout_split, setup_runtime
-    from .methods import FitContext, build_method
-    from .recipes import load_recipe
+    from ..engine import RunDir, holdout_split, setup_runtime
+    from ..methods import FitContext, build_method
+    from .recipe import load_recipe
 
     progress = progress or _progress_noop
     cfg = load_recipe(recipe, overrides)
+    rec = Recipe.from_dict(cfg)
     out = Path(out) if out is not None else _default_out(cfg)
     if resume:
         if not (out / "config.yaml").is_file():
@@ -260,7 +297,7 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
             raise ConfigError(f"{out}: the recipe differs from the run's config.yaml in {diff}; resume with the "
                               f"same recipe and --set values (or start a new run with another --out)")
     else:
-        rd = RunDir.create(out.parent, out.name, config=cfg, seed=int(cfg["seed"]))
+        rd = RunDir.create(out.parent, out.name, config=cfg, seed=int(rec.seed))
     handler = rd.attach_log()
     started = False  # set just before the first model trains: a failure before it leaves no run folder
     try:
@@ -269,12 +306,12 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
         clips = select_train_clips(index, cfg)
         if not clips:
             raise DataError(f"{data}: no training clips found (expected <machine>/train/*.wav; "
-                            f"data.machines={cfg['data']['machines']}, data.sections={cfg['data']['sections']})")
+                            f"data.machines={rec.data['machines']}, data.sections={rec.data['sections']})")
         year = _year_of(cfg, clips)
-        groups = group_clips(clips, cfg["model_per"])
+        groups = group_clips(clips, rec.model_per)
         meta = rd.read_meta()
         done: list[str] = list(meta.get("groups_done", [])) if resume else []
-        rd.write_meta(seed=int(cfg["seed"]), data=str(Path(data).resolve()), year=year, runtime=rt.__dict__,
+        rd.write_meta(seed=int(rec.seed), data=str(Path(data).resolve()), year=year, runtime=rt.__dict__,
                       groups=list(groups), groups_done=done, stage="training",
                       train_clips={k: len(v) for k, v in groups.items()},
                       skipped_files=[{"path": str(u.path), "reason": u.reason} for u in index.unparsed])
@@ -284,7 +321,7 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
                      0, len(groups))
         audio = _audio_source(cfg, cache_dir)
         thresholds: dict[str, Any] = _read_json(rd.path / "thresholds.json", {}) if resume else {}
-        h = cfg["data"]["holdout"] or 0.0
+        h = rec.data["holdout"] or 0.0
         for gi, (key, gclips) in enumerate(groups.items()):
             gdir = _group_dir(rd, key)
             if key in done and (gdir / MODEL_FILE).is_file():
@@ -293,15 +330,15 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
             progress(f"training {key} ({len(gclips)} clips)", gi, len(groups))
             t0 = time.perf_counter()
             if h > 0 and len(gclips) >= 2:
-                fit, val = holdout_split(gclips, h, seed=int(cfg["seed"]),
+                fit, val = holdout_split(gclips, h, seed=int(rec.seed),
                                          key=lambda c: (c.machine, c.section, c.domain))
             else:
                 fit, val = list(gclips), []
-            ref = list(gclips) if cfg["threshold"]["on"] == "train" or not val else list(val)
-            _check_threshold_inputs(ref, cfg["threshold"], key)  # before training, not after
-            ctx = FitContext(run_dir=gdir, device=device, seed=int(cfg["seed"]), group=key,
+            ref = list(gclips) if rec.threshold["on"] == "train" or not val else list(val)
+            _check_threshold_inputs(ref, rec.threshold, key)  # before training, not after
+            ctx = FitContext(run_dir=gdir, device=device, seed=int(rec.seed), group=key,
                              resume=bool(resume), quiet=quiet)
-            method = build_method(cfg["method"], cfg, ctx)
+            method = build_method(rec.method, cfg, ctx)
             started = True
             method.fit(fit, val, audio)
             # thresholds from training normals only (all of them, or only the held-out ones)
@@ -310,12 +347,14 @@ def train(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], o
             for i, c in enumerate(ref):
                 by_sec[(c.machine, c.section)].append(i)
             for (m, s), ii in sorted(by_sec.items()):
-                thr = _fit_threshold(ref_scores[ii], cfg["threshold"])
-                thresholds[f"{m}/{s}"] = {**thr.to_dict(), "group": key, "fitted_on": cfg["threshold"]["on"]}
+                thr = _fit_threshold(ref_scores[ii], rec.threshold)
+                thresholds[f"{m}/{s}"] = {**thr.to_dict(), "group": key, "fitted_on": rec.threshold["on"]}
             _write_score_rows(gdir / "train_scores.csv", ref, ref_scores, None, [key] * len(ref))
-            _atomic_torch_save({"method": cfg["method"], "group": key, "state": method.state_dict(),
-                                "fit_clips": [str(c.path) for c in fit], "val_clips": [str(c.path) for c in val],
-                                "seconds": time.perf_counter() - t0}, gdir / MODEL_FILE)
+            _save_group_model(gdir / MODEL_FILE, {
+                "method": rec.method, "group": key, "state": method.state_dict(),
+                "fit_clips": [str(c.path) for c in fit], "val_clips": [str(c.path) for c in val],
+                "units": sorted({f"{c.machine}/{c.section}" for c in gclips}),
+                "clip_seconds": _clip_seconds(fit, audio), "seconds": time.perf_counter() - t0})
             _write_json(rd.path / "thresholds.json", thresholds)
             done.append(key)
             rd.write_meta(groups_done=done)
@@ -356,14 +395,14 @@ def score(run_dir: Union[str, Path], data: Union[str, Path, None] = None, device
     decisions from the training-normal thresholds) and, when every test name carries its label,
     the matching official ground-truth files under ``ground_truth/``. Returns ``submission/``.
     """
-    from .data.groundtruth import write_ground_truth
-    from .engine import RunDir, setup_runtime
-    from .eval.submission import write_submission
-    from .methods import Method
+    from ..data.groundtruth import write_ground_truth
+    from ..engine import RunDir, setup_runtime
+    from ..eval.submission import write_submission
 
     progress = progress or _progress_noop
     rd = RunDir.open(run_dir)
     cfg = rd.read_config()
+    rec = Recipe.from_dict(cfg)
     meta = rd.read_meta()
     if meta.get("stage") not in ("trained", "scored", "evaluated"):
         raise ConfigError(f"{rd.path}: training has not finished (stage {meta.get('stage')!r}); "
@@ -375,10 +414,10 @@ def score(run_dir: Union[str, Path], data: Union[str, Path, None] = None, device
     setup_runtime(device=device)
     index = _scan(data)
     trained = set(meta.get("groups_done", []))
-    tests = _filter([c for c in index.clips if c.split == "test"], cfg["data"])
+    tests = _filter([c for c in index.clips if c.split == "test"], rec.data)
     if not tests:
         raise DataError(f"{data}: no test clips found (expected <machine>/test/*.wav or eval_data/ folders)")
-    groups = group_clips(tests, cfg["model_per"])
+    groups = group_clips(tests, rec.model_per)
     missing = sorted(set(groups) - trained)
     if missing:
         raise DataError(f"{data}: test clips of {missing} but the run trained only {sorted(trained)}; score data of "
@@ -395,14 +434,14 @@ def score(run_dir: Union[str, Path], data: Union[str, Path, None] = None, device
         method = load_method(rd.path, key, device=device)
         s = np.asarray(method.score(gclips, audio), dtype=np.float64)
         if s.shape != (len(gclips),) or not np.isfinite(s).all():
-            raise DataError(f"method {cfg['method']!r} returned {s.shape} scores (finite: {bool(np.isfinite(s).all())}) "
+            raise DataError(f"method {rec.method!r} returned {s.shape} scores (finite: {bool(np.isfinite(s).all())}) "
                             f"for {len(gclips)} clips of {key}")
         for c, v in zip(gclips, s):
             t = thresholds.get(f"{c.machine}/{c.section}")
             if t is None:
                 raise DataError(f"{c.path}: no threshold for {c.machine} section {c.section} (no training clips of it)")
             all_dec.append(int(v > t["value"]))
-        if type(method).embed is not Method.embed:  # the method has embeddings: keep them
+        if method.supports("embed"):  # the method has embeddings: keep them
             emb = np.asarray(method.embed(gclips, audio))
             np.savez(rd.embeddings / f"{key.replace('/', '__')}_test.npz", embeddings=emb,
                      names=np.array([c.name for c in gclips]), scores=s)
@@ -435,7 +474,7 @@ def score(run_dir: Union[str, Path], data: Union[str, Path, None] = None, device
 # ------------------------------------------------------------------------------------------------
 def resolve_run(run_dir: Union[str, Path], ground_truth: Union[str, Path, None] = None) -> tuple[Path, Path, int]:
     """``(submission_dir, ground_truth_dir, year)`` of a scored run."""
-    from .engine import RunDir
+    from ..engine import RunDir
 
     rd = RunDir.open(run_dir)
     meta = rd.read_meta()
@@ -455,9 +494,9 @@ def evaluate(run_dir: Union[str, Path], ground_truth: Union[str, Path, None] = N
     Labels come from the ground truth the run wrote from the dev names, or ``ground_truth``.
     Returns the :class:`auscult.eval.Result`.
     """
-    from .engine import RunDir
-    from .eval.report import run_provenance, write_report, write_tables
-    from .eval.submission import evaluate_submission
+    from ..engine import RunDir
+    from ..eval.report import run_provenance, write_report, write_tables
+    from ..eval.submission import evaluate_submission
 
     sub, gt, run_year = resolve_run(run_dir, ground_truth)
     year = int(year or run_year)
@@ -495,78 +534,3 @@ def run(recipe: Union[str, Path, Mapping[str, Any]], data: Union[str, Path], out
     if ground_truth is None and not meta.get("ground_truth"):
         return rd, None
     return rd, evaluate(rd, ground_truth)
-
-
-def print_headline(result, console) -> None:
-    """The official score and a per-machine table (AUC source/target, pAUC, ...) on ``console``."""
-    from rich.table import Table
-
-    if result is None:
-        return
-    if result.official_score is not None:
-        console.print(f"[bold]official score: {result.official_score:.4f}[/bold]  [dim]({result.official_definition})[/dim]")
-    cols = [c for c in result.machine_columns if c != "machine"]
-    t = Table(title="per machine", title_justify="left")
-    t.add_column("machine")
-    for c in cols:
-        t.add_column(c, justify="right")
-    for m in result.machines:
-        t.add_row(str(m.get("machine")), *[f"{m[c]:.3f}" if isinstance(m.get(c), float) else str(m.get(c, ""))
-                                            for c in cols])
-    console.print(t)
-
-
-# ------------------------------------------------------------------------------------------------
-# demo
-# ------------------------------------------------------------------------------------------------
-def demo(out: Union[str, Path] = "runs/demo", seed: int = 0, epochs: int = 30, workers: int = 2,
-         overwrite: bool = True, preset: str = "demo", console=None, scale: float = 1.0,
-         machines: Optional[Sequence[str]] = None, cache_dir: Union[str, Path, None] = None):
-    """The five-minute tour: generate a small synthetic dataset (``auscult.data.synth``), train the
-    autoencoder baseline, score, evaluate and write the HTML report. Returns ``(run_dir, result)``.
-
-    ``scale`` and ``machines`` shrink the generated dataset (tests)."""
-    import shutil
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .data.synth import PRESETS, generate_dataset
-
-    console = console or Console(stderr=True)
-    out = Path(out)
-    data_dir, run_dir = out / "data", out / "run"
-    if out.exists() and overwrite:
-        for p in (data_dir, run_dir):
-            shutil.rmtree(p, ignore_errors=True)
-    elif run_dir.exists():
-        raise ConfigError(f"{out}: an earlier demo is here; pass --overwrite or another --out")
-    t0 = time.perf_counter()
-    p = PRESETS[preset]
-    mlist = list(machines) if machines else list(p.machines)
-    console.print(f"[bold]1/3[/bold] generating the '{preset}' synthetic dataset: {', '.join(mlist)} "
-                  f"({p.duration:g} s clips) -> {data_dir}")
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task("rendering clips", total=None)
-        generate_dataset(preset, data_dir, seed=seed, workers=workers, overwrite=True, probe=False, scale=scale,
-                         machines=mlist, progress=lambda d, n: bar.update(task, completed=d, total=n))
-    console.print(f"    done in {time.perf_counter() - t0:.0f} s")
-    console.print(f"[bold]2/3[/bold] training the autoencoder baseline (one model per machine, {epochs} epochs)")
-    t1 = time.perf_counter()
-
-    def prog(msg: str, done: int, total: int) -> None:
-        console.print(f"    [dim][{done}/{total}][/dim] {msg}")
-
-    rd = train("synthetic/autoencoder", data_dir, run_dir, overrides=[f"train.epochs={int(epochs)}", f"seed={int(seed)}"],
-               device="auto", quiet=False, progress=prog, cache_dir=cache_dir)
-    console.print(f"    done in {time.perf_counter() - t1:.0f} s")
-    console.print("[bold]3/3[/bold] scoring the test clips, writing the submission files and the report")
-    score(rd, data_dir, progress=prog, cache_dir=cache_dir)
-    result = evaluate(rd, title="auscult demo · autoencoder baseline on synthetic machines")
-    console.print()
-    print_headline(result, console)
-    console.print(f"\nreport:      {Path(rd) / 'report.html'}")
-    console.print(f"submission:  {Path(rd) / 'submission'}")
-    console.print(f"total time:  {time.perf_counter() - t0:.0f} s")
-    return rd, result

@@ -27,7 +27,7 @@ anchor's label counted as a positive:
 Fine-tuning (``mode: finetune``, the DCASE 2022 recipe): a section x attribute classifier
 (ArcFace head) on the same views, initialised from an instance-discrimination pre-training
 checkpoint (``clsia.pretrained``, written by ``auscult pretrain FOLDER``; see
-:mod:`auscult.methods.clsia_pretrain`).
+:mod:`auscult.methods.clsia.pretrain`).
 
 Score: distance in embedding space (encoder output, before the projection head): by default the
 Euclidean distance to the nearest training embedding of the clip's section (``knn``, k = 1,
@@ -38,23 +38,21 @@ encoder's batch-norm running statistics are re-estimated on the training clips
 
 from __future__ import annotations
 
-import copy
 import logging
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..augment import MemoryBank, PreNorm, log_mixup_exp, post_norm, random_resized_crop
-from ..data.clip import Clip
-from ..errors import CheckpointError, ConfigError, DataError
-from ..losses import InfoNCEMoCo, momentum_update
-from ..losses.heads import ProjectionMLP
-from ..nets import NETS
-from . import _neural as nu
-from .base import METHODS, Method
+from ...data.clip import Clip
+from ...errors import CheckpointError, ConfigError, DataError
+from ...losses.heads import ProjectionMLP
+from ...nets import NETS
+from .. import _neural as nu
+from ..base import METHODS, Method, ScoringGraph, backend_to_state, merge_section
+from .model import (AUGMENT_DEFAULTS, AnchorNegativeDataset, Classifier, CLSIAViews, LabelledKeyQueue, MoCo,
+                    collate_views, moco_step)
 
 log = logging.getLogger("auscult.methods.clsia")
 
@@ -77,263 +75,41 @@ CLSIA_DEFAULTS: dict[str, Any] = {
     "embed_batch_size": 64,
     "recalibrate_bn": True,      # re-estimate BN running statistics on the training clips after training
 }
-#: defaults of the recipe's ``augment:`` section
-AUGMENT_DEFAULTS: dict[str, Any] = {
-    "logmixupexp": {"alpha": 0.4, "bank_size": 2048},
-    "rrc": {"freq_scale": [0.6, 1.5], "time_scale": [0.6, 1.5], "canvas_scale": [1.0, 1.5]},
-}
 BACKEND_DEFAULT = {"name": "knn", "k": 1, "metric": "euclidean", "group_by": "section"}
 
 
-def _merged(defaults: Mapping[str, Any], given: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
-    given = dict(given or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ConfigError(f"{what}: unknown setting(s) {unknown}; known: {sorted(defaults)}")
-    out = copy.deepcopy(dict(defaults))
-    for k, v in given.items():
-        out[k] = {**out[k], **v} if isinstance(out.get(k), dict) and isinstance(v, Mapping) else v
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# views
-class CLSIAViews(nn.Module):
-    """Pre-norm -> log-mixup-exp against a FIFO bank -> random resized crop -> post-norm.
-
-    ``normalize(x)`` applies the pre-normalisation only (what the encoder sees at scoring time);
-    ``views(x, n)`` returns ``n`` independent augmented views of a pre-normalised batch and then
-    pushes the (un-mixed) batch into the bank. Randomness comes from torch's global generator
-    (checkpointed by the trainer) unless a ``generator`` is given.
-    """
-
-    def __init__(self, alpha: float = 0.4, bank_size: int = 2048, freq_scale=(0.6, 1.5),
-                 time_scale=(0.6, 1.5), canvas_scale=(1.0, 1.5), warmup_batches: int = 0):
-        super().__init__()
-        if not 0.0 <= alpha <= 1.0:
-            raise ConfigError(f"augment.logmixupexp.alpha must be in [0, 1], got {alpha}")
-        self.alpha = float(alpha)
-        self.freq_scale, self.time_scale, self.canvas_scale = tuple(freq_scale), tuple(time_scale), tuple(canvas_scale)
-        self.prenorm = PreNorm(warmup_batches=warmup_batches)
-        self.bank = MemoryBank(bank_size)
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prenorm(x)
-
-    def view(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One augmented view of a pre-normalised ``[B, F, T]`` batch (the bank is not changed)."""
-        b = x.shape[0]
-        y = x
-        if len(self.bank) > 0 and self.alpha > 0:
-            other = self.bank.sample(b, generator).to(x)
-            lam = torch.rand(b, generator=generator) * self.alpha
-            y = log_mixup_exp(x, other, lam.to(x.device))
-        y = random_resized_crop(y, self.freq_scale, self.time_scale, self.canvas_scale, 0.0, generator)
-        return post_norm(y)
-
-    def views(self, x: torch.Tensor, n: int = 2, generator: torch.Generator | None = None) -> list[torch.Tensor]:
-        out = [self.view(x, generator) for _ in range(n)]
-        self.bank.push(x)
-        return out
-
-
-# ---------------------------------------------------------------------------------------------
-# MoCo
-class MoCo(nn.Module):
-    """Query encoder (net + projection) trained by back-prop; key encoder updated by momentum.
-
-    The key encoder's parameters have ``requires_grad=False`` and are only changed by
-    :meth:`momentum_update` (``theta_k <- m theta_k + (1 - m) theta_q``; buffers copied).
-    """
-
-    def __init__(self, encoder: nn.Module, head: nn.Module, momentum: float = 0.99):
-        super().__init__()
-        if not 0.0 <= momentum <= 1.0:
-            raise ConfigError(f"clsia.momentum must be in [0, 1], got {momentum}")
-        self.momentum = float(momentum)
-        self.encoder, self.head = encoder, head
-        self.key_encoder, self.key_head = copy.deepcopy(encoder), copy.deepcopy(head)
-        for p in list(self.key_encoder.parameters()) + list(self.key_head.parameters()):
-            p.requires_grad_(False)
-
-    def query(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x))
-
-    @torch.no_grad()
-    def key(self, x: torch.Tensor) -> torch.Tensor:
-        return self.key_head(self.key_encoder(x))
-
-    @torch.no_grad()
-    def momentum_update(self) -> None:
-        momentum_update(self.key_encoder, self.encoder, self.momentum)
-        momentum_update(self.key_head, self.head, self.momentum)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
-
-class LabelledKeyQueue(nn.Module):
-    """A MoCo FIFO queue of keys (:class:`~auscult.losses.InfoNCEMoCo`'s buffer) with a label per key.
-
-    The queue starts with random unit keys labelled ``-1`` (negatives for everyone). ``enqueue``
-    overwrites the oldest entries; ``keys``/``labels`` are in slot order.
-    """
-
-    def __init__(self, emb_dim: int, size: int = 4096, temperature: float = 0.07, seed: int | None = None):
-        super().__init__()
-        self.infonce = InfoNCEMoCo(emb_dim=emb_dim, queue_size=size, temperature=temperature, seed=seed)
-        self.register_buffer("labels", torch.full((size,), -1, dtype=torch.long))
-
-    @property
-    def keys(self) -> torch.Tensor:
-        return self.infonce.queue
-
-    @property
-    def temperature(self) -> float:
-        return self.infonce.temperature
-
-    @property
-    def ptr(self) -> int:
-        return int(self.infonce.ptr)
-
-    def __len__(self) -> int:
-        return int(self.infonce.queue.shape[0])
-
-    @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor, labels: torch.Tensor) -> None:
-        size = len(self)
-        if keys.shape[0] != labels.shape[0]:
-            raise ConfigError(f"{keys.shape[0]} keys but {labels.shape[0]} labels")
-        if keys.shape[0] > size:
-            keys, labels = keys[-size:], labels[-size:]
-        idx = (self.ptr + torch.arange(keys.shape[0], device=self.labels.device)) % size
-        self.labels[idx] = labels.to(self.labels)
-        self.infonce.enqueue(keys)
-
-
-def contrastive_loss(q: torch.Tensor, q_labels: torch.Tensor, keys: torch.Tensor, key_labels: torch.Tensor,
-                     queue: LabelledKeyQueue, own: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """InfoNCE over ``[batch keys, queue]`` with every same-label key a positive.
-
-    For query ``i``, positives ``P(i)`` are the keys labelled ``q_labels[i]`` (batch and queue) plus
-    ``own[i]`` (the column of the query's own positive key, always counted); negatives ``N(i)`` are
-    all other keys. Each positive forms one InfoNCE term against the negatives::
-
-        L_i = mean_{p in P(i)} -log( exp(s_ip) / (exp(s_ip) + sum_{n in N(i)} exp(s_in)) ),
-        s_ij = q_i . k_j / tau   (q, k L2-normalised; keys are constants)
-
-    so the loss is 0 at best whatever the number of positives (a queue filling up with same-section
-    keys does not raise its floor). With a single positive it is MoCo's InfoNCE exactly.
-    """
-    qn = F.normalize(q, dim=1)
-    cols = torch.cat([F.normalize(keys.detach(), dim=1), queue.keys.clone().detach().to(qn)], 0)
-    col_labels = torch.cat([key_labels.to(queue.labels.device), queue.labels.clone()], 0).to(qn.device)
-    logits = qn @ cols.T / queue.temperature
-    pos = q_labels[:, None].to(qn.device) == col_labels[None, :]
-    if own is not None:
-        pos[torch.arange(qn.shape[0], device=qn.device), own.to(qn.device)] = True
-    if not bool(pos.any(1).all()):
-        raise ConfigError("contrastive loss: a query has no positive key (pass own= or same-label keys)")
-    neg_lse = torch.logsumexp(logits.masked_fill(pos, float("-inf")), dim=1, keepdim=True)  # -inf: no negatives
-    terms = torch.logaddexp(logits, neg_lse) - logits  # -log(e^s / (e^s + sum_neg e^n))
-    posf = pos.to(qn.dtype)
-    return ((terms * posf).sum(1) / posf.sum(1)).mean()
-
-
-def moco_step(model: MoCo, views: CLSIAViews, queue: LabelledKeyQueue, frontend: nn.Module,
-              batch: Sequence[torch.Tensor]) -> torch.Tensor:
-    """One CLSIA training step's forward: returns the loss (the caller back-propagates it).
-
-    ``batch`` is ``(anchors [B, T], anchor labels [B], index)`` or ``(anchors, negatives [B, T],
-    anchor labels, negative labels, index)``. Order: log-mel -> pre-norm -> two views of the
-    anchors (then the bank takes the anchors) -> momentum update of the key encoder -> keys of
-    view 2 (and of one view of each negative clip) -> queries of view 1 -> loss against the batch's
-    keys and the queue -> the batch's keys enter the queue.
-    """
-    if len(batch) == 5:
-        xa, xn, ya, yn, _ = batch
-    else:
-        (xa, ya, _), xn, yn = batch, None, None
-    with torch.no_grad():
-        v1, v2 = views.views(views.normalize(frontend(xa)), 2)
-        model.momentum_update()
-        keys, key_labels = model.key(v2.unsqueeze(1)), ya
-        if xn is not None:
-            kn = model.key(views.view(views.normalize(frontend(xn))).unsqueeze(1))
-            keys, key_labels = torch.cat([keys, kn]), torch.cat([ya, yn])
-    q = model.query(v1.unsqueeze(1))
-    own = torch.arange(q.shape[0], device=q.device)
-    loss = contrastive_loss(q, ya, keys, key_labels, queue, own=own)
-    queue.enqueue(keys, key_labels)
-    return loss
-
-
-# ---------------------------------------------------------------------------------------------
-# data
-class _AnchorNegativeDataset:
-    """Item ``i``: ``(anchor waveform, negative waveform, anchor label, negative label, i)``.
-
-    The negative clip of item ``i`` is drawn from ``negatives`` by a generator seeded with
-    ``(seed, epoch, i)`` (reproducible, fresh every epoch). Without negatives an item is
-    ``(anchor waveform, anchor label, i)``.
-    """
-
-    def __init__(self, anchors: Sequence[Clip], labels: Sequence[int], audio: Any,
-                 negatives: Sequence[Clip] = (), negative_labels: Sequence[int] = (), seed: int = 0):
-        self.anchors, self.labels = list(anchors), [int(v) for v in labels]
-        self.negatives, self.negative_labels = list(negatives), [int(v) for v in negative_labels]
-        self.audio, self.seed, self.epoch = audio, int(seed), 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.anchors)
-
-    def __getitem__(self, i: int):
-        xa = torch.from_numpy(self.audio.load(self.anchors[i]))
-        if not self.negatives:
-            return xa, self.labels[i], i
-        j = int(np.random.default_rng([self.seed, self.epoch, int(i)]).integers(len(self.negatives)))
-        xn = torch.from_numpy(self.audio.load(self.negatives[j]))
-        return xa, xn, self.labels[i], self.negative_labels[j], i
-
-
-def _collate(items):
-    cols = list(zip(*items))
-    n_wave = 2 if len(cols) == 5 else 1
-    return tuple([torch.stack(list(c), 0) for c in cols[:n_wave]]
-                 + [torch.as_tensor(c, dtype=torch.long) for c in cols[n_wave:]])
-
-
-# ---------------------------------------------------------------------------------------------
-class _Classifier(nn.Module):
-    """Encoder + margin head for the fine-tuning stage."""
-
-    def __init__(self, encoder: nn.Module, head: nn.Module):
-        super().__init__()
-        self.encoder, self.head = encoder, head
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
-
-@METHODS.register("clsia", description="CLSIA: MoCo contrastive learning on log-mixup-exp / random-resized-crop "
-                                       "log-mel views; kNN distance in embedding space")
+@METHODS.register("clsia", defaults={"clsia": CLSIA_DEFAULTS, "augment": AUGMENT_DEFAULTS, "net": None, "train": None},
+                  description="CLSIA: MoCo contrastive learning on log-mixup-exp / random-resized-crop log-mel views; "
+                              "kNN distance in embedding space")
 class CLSIA(Method):
     """CLSIA (see the module docstring). Recipe sections: ``features``, ``net``, ``augment``,
-    ``train``, ``clsia``, ``backend``."""
+    ``train``, ``clsia``, ``backend``.
+
+    Capabilities: ``embed`` (encoder embeddings), ``export`` (front-end, pre-normalisation and the
+    section's encoder in one graph; the kNN back-end scores the embedding)."""
 
     name = "clsia"
-    recipe_keys = ("clsia",)
+    capabilities = frozenset({"embed", "export"})
+    fixed_length = True
+    classes = "section"
+    one_class = ("falls back to instance discrimination (the positive is the other view of the same clip, every "
+                 "other clip a negative)")
+    #: ``auscult fit``: recipes/synthetic/clsia.yaml's CPU budget; every other unit of the folder is a negative
+    fit_defaults = {
+        "features": {"frontend": "logmel", "n_mels": 64, "stft_precision": "float32"},
+        "net": {"name": "mobilefacenet", "activation": "relu", "emb_dim": 128},
+        "augment": {"logmixupexp": {"alpha": 0.4, "bank_size": 512},
+                    "rrc": {"freq_scale": [0.9, 1.1], "time_scale": [0.8, 1.2], "canvas_scale": [1.0, 1.2]}},
+        "train": {"epochs": 10, "batch_size": 16, "optimizer": "adam", "lr": 0.001, "log_every": 10, "threads": 1},
+        "clsia": {"mode": "moco", "per_section": True, "positives": "section", "negatives": "any", "momentum": 0.9,
+                  "queue_size": 256, "temperature": 0.07, "recalibrate_bn": True},
+        "backend": {"name": "knn", "k": 1, "metric": "euclidean", "group_by": "section"},
+    }
 
     def __init__(self, config: dict[str, Any], context: Any = None):
         super().__init__(config, context)
-        self.opts = _merged(CLSIA_DEFAULTS, config.get("clsia"), "clsia")
-        bad = sorted(set(self.opts["pretrain"]) - set(CLSIA_DEFAULTS["pretrain"]))
-        if bad:
-            raise ConfigError(f"clsia.pretrain: unknown setting(s) {bad}; known: {sorted(CLSIA_DEFAULTS['pretrain'])}")
-        self.aug = _merged(AUGMENT_DEFAULTS, config.get("augment"), "augment")
+        self.opts = merge_section(CLSIA_DEFAULTS, config.get("clsia"), "clsia")
+        self.aug = merge_section(AUGMENT_DEFAULTS, config.get("augment"), "augment")
         if self.opts["mode"] not in ("moco", "finetune"):
             raise ConfigError(f"clsia.mode must be 'moco' or 'finetune', got {self.opts['mode']!r}")
         if self.opts["positives"] not in ("section", "instance"):
@@ -358,17 +134,13 @@ class CLSIA(Method):
     # ---- building blocks ----------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        from ..engine.runtime import resolve_device
+        from ...engine.runtime import resolve_device
 
         return resolve_device(str(self.context.device))
 
-    def _input_shape(self) -> tuple[int, int, int]:
-        assert self.n_samples is not None
-        m, t = self.frontend.output_shape(self.n_samples)
-        return (1, int(m), int(t))
-
     def _build_encoder(self) -> nn.Module:
-        return NETS.build(self.net_name, **{**self.net_kwargs, "input_shape": self._input_shape()})
+        assert self.n_samples is not None
+        return nu.build_net(self.net_name, self.net_kwargs, nu.geometry(self.config, self.frontend, self.n_samples))
 
     def _views(self) -> CLSIAViews:
         lme, rrc = self.aug["logmixupexp"], self.aug["rrc"]
@@ -420,7 +192,7 @@ class CLSIA(Method):
         return ([table[self.section_key(c)] for c in anchors], [table[self.section_key(c)] for c in pool], "section")
 
     def _fit_moco(self, key: str, anchors: Sequence[Clip], pool: Sequence[Clip], audio: Any) -> None:
-        from ..engine.trainer import Trainer
+        from ...engine.trainer import Trainer
 
         if len(anchors) < 2:
             raise DataError(f"clsia: section {key} has {len(anchors)} training clip(s); need at least 2 "
@@ -436,10 +208,10 @@ class CLSIA(Method):
         model = MoCo(encoder, head, float(self.opts["momentum"]))
         queue = LabelledKeyQueue(int(self.opts["proj_dim"]), int(self.opts["queue_size"]),
                                  float(self.opts["temperature"]), seed=int(self.context.seed))
-        ds = _AnchorNegativeDataset(anchors, y_anchor, audio, pool, y_pool, seed=int(self.context.seed))
+        ds = AnchorNegativeDataset(anchors, y_anchor, audio, pool, y_pool, seed=int(self.context.seed))
         bs = min(int(ld["batch_size"]), len(anchors))
         loader = nu.loader_for(ds, bs, shuffle=True, drop_last=len(anchors) % bs == 1 or len(anchors) > bs,
-                               num_workers=ld["num_workers"], collate_fn=_collate)
+                               num_workers=ld["num_workers"], collate_fn=collate_views)
         loader.sampler.set_epoch = ds.set_epoch  # type: ignore[attr-defined]  (fresh negatives per epoch)
         fe = self.frontend.to(self.device)
         views = views.to(self.device)
@@ -449,7 +221,7 @@ class CLSIA(Method):
             return {"loss": moco_step(getattr(net, "module", net), views, queue, fe, batch)}
 
         opt_params = [p for p in model.parameters() if p.requires_grad]
-        from ..engine.optim import build_optimizer
+        from ...engine.optim import build_optimizer
 
         opt = build_optimizer(opt_params, ocfg)
         sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
@@ -467,7 +239,7 @@ class CLSIA(Method):
         every group (written next to the groups' folders unless ``pretrain.out`` is set)."""
         from pathlib import Path
 
-        from .clsia_pretrain import pretrain
+        from .pretrain import pretrain
 
         st = self.opts["pretrain"]
         if not st.get("folder"):
@@ -493,11 +265,11 @@ class CLSIA(Method):
         return str(out)
 
     def _fit_finetune(self, train: Sequence[Clip], audio: Any) -> None:
-        from ..engine.checkpoint import load_model_state
-        from ..engine.optim import build_optimizer
-        from ..engine.trainer import Trainer
-        from ..losses import LOSSES
-        from ..data.datasets import ClipDataset
+        from ...engine.checkpoint import load_model_state
+        from ...engine.optim import build_optimizer
+        from ...engine.trainer import Trainer
+        from ...losses import LOSSES
+        from ...data.datasets import ClipDataset
 
         tcfg, ocfg, ld = nu.split_train_section(self.config.get("train"), self.context)
         self.classes = sorted({f"{c.machine}/{c.section}/{c.attribute_key}" for c in train})
@@ -507,7 +279,7 @@ class CLSIA(Method):
         encoder = self._build_encoder()
         pretrained = self.opts["pretrained"] or self._pretrain_stage(audio)
         if pretrained:
-            from .clsia_pretrain import load_pretrained
+            from .pretrain import load_pretrained
 
             ck = load_pretrained(pretrained)
             if ck["net"] != self.net_name:
@@ -519,7 +291,7 @@ class CLSIA(Method):
         dim = int(encoder.output_shape[0])
         head = LOSSES.build("arcface", emb_dim=dim, n_classes=len(self.classes),
                             scale=float(self.opts["arcface_scale"]), margin=float(self.opts["arcface_margin"]))
-        model = _Classifier(encoder, head)
+        model = Classifier(encoder, head)
         ds = ClipDataset(train, audio, targets=targets)
         bs = min(int(ld["batch_size"]), len(train))
         loader = nu.loader_for(ds, bs, shuffle=True, drop_last=len(train) > bs, num_workers=ld["num_workers"])
@@ -545,10 +317,9 @@ class CLSIA(Method):
         if self.opts["recalibrate_bn"]:
             self._recalibrate_bn("*", train, audio, bs)
 
-    @torch.no_grad()
     def _recalibrate_bn(self, key: str, clips: Sequence[Clip], audio: Any, batch_size: int) -> None:
         """Re-estimate the encoder's batch-norm running statistics on the (un-augmented,
-        pre-normalised) training clips: a cumulative average over batches of ``batch_size``.
+        pre-normalised) training clips (:func:`~auscult.methods._neural.recalibrate_batchnorm`).
 
         Scoring runs the encoder in eval mode on un-augmented inputs. After a short run the running
         statistics (momentum 0.1) still lag the batch statistics, and we measured every embedding
@@ -557,25 +328,11 @@ class CLSIA(Method):
         only - no test clip is involved.
         """
         enc = self.models[key]["encoder"].to(self.device)
-        bns = [m for m in enc.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-        if not bns:
-            return
         mean, std = self.models[key]["prenorm"]
         fe = self.frontend.to(self.device)
-        saved = [m.momentum for m in bns]
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative moving average
-        enc.train()
-        try:
-            for _, xb in audio.iter_batches(list(clips), max(2, int(batch_size))):
-                if xb.shape[0] < 2:
-                    continue
-                enc(((fe(xb.to(self.device)) - mean) / std).unsqueeze(1))
-        finally:
-            for m, mom in zip(bns, saved):
-                m.momentum = mom
-            enc.eval()
+        nu.recalibrate_batchnorm(enc, clips, audio, batch_size, self.device,
+                                 inputs=lambda xb: ((fe(xb) - mean) / std).unsqueeze(1))
+        enc.eval()
 
     def _fit_backend(self, train: Sequence[Clip], audio: Any) -> None:
         self.train_embeddings = self.embed(train, audio)
@@ -597,7 +354,7 @@ class CLSIA(Method):
     def embed(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
         """Encoder embeddings ``[N, D]`` (pre-normalised log-mel, no augmentation), computed with an
         inference copy of each encoder (batch norm folded, channels_last: same values to float rounding)."""
-        from ..nets.inference import inference_copy
+        from ...nets.inference import inference_copy
 
         if not self.models:
             raise ConfigError("clsia: call fit() (or load_state_dict()) before embed()/score()")
@@ -629,7 +386,7 @@ class CLSIA(Method):
             return self._score(clips, audio)
 
     def _score(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
-        from ..backends import BackendMeta
+        from ...backends import BackendMeta
 
         if self.backend is None:
             raise ConfigError("clsia: call fit() (or load_state_dict()) before score()")
@@ -650,7 +407,7 @@ class CLSIA(Method):
         a kNN fitted on its section's training rows without it (only for ``knn``: its fit is a copy,
         so this costs one pass over the section per clip). The network itself has still seen the clip.
         """
-        from ..backends import BackendMeta
+        from ...backends import BackendMeta
 
         index = {r.get("path"): j for j, r in enumerate(self.train_meta) if r.get("path")}
         sect = np.array([f"{r['machine']}/{r['section']}" for r in self.train_meta])
@@ -666,6 +423,23 @@ class CLSIA(Method):
             except DataError:  # too few rows left (e.g. the only target clip): keep the in-sample score
                 continue
 
+    def scoring_graph(self, clip: Clip) -> ScoringGraph:
+        """Front-end (conv STFT) -> the section model's pre-normalisation -> its encoder (inference
+        copy); the kNN back-end scores the embedding."""
+        from ...nets.inference import inference_copy
+
+        if self.backend is None:
+            raise ConfigError("clsia: call fit() (or load_state_dict()) before export")
+        key = self._model_for(clip)
+        mean, std = self.models[key]["prenorm"]
+        enc = inference_copy(self.models[key]["encoder"].to("cpu").eval())
+        feats = {**dict(self.config.get("features") or {}), "stft_impl": "conv"}
+        module = _Embedder(nu.build_frontend_from_recipe(feats), enc, mean, std).eval()
+        dim = int(self.train_embeddings.shape[1]) if self.train_embeddings is not None else int(enc.output_shape[0])
+        return ScoringGraph(module, "embedding", self.sample_rate, n_samples=self.n_samples,
+                            backends=[{"state": backend_to_state(self.backend), "columns": [0, dim]}],
+                            meta={"machine": clip.machine, "section": clip.section, "domain": clip.domain})
+
     # ---- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -677,7 +451,7 @@ class CLSIA(Method):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        from ..engine.checkpoint import load_model_state
+        from ...engine.checkpoint import load_model_state
 
         if state.get("method") != self.name:
             raise CheckpointError(f"state is for method {state.get('method')!r}, not {self.name!r}")
@@ -693,3 +467,15 @@ class CLSIA(Method):
         self.train_meta = [dict(r) for r in state["train_meta"]]
         self.backend = nu.build_backend(self.backend_cfg, BACKEND_DEFAULT)
         self.backend.fit(self.train_embeddings, nu.meta_from_state(self.train_meta))
+
+
+class _Embedder(nn.Module):
+    """waveform ``[B, T]`` -> log-mel -> ``(x - mean) / std`` -> encoder embedding ``[B, D]``."""
+
+    def __init__(self, frontend: nn.Module, encoder: nn.Module, mean: float, std: float):
+        super().__init__()
+        self.frontend, self.encoder = frontend, encoder
+        self.mean, self.std = float(mean), float(std)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.encoder(((self.frontend(waveform) - self.mean) / self.std).unsqueeze(1))

@@ -12,7 +12,7 @@ import typer
 
 
 def pretrain(
-    folder: Path = typer.Argument(..., help="Folder of unlabelled audio (.wav/.flac/.ogg, searched recursively)."),
+    folder: Path = typer.Argument(..., help="Folder of unlabelled audio (.wav/.flac, searched recursively)."),
     out: Path = typer.Option(..., "--out", "-o", help="Weights file to write (e.g. runs/pretrain/resnet50.pt)."),
     net: str = typer.Option("resnet50", help="Encoder from `auscult list` (resnet50, mobilefacenet, mobilenetv2, ...)."),
     epochs: int = typer.Option(100, help="Passes over the folder."),
@@ -32,8 +32,8 @@ def pretrain(
     resume: bool = typer.Option(False, help="Continue a killed run from <out stem>_run/checkpoints/last.pt."),
 ) -> None:
     """Pre-train an encoder by instance discrimination (MoCo on CLSIA views) on a folder of audio."""
-    from .engine.runtime import setup_runtime
-    from .methods.clsia_pretrain import pretrain as run_pretrain
+    from ...engine.runtime import setup_runtime
+    from .pretrain import pretrain as run_pretrain
 
     setup_runtime(device, num_threads=threads)
     kwargs = {"activation": activation} if activation else {}
