@@ -106,7 +106,7 @@ def main() -> int:
                 r = json.loads([ln for ln in out.splitlines() if ln.startswith("RESULT ")][-1][7:])
                 info = json.loads(subprocess.run(
                     [sys.executable, "-c", "import json,sys; from auscult.monitor.bundle import load_bundle; "
-                     "b = load_bundle(sys.argv[1]); print(json.dumps({m: type(mm.detector).__name__ for m, mm in "
+                     "b = load_bundle(sys.argv[1]); print(json.dumps({m: mm.method.name for m, mm in "
                      "b.models.items()}))", str(bundle)],
                     capture_output=True, text=True, env=env).stdout.strip() or "{}")
                 row = {"fit_wall": fit_wall, "fit_cpu": fit_cpu, "score_cli_wall": sc_wall, "score_cli_cpu": sc_cpu,

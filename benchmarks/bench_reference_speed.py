@@ -287,7 +287,7 @@ def child_auscult(a) -> dict:
         from auscult.engine import Trainer
         from auscult.engine.optim import build_optimizer
         from auscult.methods import _neural as nu
-        from auscult.methods.osscl import build_ema
+        from auscult.methods._neural import build_ema
 
         tcfg, ocfg, _ = nu.split_train_section(m.train_section, m.context)
         opt = build_optimizer(model, ocfg)
