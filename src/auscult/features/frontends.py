@@ -137,8 +137,12 @@ def _mel_blocks(config: FeatureConfig, dense: torch.Tensor) -> list[tuple[int, i
 #: CPU log-mel from the interleaved squared STFT (:meth:`Spectrogram.frame_power_pairs`) with the
 #: banded filterbank's weights repeated per real/imaginary pair, computed mel-major (no transpose
 #: pass). False = the power spectrum first, then the banded product (the previous path, kept for
-#: comparison in ``benchmarks/bench_features.py``). Same sums, float rounding apart.
-CPU_PAIRED_MEL = True
+#: comparison in ``benchmarks/bench_features.py``). Same sums, float rounding apart. Off by default
+#: (opt-in, 1.16x on one core): its float rounding differs from the previous path's by ~1e-4 dB,
+#: enough to move ``tests/methods/test_clsia.py::test_beats_chance_on_easy_synthetic_data`` (a
+#: two-machine AUC after a tiny training) from 0.62+ to 0.58; until that is understood the default
+#: keeps the previous path's numerics.
+CPU_PAIRED_MEL = False
 
 
 def _mel_pair_blocks(config: FeatureConfig, dense: torch.Tensor) -> list[tuple[int, int, torch.Tensor]]:
