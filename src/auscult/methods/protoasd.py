@@ -300,7 +300,7 @@ class ProtoASD(Method):
             return {"loss": prototype_loss(net(f.unsqueeze(1)), y, protos.prototypes, protos.owner, tau)}
 
         opt = build_optimizer(self.net, ocfg)
-        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs, tcfg.scheduler_interval)
         trainer = Trainer(self.net, step_fn, loader, opt, sched, tcfg, run_dir=nu.stage_run_dir(self.context, "protoasd_pretrain"),
                           extra_state={"prototypes": protos})
         return trainer.fit()
@@ -338,7 +338,7 @@ class ProtoASD(Method):
             return {"loss": loss_fn(net(f.unsqueeze(1)), y, generator=gen)}
 
         opt = build_optimizer(self.net, ocfg)
-        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs, tcfg.scheduler_interval)
         trainer = Trainer(self.net, step_fn, loader, opt, sched, tcfg, run_dir=nu.stage_run_dir(self.context, "protoasd_finetune"))
         return trainer.fit()
 

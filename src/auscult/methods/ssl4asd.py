@@ -298,7 +298,7 @@ class SSL4ASD(Method):
                 return {"val_loss": tot / vw.shape[0]}
 
         opt = build_optimizer(model, ocfg)
-        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs, tcfg.scheduler_interval)
         stage = "ssl4asd" if int(self.opts["ensemble"]["size"]) == 1 else f"ssl4asd_{member}"
         trainer = Trainer(model, step_fn, loader, opt, sched, tcfg, run_dir=nu.stage_run_dir(ctx, stage), val_fn=val_fn)
         self.history.append(trainer.fit())

@@ -224,7 +224,7 @@ class CLSIA(Method):
         from ...engine.optim import build_optimizer
 
         opt = build_optimizer(opt_params, ocfg)
-        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs, tcfg.scheduler_interval)
         stage = nu.stage_run_dir(self.context, "clsia_" + key.replace("/", "_").replace("*", "all"))
         trainer = Trainer(model, step_fn, loader, opt, sched, tcfg, run_dir=stage,
                           extra_state={"views": views, "queue": queue})
@@ -308,7 +308,7 @@ class CLSIA(Method):
             return {"loss": loss}
 
         opt = build_optimizer(model, ocfg)
-        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs, tcfg.scheduler_interval)
         trainer = Trainer(model, step_fn, loader, opt, sched, tcfg, run_dir=nu.stage_run_dir(self.context, "clsia_finetune"),
                           extra_state={"views": views})
         self.history["*"] = trainer.fit()
