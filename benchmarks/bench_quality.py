@@ -307,11 +307,13 @@ def print_curves(results: list[dict]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ main
-def load_results(path: Path) -> list[dict]:
-    """The last result of each (recipe, dataset, overrides, tag, seed, curve) in ``path``."""
+def load_results(path: Path, more: tuple = ()) -> list[dict]:
+    """The last result of each (recipe, dataset, overrides, tag, seed, curve) in ``path`` (then ``more``)."""
     seen: dict = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
+    for p in [path, *more]:
+        if not p.is_file():
+            continue
+        for line in p.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
                 r.setdefault("seed", 0)
@@ -331,14 +333,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--curve", type=int, nargs="*", default=None,
                     help="also train each recipe at these budgets (epochs, no stop rule): learning curves")
+    ap.add_argument("--curve-only", action="store_true", help="only the --curve budgets (the main cells run elsewhere)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--cache-dir", type=Path, default=Path("runs/bench_quality/cache"))
     ap.add_argument("--out", type=Path, default=Path("runs/bench_quality/results.jsonl"))
     ap.add_argument("--table-only", action="store_true", help="only print the table of --out")
+    ap.add_argument("--merge", type=Path, nargs="*", default=[], help="more result files to tabulate with --out")
     args = ap.parse_args(argv)
 
-    results = load_results(args.out)
+    results = load_results(args.out, tuple(args.merge))
     if args.table_only:
         print_tables(results)
         return 0
@@ -363,7 +367,8 @@ def main(argv=None) -> int:
         splits["synthetic"] = ([c for c in tr if c.machine in args.machines],
                                [c for c in te if c.machine in args.machines], yr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    runs = [(None, [])] + [(b, [f"train.epochs={b}", "train.patience=null"]) for b in (args.curve or [])]
+    runs = [] if args.curve_only else [(None, [])]
+    runs += [(b, [f"train.epochs={b}", "train.patience=null"]) for b in (args.curve or [])]
     for ds, (train, test, year) in splits.items():
         for recipe in args.recipes:
             try:
@@ -389,7 +394,7 @@ def main(argv=None) -> int:
                           f"{r['wall_s']:.0f} s, stop {stop_text([r])}", flush=True)
                     with open(args.out, "a") as f:
                         f.write(json.dumps(r, default=float) + "\n")
-    print_tables(load_results(args.out))
+    print_tables(load_results(args.out, tuple(args.merge)))
     return 0
 
 
