@@ -28,6 +28,8 @@ Usage (data: ``--root`` of a generated set, default the small preset generated o
     .venv/bin/python benchmarks/diag_clsia.py --seeds 0 1 2
     .venv/bin/python benchmarks/diag_clsia.py --seeds 0 1 2 --untrained
     .venv/bin/python benchmarks/diag_clsia.py --seeds 0 1 2 --set augment.logmixupexp.alpha=0 --tag nomix
+    .venv/bin/python benchmarks/diag_clsia.py --seeds 0 --untrained --layers     # per-stage 1-NN
+    .venv/bin/python benchmarks/diag_clsia.py --chance 300                      # what random scores get
     .venv/bin/python benchmarks/diag_clsia.py --gearbox --seeds 0 1 2
 """
 
@@ -95,6 +97,35 @@ def all_scores(method, train, test, audio) -> dict[str, np.ndarray]:
     return out
 
 
+def layer_features(method, clips, audio) -> dict[str, np.ndarray]:
+    """Per MobileFaceNet stage of the section's encoder (eval mode, after training): the activation
+    averaged over frequency and time (``<stage>``, a channel vector) and averaged over time only
+    (``<stage>/f``, channels x frequency rows: where in frequency is kept)."""
+    import torch
+
+    key = method._model_for(clips[0])
+    enc = method.models[key]["encoder"].eval()
+    mean, std = method.models[key]["prenorm"]
+    stages = {"stem": enc.stem, "dw": enc.dw, **{f"block{i}": b for i, b in enumerate(enc.blocks)},
+              "expand": enc.expand, "gdconv": enc.gdconv, "embedding": enc.project}
+    got: dict[str, list] = {}
+    hooks = []
+    for name, mod in stages.items():
+        def hook(m, inp, out, name=name):
+            got.setdefault(name, []).append(out.mean((2, 3)).numpy())
+            if out.shape[2] > 1:
+                got.setdefault(name + "/f", []).append(out.mean(3).flatten(1).numpy())
+        hooks.append(mod.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            for _, xb in audio.iter_batches(list(clips), 32):
+                enc(((method.frontend(xb) - mean) / std).unsqueeze(1))
+    finally:
+        for h in hooks:
+            h.remove()
+    return {k: np.concatenate(v, 0) for k, v in got.items()}
+
+
 def aucs(test, s: np.ndarray) -> dict[str, float]:
     """Mean over sections of AUC(src normals vs all anomalies), AUC(tgt normals vs all anomalies),
     and within-domain AUCs."""
@@ -123,6 +154,10 @@ def main(argv=None) -> int:
     ap.add_argument("--machines", nargs="*", default=None, help="only these machine types")
     ap.add_argument("--gearbox", action="store_true", help="the real gearbox clips instead of the simulator")
     ap.add_argument("--root", type=Path, default=ROOT / "runs" / "bench_quality" / "synth-small")
+    ap.add_argument("--layers", action="store_true",
+                    help="also 1-NN on every encoder stage's activations (mean over time / over time and frequency)")
+    ap.add_argument("--chance", type=int, default=0, metavar="N",
+                    help="only print the official score of N draws of uniformly random scores on the test set")
     ap.add_argument("--tag", default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "diag_clsia" / "results.jsonl")
     ap.add_argument("--threads", type=int, default=1)
@@ -142,6 +177,13 @@ def main(argv=None) -> int:
     if a.machines:
         train = [c for c in train if c.machine in a.machines]
         test = [c for c in test if c.machine in a.machines]
+    if a.chance:
+        rng = np.random.default_rng(0)
+        o = 100 * np.array([evaluate_scores(test, rng.random(len(test)), year=year).official_score
+                            for _ in range(a.chance)])
+        print(f"# random scores, {a.chance} draws, {len(test)} test clips: official {o.mean():.1f} ± {o.std():.1f}, "
+              f"5-95 % {np.percentile(o, 5):.1f}-{np.percentile(o, 95):.1f}")
+        return 0
     sets = list(a.overrides) + (["train.epochs=1", "train.lr=1e-12"] if a.untrained else [])
     cfg = load_recipe("synthetic/clsia", sets)
     audio = AudioSource(cfg["audio"], memory=True)
@@ -158,6 +200,10 @@ def main(argv=None) -> int:
             meth = build_method("clsia", cfg, FitContext(seed=seed, quiet=True)).fit(tr, [], audio)
             for k, v in all_scores(meth, tr, [test[i] for i in ti], audio).items():
                 scores[k][ti] = v
+            if a.layers:
+                f_tr, f_te = layer_features(meth, tr, audio), layer_features(meth, [test[i] for i in ti], audio)
+                for k in f_tr:
+                    scores.setdefault("L:" + k, np.zeros(len(test)))[ti] = _nn(f_te[k], f_tr[k])
         wall = time.perf_counter() - t0
         res = {k: aucs(test, v) for k, v in scores.items()}
         official = evaluate_scores(test, scores["recipe"], year=year).official_score
@@ -165,7 +211,7 @@ def main(argv=None) -> int:
         with open(a.out, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(f"seed {seed} ({wall:.0f} s): official {100 * official:.1f}", flush=True)
-        for k in SCORES:
+        for k in scores:
             print("   " + f"{k:8s} " + "  ".join(f"{n} {100 * v:5.1f}" for n, v in res[k].items()), flush=True)
     return 0
 
