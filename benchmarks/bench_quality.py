@@ -22,8 +22,11 @@ rule (``train.patience`` on the ``data.holdout`` training normals), the epochs r
 ``--machines`` restricts the synthetic set to some machine types (a reduced grid: say so when quoting).
 
 Learning curves (``--curve 1 2 4 8``): every recipe is also trained at each budget (``train.epochs``
-= the budget, ``train.patience=null``: no stop, the same held-out split), and a table gives the AUC
-vs budget next to the stop rule's choice (the recipe as it is: epochs run / epoch kept, its AUC).
+= the budget, ``train.patience=null``: no early stop, the same held-out split). The methods still
+keep the epoch with the best held-out loss *within* the budget, so a column is "the best held-out
+epoch of a run of E epochs" (add ``--set data.holdout=0`` for the final weights of E epochs on every
+training clip). A table gives this next to the stop rule's choice (the recipe as it is: epochs run /
+epoch kept, its AUC).
 
 A recipe whose file or method is missing is skipped with a printed note (methods land one by one).
 Results are appended to ``--out`` (JSON lines, one per recipe, dataset, overrides and seed), so cells
@@ -293,8 +296,8 @@ def print_curves(results: list[dict]) -> None:
         rs = [r for r in curves if r["dataset"] == dataset]
         budgets = sorted({r["curve"] for r in rs})
         recipes = sorted({r["recipe"] for r in rs})
-        print(f"\n### learning curves on {dataset}: hmean AUC (%) vs training epochs (no stop, same held-out split),"
-              f" mean ± std over seeds\n")
+        print(f"\n### learning curves on {dataset}: hmean AUC (%) vs training budget (no early stop; the best"
+              f" held-out epoch within the budget is kept), mean ± std over seeds\n")
         print("| recipe | " + " | ".join(f"{b} ep" for b in budgets) + " | stop rule: AUC | stop rule: epochs run / kept |")
         print("|---|" + "---|" * (len(budgets) + 2))
         for rec in recipes:
