@@ -107,8 +107,16 @@ def torch_threads(n: Optional[int]) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def build_schedule(optimizer: Any, ocfg: Any, loader: Mapping[str, Any], steps_per_epoch: int, epochs: int) -> Any:
-    """The learning-rate schedule, stepped once per optimiser step.
+def build_schedule(optimizer: Any, ocfg: Any, loader: Mapping[str, Any], steps_per_epoch: int, epochs: int,
+                   interval: str = "step") -> Any:
+    """The learning-rate schedule, in units of the trainer's scheduler steps.
+
+    ``interval`` is the recipe's ``train.scheduler_interval`` (the trainer's
+    :attr:`~auscult.engine.TrainConfig.scheduler_interval`): ``step`` (the schedule is stepped after
+    every optimiser step, so it spans ``steps_per_epoch * epochs`` steps) or ``epoch`` (stepped once
+    per epoch: it spans ``epochs`` steps, and ``warmup_steps`` / ``step_size`` count epochs). Building a
+    per-step span for a per-epoch schedule leaves the learning rate near its start value for the whole
+    run (the bug this parameter fixes: every method passes ``tcfg.scheduler_interval``).
 
     ``multistep``: ``lr = base * gamma ** (number of milestones passed)`` with milestones given in
     epochs (e.g. ProtoASD's 0.1 / 0.01 / 0.001 for 50 / 40 / 30 epochs is ``lr: 0.1``,
@@ -118,11 +126,14 @@ def build_schedule(optimizer: Any, ocfg: Any, loader: Mapping[str, Any], steps_p
 
     from ..engine.optim import build_scheduler
 
+    if interval not in ("step", "epoch"):
+        raise ConfigError(f"train.scheduler_interval must be 'step' or 'epoch', got {interval!r}")
+    per_epoch = 1 if interval == "epoch" else max(1, int(steps_per_epoch))
     if loader.get("multistep"):
-        bounds = [int(m) * steps_per_epoch for m in loader["milestones"]]
+        bounds = [int(m) * per_epoch for m in loader["milestones"]]
         gamma = float(ocfg.gamma)
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: gamma ** bisect.bisect_right(bounds, t))
-    return build_scheduler(optimizer, ocfg, total_steps=max(1, steps_per_epoch * epochs))
+    return build_scheduler(optimizer, ocfg, total_steps=max(1, per_epoch * int(epochs)))
 
 
 def build_frontend_from_recipe(features: Mapping[str, Any] | None, default: str = "logmel") -> Any:

@@ -21,7 +21,8 @@ Recipe keys read here (all optional, defaults = the baseline)::
     features: {n_fft: 1024, hop_length: 512, n_mels: 128, power: 2.0, ...}   # FeatureConfig
     model:    {context: 5, hidden: 128, bottleneck: 8, n_layers: 4, normalize: false}
     train:    {epochs: 100, batch_size: 512, lr: 0.001, optimizer: adam, weight_decay: 0.0,
-               patience: null, log_every: 50, checkpoint_every_steps: null, device: auto, threads: 1}
+               patience: null, min_delta: 0.0, log_every: 50, checkpoint_every_steps: null, device: auto,
+               threads: 1}
 
 ``model.normalize: true`` standardises every mel band with the training frames' mean and standard
 deviation (kept in the state) — not in the baseline, whose linear output layer must learn the
@@ -51,7 +52,7 @@ from .base import (METHODS, FitContext, Method, ScoringGraph, TFMap, backend_fro
 
 MODEL_KEYS = {"context": 5, "hidden": 128, "bottleneck": 8, "n_layers": 4, "normalize": False}
 TRAIN_KEYS = {"epochs": 100, "batch_size": 512, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
-              "patience": None, "log_every": 50, "checkpoint_every_steps": None, "device": "auto",
+              "patience": None, "min_delta": 0.0, "log_every": 50, "checkpoint_every_steps": None, "device": "auto",
               "amp": "off", "threads": 1}
 SCORE_KEYS = {"kind": "mse", "shrinkage": "none", "group_by": "section", "batch_clips": 16}
 SCORE_KINDS = ("mse", "mahalanobis")
@@ -295,7 +296,7 @@ class AutoencoderMethod(Method):
         hash_src["group"] = ctx.group
         cfg = TrainConfig(epochs=tc["epochs"], seed=int(ctx.seed), device=str(device), amp=tc["amp"],
                           log_every=tc["log_every"], checkpoint_every_steps=tc["checkpoint_every_steps"],
-                          patience=tc["patience"], resume=bool(ctx.resume) and run is not None,
+                          patience=tc["patience"], min_delta=float(tc["min_delta"]), resume=bool(ctx.resume) and run is not None,
                           config_hash=config_hash(hash_src), quiet=True if ctx.quiet else None)
         keep = nu.BestWeights()
         trainer = Trainer(self.net, step_fn, loader, opt, None, cfg, run_dir=run, val_fn=val_fn, callbacks=[keep])

@@ -288,10 +288,8 @@ class OSSCL(Method):
                 return {"val_loss": float(s.mean())}
 
         opt = build_optimizer(self.model, ocfg)
-        # scheduler_interval 'epoch' (the OS-SCL code's CosineAnnealingLR(T_max=epochs)): one schedule
-        # step per epoch, so the schedule spans `epochs` steps
-        per_epoch = 1 if tcfg.scheduler_interval == "epoch" else len(loader)
-        sched = nu.build_schedule(opt, ocfg, ld, per_epoch, tcfg.epochs)
+        # scheduler_interval 'epoch' = the OS-SCL code's CosineAnnealingLR(T_max=epochs)
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs, tcfg.scheduler_interval)
         ema = build_ema(self.model, self.ema_cfg)
         best = BestWeights()
         run_dir = nu.stage_run_dir(self.context, "osscl")

@@ -184,6 +184,7 @@ class ProtoASD(Method):
         self.train_meta: list[dict[str, Any]] = []
         self.sections: dict[str, dict[str, np.ndarray]] = {}
         self.history: dict[str, list[dict[str, Any]]] = {}
+        self.selected: str = ""  # the pre-trained weights kept (with held-out clips)
 
     # ---- helpers -----------------------------------------------------------------------------
     def _finetune_train_section(self) -> dict[str, Any]:
@@ -233,7 +234,12 @@ class ProtoASD(Method):
 
     # ---- fit -------------------------------------------------------------------------------------
     def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "ProtoASD":
-        """Train on ``train`` (fixed schedule as in the paper: ``val`` is not used)."""
+        """Train on ``train``. The paper's schedule is fixed; with held-out training normals ``val``
+        (the recipe's ``data.holdout``) the prototype pre-training gets a stop rule: after every epoch
+        ``val_loss`` = the prototype loss of every crop of the held-out clips (eval mode, against the
+        epoch's prototypes) is recorded in ``history["pretrain"]``, the epoch with the lowest one is
+        kept (``selected``) and ``train.patience`` epochs without improvement stop the stage. The
+        fine-tuning stage keeps its fixed schedule."""
         with nu.torch_threads(self.threads):
             return self._fit(train, val, audio)
 
@@ -254,7 +260,8 @@ class ProtoASD(Method):
         self.net = self._build_net()
         ds = ClipDataset(train, audio, targets=targets)
         self.history = {}
-        self.history["pretrain"] = self._pretrain(ds, targets)
+        vals = [c for c in val if attribute_class(c) in cid]
+        self.history["pretrain"] = self._pretrain(ds, targets, vals, [cid[attribute_class(c)] for c in vals], audio)
         self.history["finetune"] = self._finetune(ds, train, targets)
         self.net.eval()
         self.train_embeddings = self.embed(train, audio)
@@ -263,7 +270,8 @@ class ProtoASD(Method):
         self._fit_prototypes()
         return self
 
-    def _pretrain(self, ds: Any, targets: Sequence[int]) -> list[dict[str, Any]]:
+    def _pretrain(self, ds: Any, targets: Sequence[int], val: Sequence[Clip] = (), val_targets: Sequence[int] = (),
+                  audio: Any = None) -> list[dict[str, Any]]:
         from ..engine.optim import build_optimizer
         from ..engine.trainer import Trainer
 
@@ -299,11 +307,37 @@ class ProtoASD(Method):
                 f = random_frame_crop(self._features(x), crop)
             return {"loss": prototype_loss(net(f.unsqueeze(1)), y, protos.prototypes, protos.owner, tau)}
 
+        val_fn = None
+        if val:
+            val_wave = audio.batch(list(val))
+            val_y = torch.as_tensor(list(val_targets), dtype=torch.long)
+
+            @torch.no_grad()
+            def val_fn(net, state):
+                net = getattr(net, "module", net)
+                if int(protos.epoch) < 0:
+                    return {"val_loss": float("nan")}
+                total, count = 0.0, 0
+                for i in range(0, len(val), bs):
+                    crops = self._crops(self._features(val_wave[i:i + bs]))  # [B, n, F, crop]
+                    b, k = crops.shape[:2]
+                    y = val_y[i:i + bs].to(self.device).repeat_interleave(k)
+                    emb = net(crops.reshape(b * k, 1, *crops.shape[2:]))
+                    total += float(prototype_loss(emb, y, protos.prototypes, protos.owner, tau)) * b * k
+                    count += b * k
+                return {"val_loss": total / count}
+
         opt = build_optimizer(self.net, ocfg)
-        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
-        trainer = Trainer(self.net, step_fn, loader, opt, sched, tcfg, run_dir=nu.stage_run_dir(self.context, "protoasd_pretrain"),
-                          extra_state={"prototypes": protos})
-        return trainer.fit()
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs, tcfg.scheduler_interval)
+        run_dir = nu.stage_run_dir(self.context, "protoasd_pretrain")
+        best = nu.BestWeights()
+        trainer = Trainer(self.net, step_fn, loader, opt, sched, tcfg, run_dir=run_dir, val_fn=val_fn,
+                          extra_state={"prototypes": protos}, callbacks=[best])
+        history = trainer.fit()
+        if val_fn is not None:
+            self.selected = nu.restore_selected(self.net, trainer, best, run_dir, use_ema=False)
+            log.info("protoasd: pre-trained weights of %s (val_loss on %d held-out clips)", self.selected, len(val))
+        return history
 
     def finetune_loader(self, ds: Any, train: Sequence[Clip], targets: Sequence[int]) -> Any:
         """The fine-tuning loader: balanced batches of N attribute classes x K clips
@@ -338,7 +372,7 @@ class ProtoASD(Method):
             return {"loss": loss_fn(net(f.unsqueeze(1)), y, generator=gen)}
 
         opt = build_optimizer(self.net, ocfg)
-        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs, tcfg.scheduler_interval)
         trainer = Trainer(self.net, step_fn, loader, opt, sched, tcfg, run_dir=nu.stage_run_dir(self.context, "protoasd_finetune"))
         return trainer.fit()
 

@@ -25,8 +25,10 @@ the section's source training embeddings plus every target training embedding as
 score = minimum cosine distance to a centre. ``ensemble.size = N`` trains ``N`` models with seeds
 ``seed, seed + 1, ...`` and averages their scores (the paper's eval result is an ensemble of 5).
 
-No model selection: the paper trains a fixed 10 epochs; held-out normals (``val``) are only
-scored after each epoch for the log (``val_loss`` = the same two-term loss without augmentation).
+Stop rule: the paper trains a fixed 10 epochs (its recipes hold nothing out). With held-out training
+normals (``val``, the recipe's ``data.holdout``), ``val_loss`` (the sub-cluster AdaCos loss of the
+held-out clips, no augmentation, eval mode) is recorded after every epoch, the epoch with the lowest
+one is kept (``selected``) and ``train.patience`` epochs without improvement stop the member.
 
 Options that select between auscult's defaults and the published code (docs/methods/ssl4asd.md has
 the table): ``net`` (the dual-branch net's ``layout``, ``norm``, ``se_reduction``,
@@ -182,6 +184,7 @@ class SSL4ASD(Method):
         self.models: list[SSLModel] = []
         self.backends: list[Any] = []
         self.history: list[list[dict[str, Any]]] = []
+        self.selected: list[str] = []  # per member: the weights kept (with held-out clips)
 
     @property
     def device(self) -> torch.device:
@@ -248,7 +251,7 @@ class SSL4ASD(Method):
         self.classes = sorted({attribute_class(c) for c in train})
         cid = {k: i for i, k in enumerate(self.classes)}
         targets = [cid[attribute_class(c)] for c in train]
-        self.models, self.backends, self.history = [], [], []
+        self.models, self.backends, self.history, self.selected = [], [], [], []
         meta = BackendMeta.from_clips(train)
         for member in range(int(self.opts["ensemble"]["size"])):
             seed = int(self.context.seed) + member
@@ -298,10 +301,16 @@ class SSL4ASD(Method):
                 return {"val_loss": tot / vw.shape[0]}
 
         opt = build_optimizer(model, ocfg)
-        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs, tcfg.scheduler_interval)
         stage = "ssl4asd" if int(self.opts["ensemble"]["size"]) == 1 else f"ssl4asd_{member}"
-        trainer = Trainer(model, step_fn, loader, opt, sched, tcfg, run_dir=nu.stage_run_dir(ctx, stage), val_fn=val_fn)
+        run_dir = nu.stage_run_dir(ctx, stage)
+        best = nu.BestWeights()
+        trainer = Trainer(model, step_fn, loader, opt, sched, tcfg, run_dir=run_dir, val_fn=val_fn, callbacks=[best])
         self.history.append(trainer.fit())
+        if val_fn is not None:
+            self.selected.append(nu.restore_selected(model, trainer, best, run_dir, use_ema=False))
+            log.info("ssl4asd member %d: weights of %s (val_loss on %d held-out clips)", member, self.selected[-1],
+                     len(vals))
         return model.eval()
 
     # ---- embed / score ---------------------------------------------------------------------------

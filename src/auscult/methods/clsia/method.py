@@ -130,6 +130,7 @@ class CLSIA(Method):
         self.train_meta: list[dict[str, Any]] = []
         self.backend = None
         self.history: dict[str, list[dict[str, Any]]] = {}
+        self.selected: dict[str, str] = {}  # section key -> the weights kept (with held-out clips)
 
     # ---- building blocks ----------------------------------------------------------------
     @property
@@ -159,14 +160,19 @@ class CLSIA(Method):
 
     # ---- fit ----------------------------------------------------------------------------------
     def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "CLSIA":
-        """Train on ``train`` (fixed schedule as in the paper: ``val`` is not used)."""
+        """Train on ``train``. Held-out training normals ``val`` (the recipe's ``data.holdout``; none
+        in the paper's recipes: a fixed schedule) give the contrastive stage a stop rule: after every
+        epoch, ``val_loss`` = the contrastive loss of the held-out clips of the section (two views
+        drawn by a fixed-seed generator, so every epoch sees the same views; keys from the key encoder;
+        the batch's and the queue's keys, queue unchanged) is recorded in the history; the epoch with
+        the lowest one is kept and ``train.patience`` epochs without improvement stop the training."""
         with nu.torch_threads(self.threads):
             return self._fit(train, val, audio)
 
     def _fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "CLSIA":
-        train = list(train)
+        train, val = list(train), list(val)
         self.n_samples = nu.start_fit("clsia", train, audio, seed=int(self.context.seed))
-        self.models, self.history = {}, {}
+        self.models, self.history, self.selected = {}, {}, {}
         keys = sorted({self.section_key(c) for c in train})
         if self.opts["mode"] == "finetune":
             self._fit_finetune(train, audio)
@@ -176,9 +182,9 @@ class CLSIA(Method):
                 machine = anchors[0].machine
                 pool = [c for c in train if self.section_key(c) != key
                         and (self.opts["negatives"] == "any" or c.machine == machine)]
-                self._fit_moco(key, anchors, pool, audio)
+                self._fit_moco(key, anchors, pool, audio, [c for c in val if self.section_key(c) == key])
         else:
-            self._fit_moco("*", train, [], audio)
+            self._fit_moco("*", train, [], audio, val)
         self._fit_backend(train, audio)
         return self
 
@@ -191,7 +197,8 @@ class CLSIA(Method):
         table = {k: i for i, k in enumerate(anchor_keys + pool_keys)}
         return ([table[self.section_key(c)] for c in anchors], [table[self.section_key(c)] for c in pool], "section")
 
-    def _fit_moco(self, key: str, anchors: Sequence[Clip], pool: Sequence[Clip], audio: Any) -> None:
+    def _fit_moco(self, key: str, anchors: Sequence[Clip], pool: Sequence[Clip], audio: Any,
+                  val: Sequence[Clip] = ()) -> None:
         from ...engine.trainer import Trainer
 
         if len(anchors) < 2:
@@ -220,19 +227,55 @@ class CLSIA(Method):
         def step_fn(batch, net, state):
             return {"loss": moco_step(getattr(net, "module", net), views, queue, fe, batch)}
 
+        val_fn = self._val_fn(list(val), anchors, y_anchor, kind, audio, views, queue, fe, bs)
         opt_params = [p for p in model.parameters() if p.requires_grad]
         from ...engine.optim import build_optimizer
 
         opt = build_optimizer(opt_params, ocfg)
-        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs, tcfg.scheduler_interval)
         stage = nu.stage_run_dir(self.context, "clsia_" + key.replace("/", "_").replace("*", "all"))
-        trainer = Trainer(model, step_fn, loader, opt, sched, tcfg, run_dir=stage,
-                          extra_state={"views": views, "queue": queue})
+        best = nu.BestWeights()
+        trainer = Trainer(model, step_fn, loader, opt, sched, tcfg, run_dir=stage, val_fn=val_fn,
+                          extra_state={"views": views, "queue": queue}, callbacks=[best])
         self.history[key] = trainer.fit()
+        if val_fn is not None:
+            self.selected[key] = nu.restore_selected(model, trainer, best, stage, use_ema=False)
+            log.info("clsia %s: encoder of %s (val_loss on %d held-out clips)", key, self.selected[key], len(val))
         model.eval()
         self.models[key] = {"encoder": model.encoder, "prenorm": (float(views.prenorm.mean), float(views.prenorm.var.sqrt()))}
         if self.opts["recalibrate_bn"]:
             self._recalibrate_bn(key, anchors, audio, bs)
+
+    def _val_fn(self, val: list[Clip], anchors: Sequence[Clip], y_anchor: Sequence[int], kind: str, audio: Any,
+                views: CLSIAViews, queue: LabelledKeyQueue, fe: nn.Module, bs: int) -> Any:
+        """``val_fn`` for the trainer: the held-out clips' contrastive loss (see :meth:`fit`), or ``None``."""
+        from .model import contrastive_loss
+
+        if not val:
+            return None
+        wave = audio.batch(val)
+        if kind == "instance":  # every held-out clip is its own instance: labels no key carries
+            labels = torch.arange(len(val), dtype=torch.long) + 1_000_000
+        else:
+            lab = {self.section_key(c): int(y) for c, y in zip(anchors, y_anchor)}
+            labels = torch.as_tensor([lab[self.section_key(c)] for c in val], dtype=torch.long)
+        seed = int(self.context.seed)
+
+        @torch.no_grad()
+        def val_fn(model, state):
+            model = getattr(model, "module", model)
+            gen = torch.Generator().manual_seed(seed)  # the same views every epoch
+            total = 0.0
+            for i in range(0, len(val), bs):
+                x = views.normalize(fe(wave[i:i + bs].to(self.device)))
+                v1, v2 = views.view(x, gen), views.view(x, gen)
+                q, k = model.query(v1.unsqueeze(1)), model.key(v2.unsqueeze(1))
+                y = labels[i:i + bs].to(self.device)
+                own = torch.arange(q.shape[0], device=q.device)
+                total += float(contrastive_loss(q, y, k, y, queue, own=own)) * q.shape[0]
+            return {"val_loss": total / len(val)}
+
+        return val_fn
 
     def _pretrain_stage(self, audio: Any) -> Optional[str]:
         """The recipe's pre-training stage (``clsia.pretrain.folder``): run once per run, reused by
@@ -308,7 +351,7 @@ class CLSIA(Method):
             return {"loss": loss}
 
         opt = build_optimizer(model, ocfg)
-        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs)
+        sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs, tcfg.scheduler_interval)
         trainer = Trainer(model, step_fn, loader, opt, sched, tcfg, run_dir=nu.stage_run_dir(self.context, "clsia_finetune"),
                           extra_state={"views": views})
         self.history["*"] = trainer.fit()
