@@ -53,3 +53,27 @@ def pytest_collection_modifyitems(config, items):
         if not names or "@" in item.nodeid or not hasattr(item, "_id"):
             continue
         item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
+
+
+_TORCH_THREADS: list[int] = []
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """Every test starts with the worker's first torch thread count. Several engine tests pin one
+    thread and did not put it back, so a later test's training ran with 1 or 2 threads depending on
+    which tests the worker happened to run first, and float reductions (hence small-data quality
+    figures) depended on test order: the SSL4ASD beats-chance fixture scores 0.587 at 1 thread and
+    passes at 2."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        if not _TORCH_THREADS:
+            _TORCH_THREADS.append(torch.get_num_threads())
+        elif torch.get_num_threads() != _TORCH_THREADS[0]:
+            torch.set_num_threads(_TORCH_THREADS[0])
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and _TORCH_THREADS and torch.get_num_threads() != _TORCH_THREADS[0]:
+        torch.set_num_threads(_TORCH_THREADS[0])
