@@ -63,8 +63,8 @@ def _torch_threads_restored():
     """Every test starts with the worker's first torch thread count. Several engine tests pin one
     thread and did not put it back, so a later test's training ran with 1 or 2 threads depending on
     which tests the worker happened to run first, and float reductions (hence small-data quality
-    figures) depended on test order: the SSL4ASD beats-chance fixture scores 0.587 at 1 thread and
-    passes at 2."""
+    figures) depended on test order (seen with issue 18's fast paths, branch i18: the SSL4ASD
+    beats-chance fixture scored 0.587 at 1 thread and passed at 2)."""
     import sys
 
     torch = sys.modules.get("torch")
