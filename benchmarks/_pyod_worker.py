@@ -3,11 +3,11 @@
 PyOD is the peer an engineer would otherwise pick, never an auscult dependency. Install it in
 its own virtual environment (CPU torch pinned, so pip does not pull CUDA wheels)::
 
-    python3 -m venv /work/venv-bench
-    /work/venv-bench/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-    /work/venv-bench/bin/pip install "pyod[audio]==3.6.*" soundfile
+    python3 -m venv ~/venv-pyod
+    ~/venv-pyod/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    ~/venv-pyod/bin/pip install "pyod[audio]==3.6.*" soundfile
 
-and point the benchmark at it with ``--pyod-python /work/venv-bench/bin/python``.
+and point the benchmark at it with ``--pyod-python ~/venv-pyod/bin/python``.
 
 Protocol (one JSON request on stdin; one JSON line per (job, detector) result on stdout, written as
 soon as it exists, with ``"error"`` instead of scores when that detector failed)::

@@ -37,7 +37,7 @@ torch on 2 threads), and scoring of single 10 s clips (CPU seconds per clip, 1 t
 
 Examples::
 
-    PYTHONPATH=src python benchmarks/bench_small_data.py --data gearbox --pyod-python /work/venv-bench/bin/python
+    PYTHONPATH=src python benchmarks/bench_small_data.py --data gearbox --pyod-python ~/venv-pyod/bin/python
     PYTHONPATH=src python benchmarks/bench_small_data.py --data gearbox synth --n 25 50 95 --seeds 0 1 2 --speed
 """
 
@@ -498,7 +498,9 @@ def main(argv: Optional[list[str]] = None) -> None:
                     help="subset (names or prefixes: 'monitor:', 'pyod:', 'bs32/'); default: all")
     ap.add_argument("--encoder-weights", default=None,
                     help="a pre-trained CNN encoder (auscult.encoders.cnn) to add as 'cnn/<back-end>' candidates")
-    ap.add_argument("--pyod-python", default=os.environ.get("AUSCULT_PYOD_PYTHON", "/work/venv-bench/bin/python"))
+    ap.add_argument("--pyod-python", default=os.environ.get("AUSCULT_PYOD_PYTHON"),
+                    help="a Python with pyod, librosa and torch (see benchmarks/_pyod_worker.py); "
+                         "default $AUSCULT_PYOD_PYTHON; without it the PyOD side is skipped")
     ap.add_argument("--select-on", default="synth", choices=["synth", "none"])
     ap.add_argument("--speed", action="store_true", help="also time fit + threshold and scoring from waveforms")
     ap.add_argument("--cache", default=str(ROOT / "runs" / "bench_small_data"))
