@@ -73,13 +73,14 @@ N_CLASSES = 41
 AUSCULT_ROWS = {
     "auscult default": ("", {}),
     "auscult plain": ("plain", {}),
-    "plain + channels_last": ("plain,channels_last=1", {}),
+    "plain + channels_last": ("plain,channels_last=1,train_channels_last=1", {}),
     "plain + fused_prelu": ("plain,fused_prelu=1", {}),
     "plain + waveform": ("plain,waveform=1", {}),
     "plain + fold (infer)": ("plain", {"fold": True}),
     "plain + torch.compile": ("plain", {"compile": True}),
     "default + torch.compile": ("", {"compile": True}),
     "default + bf16 (auto)": ("bf16=auto", {}),
+    "default + channels-last training": ("train_channels_last=1", {}),
 }
 REF_ROWS = ("ref stock allocator", "ref tuned allocator", "ref tuned, no EMA (train)")
 NETS = {

@@ -30,6 +30,8 @@ def test_parse_plain_and_named_settings():
     assert FastPath.parse("plain,fused_prelu=1") == FastPath(channels_last=False, fused_prelu=True, waveform=False,
                                                              bf16="off")
     assert FastPath.parse("channels_last=off, bf16=auto") == FastPath(channels_last=False, bf16="auto")
+    assert FastPath.parse("train_channels_last=1") == FastPath(train_channels_last=True)
+    assert not FastPath().train_channels_last and not FastPath.plain().train_channels_last
     for bad in ("nope=1", "compile=1", "channels_last", "channels_last=maybe", "bf16=fast"):
         with pytest.raises(ConfigError):
             FastPath.parse(bad)
@@ -164,7 +166,7 @@ def test_tfgram_fast_paths_match_the_plain_path():
     assert seen == [(3, 16, 2 * net.frames)]
 
 
-def test_trainer_trains_channels_last_and_restores_the_layout():
+def test_trainer_trains_channels_last_when_asked_and_restores_the_layout():
     from auscult.nets import MobileFaceNet
 
     torch.manual_seed(0)
@@ -177,16 +179,18 @@ def test_trainer_trains_channels_last_and_restores_the_layout():
         seen.append(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous())
         return {"loss": model(batch).square().mean()}
 
-    t = Trainer(net, step, [x, x], build_optimizer(net, name="adamw", lr=1e-3), None,
-                TrainConfig(device="cpu", epochs=1, quiet=True, log_every=0))
-    t.fit()
+    def fit(n):
+        Trainer(net, step, [x] * n, build_optimizer(net, name="adamw", lr=1e-3), None,
+                TrainConfig(device="cpu", epochs=1, quiet=True, log_every=0)).fit()
+
+    assert fastpath.settings().train_channels_last is False  # opt-in (see the module docstring)
+    fit(1)
+    assert seen == [False]
+    seen.clear()
+    with overridden(train_channels_last=True):
+        fit(2)
     assert seen == [True, True]
     assert all(p.is_contiguous() for p in net.parameters())
-    with overridden(channels_last=False):
-        seen.clear()
-        Trainer(net, step, [x], build_optimizer(net, name="adamw", lr=1e-3), None,
-                TrainConfig(device="cpu", epochs=1, quiet=True, log_every=0)).fit()
-        assert seen == [False]
 
 
 def test_logmel_pool_and_paired_mel_match_the_previous_path():
