@@ -368,3 +368,47 @@ def test_a_multi_channel_recording_is_read_with_the_models_channel_policy(knn_fi
     with pytest.raises(ConfigError, match="say which machine"):
         b2.channel()
     assert b2.score_file(stereo, machine="b").score == pytest.approx(s_far, rel=1e-5)
+
+
+def test_the_service_reads_a_multi_channel_upload_with_the_models_channel_policy(knn_fit, tmp_path):
+    """An upload of a two-channel (near, far) recording is scored on the machine's channel, as
+    ``Bundle.score_file`` scores the file (not the mean of the mics); a near/far model refuses a
+    three-channel upload with 422; ``decode_upload`` keeps mono uploads as they are."""
+    pytest.importorskip("fastapi")
+    import soundfile as sf
+    from fastapi.testclient import TestClient
+
+    from auscult.monitor.bundle import MachineModel
+    from auscult.monitor.service import ServiceConfig, create_app
+    from auscult.monitor.service.uploads import UploadProblem, decode_upload
+
+    _, _, path = knn_fit
+    b = load_bundle(path)
+    mm = b.models["fan"]
+    far_path = save_bundle(tmp_path / "far.auscult", Bundle(
+        {"fan": MachineModel(mm.method, mm.threshold, mm.calibration, {**mm.fit_info, "channel": "far"})},
+        b.sample_rate, b.window_s, b.hop_s))
+    near, far = render(912), render(913, anomaly="rub")
+    stereo, three = tmp_path / "two.wav", tmp_path / "three.wav"
+    sf.write(stereo, np.stack([near, far], axis=1), SR, subtype="FLOAT")
+    sf.write(three, np.stack([near, far, near], axis=1), SR, subtype="FLOAT")
+    for ch, want in [("near", near), ("far", far), (1, far), ("mean", (near + far) / 2)]:
+        np.testing.assert_allclose(decode_upload(stereo.read_bytes(), SR, channel=ch).wave, want, atol=1e-6)
+    np.testing.assert_allclose(decode_upload(write_wav(tmp_path / "m.wav", near).read_bytes(), SR,
+                                             channel="far").wave, near, atol=1e-4)
+    with pytest.raises(UploadProblem, match="3 channels"):
+        decode_upload(three.read_bytes(), SR, channel="near")
+    token = "t" * 32
+    app = create_app(ServiceConfig(models=[far_path], token=token, state_dir=tmp_path / "state"))
+    with TestClient(app) as client:
+        h = {"Authorization": f"Bearer {token}", "Content-Type": "audio/wav"}
+        r = client.post("/v1/machines/fan/score", content=stereo.read_bytes(), headers=h)
+        assert r.status_code == 200, r.text
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            far_bundle = load_bundle(far_path)
+            assert r.json()["score"] == pytest.approx(far_bundle.score_file(stereo).score, rel=1e-5)
+            assert r.json()["score"] == pytest.approx(far_bundle.score_waveform(far, SR).score, rel=1e-5)
+            assert r.json()["score"] != pytest.approx(far_bundle.score_waveform((near + far) / 2, SR).score, rel=1e-3)
+        bad = client.post("/v1/machines/fan/score", content=three.read_bytes(), headers=h)
+        assert bad.status_code == 422 and "3 channels" in bad.text
