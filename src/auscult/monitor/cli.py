@@ -223,20 +223,17 @@ def explain_cmd(
 
     import numpy as np
 
-    from ..audio import AudioConfig, decode_audio
     from .bundle import load_bundle
     from .explain import explanation_to_dict, plot_explanation
 
     _check_out(out, "--out", EXPLAIN_FORMATS)
     if json_path is not None:
         _check_out(json_path, "--json")
-    from ..audio import audio_info
-
     bundle = load_bundle(bundle_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sr = int(audio_info(file)["sample_rate"])  # its own rate: the input-quality check sees a missing band
-        x = decode_audio(file, AudioConfig(sample_rate=sr))
+        # its own rate (the input-quality check sees a missing band); channels as the machine reads them
+        x, sr = bundle.decode_file(file, machine)
         a = int(round(max(0.0, start) * sr))
         b = x.size if end is None else min(x.size, int(round(end * sr)))
         if b <= a:
