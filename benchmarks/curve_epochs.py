@@ -9,6 +9,9 @@ the test clips (normals 0095-0194, all anomalies) with each copy as the method w
 
 * ``ssl4asd``: the member's weights of epoch e, the k-means back-end refitted on the (non-held-out)
   training embeddings, score = min cosine distance (the method's ``score``);
+* ``autoencoder``: the weights of epoch e, the Mahalanobis back-end refitted as ``fit`` does;
+* ``clsia``: the query encoder of epoch e, batch norm re-estimated on the training clips and the kNN
+  back-end refitted as ``fit`` does (one section: one model);
 * ``protoasd``: the pre-training weights of epoch e, then (column ``+ft``) the recipe's fine-tuning
   from them (re-seeded identically for every e), then prototypes + covariance on the training
   embeddings and the method's Mahalanobis score; column ``pre`` skips the fine-tuning.
@@ -36,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-SUPPORTED = ("ssl4asd", "protoasd")
+SUPPORTED = ("ssl4asd", "protoasd", "clsia", "autoencoder")
 
 
 def _snapshots():
@@ -101,7 +104,13 @@ def run_one(recipe: str, seed: int, train, test, audio, extra: list[str]) -> dic
     finally:
         restore()
     fit_s = time.perf_counter() - t0
-    hist = m.history["pretrain"] if isinstance(m.history, dict) else m.history[0]
+    hist = m.history
+    if isinstance(hist, dict):  # protoasd: stages; clsia: one model per section
+        hist = hist["pretrain"] if "pretrain" in hist else next(iter(hist.values()))
+    elif hist and isinstance(hist[0], list):  # ssl4asd: one history per ensemble member
+        hist = hist[0]
+    if len(store) != 1:
+        raise SystemExit(f"{recipe}: {len(store)} selecting training stages (models); this script plots one")
     ep = [r for r in hist if r.get("kind", "epoch") == "epoch"]
     keys = [k for k in ("val_loss", "val_loss_class", "val_loss_exchange") if k in ep[0]]
     curve = {k: [r.get(k) for r in ep] for k in keys}
@@ -121,6 +130,29 @@ def run_one(recipe: str, seed: int, train, test, audio, extra: list[str]) -> dic
             model.load_state_dict(state)
             model.eval()
             m.backends[0] = nu.build_backend(m.backend_cfg, {"name": "kmeans"}).fit(m._embed_with(model, fit, audio), meta)
+            a, p = auc_of(m.score(test, audio))
+            points.append({"epoch": e, "auc": a, "pauc": p})
+    elif cfg["method"] == "autoencoder":
+        dev = next(m.net.parameters()).device
+        for e, state in snaps:
+            m.net.load_state_dict(state)
+            m.net.eval()
+            if m.score_cfg["kind"] == "mahalanobis":  # as fit: the back-end on the training + held-out clips
+                m._fit_backend(list(fit) + list(val), audio, dev)
+            a, p = auc_of(m.score(test, audio))
+            points.append({"epoch": e, "auc": a, "pauc": p})
+    elif cfg["method"] == "clsia":
+        (key,) = m.models
+        enc = m.models[key]["encoder"]
+        anchors = [c for c in fit if key == "*" or m.section_key(c) == key]
+        bs = min(int((cfg.get("train") or {}).get("batch_size", 16)), len(anchors))
+        for e, state in snaps:  # the MoCo model's state: its query encoder is what scores
+            enc.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
+            enc.eval()
+            with nu.torch_threads(m.threads):
+                if m.opts["recalibrate_bn"]:
+                    m._recalibrate_bn(key, anchors, audio, bs)
+                m._fit_backend(fit, audio)
             a, p = auc_of(m.score(test, audio))
             points.append({"epoch": e, "auc": a, "pauc": p})
     else:  # protoasd
