@@ -338,7 +338,7 @@ class SSL4ASD(Method):
             vw = audio.batch(vals)
             vy = torch.as_tensor([cid[attribute_class(c)] for c in vals], dtype=torch.long)
             # chunks of at most the batch size, none of a single clip (an exchange needs a partner)
-            chunks = np.array_split(np.arange(len(vals)), max(1, -(-len(vals) // bs)))
+            chunks = np.array_split(np.arange(len(vals)), max(1, min(-(-len(vals) // bs), len(vals) // 2)))
             val_seed = seed + 7919  # the same partners in every epoch: the curve moves with the weights only
 
             def val_fn(net, state):
