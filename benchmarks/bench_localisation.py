@@ -41,6 +41,8 @@ reference, which shows what each normalisation would give. Run it::
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_localisation.py --machines fan slider valve ToyTrain \
         --seeds 0 1 2 --methods logmel_knn autoencoder bandstats --cache /tmp/loc --out loc.json
     python benchmarks/bench_localisation.py --table-only loc.json
+    # the design grid (normalisation x time smoothing x band rule) over the cached maps of units 0-2:
+    PYTHONPATH=src python benchmarks/bench_localisation.py --seeds 0 1 2 --methods logmel_knn --cache /tmp/loc --grid
 """
 
 from __future__ import annotations
@@ -260,6 +262,75 @@ def _register_variants() -> None:
         VARIANTS["tail(extra normals)"] = _variant_tail
 
 
+# ------------------------------------------------------------------------------------ the design grid
+def _reference(norm: str, smooth: int, normal_raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(loc, scale, mode) of one candidate normalisation, from the normal clips' raw maps.
+
+    ``mean``: divide by the band mean; ``z``: per-band z-score; ``q<q>``: (x - median) / (q quantile -
+    median); ``max``: the same with the band maximum; ``nbmax<k>``: the maximum over +-k bands (what
+    ships, k = 2); ``cmq<q>``: the q quantile over clips of each clip's maximum, over +-2 bands."""
+    from auscult.monitor.explain import smooth_frames
+
+    per = [smooth_frames(m, smooth) for m in normal_raw]
+    sm = np.concatenate(per, axis=1)
+    med = np.median(sm, axis=1)
+
+    def pool(v, k):
+        return np.array([v[max(0, b - k): b + k + 1].max() for b in range(len(v))])
+
+    if norm == "mean":
+        return np.zeros_like(med), sm.mean(axis=1), "ratio"
+    if norm == "z":
+        return sm.mean(axis=1), sm.std(axis=1), "excess"
+    if norm.startswith("q"):
+        return med, np.quantile(sm, float(norm[1:]), axis=1) - med, "excess"
+    if norm == "max":
+        return med, sm.max(axis=1) - med, "excess"
+    if norm.startswith("nbmax"):
+        return med, pool(sm.max(axis=1) - med, int(norm[5:])), "excess"
+    if norm.startswith("cmq"):
+        cm = np.stack([m.max(axis=1) for m in per])
+        return med, pool(np.quantile(cm, float(norm[3:]), axis=0) - med, 2), "excess"
+    raise ValueError(norm)
+
+
+def design_grid(paths: Sequence[Path], norms: Sequence[str], smooths: Sequence[int], rules: Sequence[str]
+                ) -> list[dict[str, Any]]:
+    """Summary hit rates of every (normalisation, time smoothing, band rule) on cached runs, with the
+    extra normal clips as reference. Band rules: ``cell`` (the peak frame's brightest cell) or
+    ``window`` (:func:`auscult.monitor.explain.summary_peak`)."""
+    from auscult.monitor.explain import frame_curve, smooth_frames, summary_peak
+
+    loaded = [_load_cache(p) for p in paths]
+    out = []
+    for norm in norms:
+        for sm in smooths:
+            for rule in rules:
+                rows = []
+                for z, meta, clips in loaded:
+                    loc, scale, mode = _reference(norm, sm, z["normal_raw"])
+                    scale = np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12))
+                    for i, c in enumerate(clips):
+                        r = smooth_frames(z["fault_raw"][i], sm)
+                        tf = r / scale[:, None] if mode == "ratio" else np.maximum((r - loc[:, None]) / scale[:, None], 0)
+                        cur = frame_curve(tf)
+                        t, b = summary_peak(tf, cur) if rule == "window" else (int(np.argmax(cur)), -1)
+                        if b < 0:
+                            b = int(np.argmax(tf[:, t]))
+                        e = _Expl(z["times"], z["freqs"], tf, cur, float(z["times"][t]), float(z["freqs"][b]))
+                        res = score_explanation(e, c)
+                        if res is not None:
+                            rows.append({**res, "method": meta["method"]})
+                out.append({"norm": norm, "smooth": sm, "rule": rule, **summarise(rows),
+                            "by_machine": {m: summarise([r for r in rows if r["machine"] == m])["summary_in_region"]
+                                           for m in sorted({r["machine"] for r in rows})}})
+                o = out[-1]
+                print(f"# grid {norm:8s} smooth {sm} band {rule:6s}: summary {o['summary_in_region']:.0f}% curve "
+                      f"{o['curve_peak_in_window']:.0f}% band {o['summary_band_in_band']:.0f}%  "
+                      + " ".join(f"{m} {v:.0f}" for m, v in o["by_machine"].items()), flush=True)
+    return out
+
+
 # ------------------------------------------------------------------------------------ the run
 def localised_kinds(machine: str) -> list[str]:
     from auscult.data.synth import MACHINES
@@ -456,6 +527,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--out", default=None, help="JSON of all runs' figures (rewritten after every run)")
     ap.add_argument("--table-only", nargs="+", default=None, help="print the tables of these JSON files and stop")
     ap.add_argument("--eval-only", action="store_true", help="score the cached runs only (fit nothing)")
+    ap.add_argument("--grid", nargs="*", default=None, metavar="NORM",
+                    help="score the design grid of normalisations (default: mean z q0.99 q0.999 max nbmax2 nbmax4 "
+                         "cmq0.9) x time smoothing 1 3 5 x band rule cell/window on the cached runs of --machines, "
+                         "--seeds, --methods, and stop")
     args = ap.parse_args(argv)
 
     if args.table_only:
@@ -463,6 +538,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print_tables(runs)
         return
     _register_variants()
+    if args.grid is not None:
+        paths = [Path(args.cache) / f"{m}_u{s}_{me}.npz" for m in args.machines for s in args.seeds for me in args.methods]
+        res = design_grid([p for p in paths if p.exists()],
+                          args.grid or ["mean", "z", "q0.99", "q0.999", "max", "nbmax2", "nbmax4", "cmq0.9"],
+                          [1, 3, 5], ["cell", "window"])
+        if args.out:
+            Path(args.out).write_text(json.dumps({"args": vars(args), "grid": res}, indent=1, default=float))
+        return
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="loc_"))
     cache.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"args": vars(args), "variants": list(VARIANTS), "runs": []}
