@@ -116,3 +116,27 @@ def test_the_mean_scaled_map_falls_for_the_transient(pointing_bundle):
 def test_a_normal_clip_stays_near_its_normal_maximum(pointing_bundle):
     e = pointing_bundle.explain_waveform(_normal(200), SR)
     assert np.quantile(e.tf_map, 0.99) < 1.5
+
+
+def test_a_bundle_without_the_tail_reference_still_explains(pointing_bundle):
+    """Bundles written before ``tail_loc``/``tail_scale`` existed keep the mean-level division."""
+    import copy
+
+    from auscult.monitor.explain import calibrated_map, frame_curve, interior_frames
+
+    b = copy.copy(pointing_bundle)
+    name, mm = b.model(None)
+    mm2 = copy.copy(mm)
+    mm2.calibration = {k: v for k, v in mm.calibration.items() if not k.startswith("tail_")}
+    b.models = {name: mm2}
+    x = _faulty(100)
+    e = b.explain_waveform(x, SR)
+    assert "divided per band" in e.method and "highest level" not in e.method
+    assert e.peak_time_s is not None and e.peak_band_hz is not None
+    np.testing.assert_allclose(e.frame_scores, frame_curve(e.tf_map))
+    new = pointing_bundle.explain_waveform(x, SR)
+    assert "highest level" in new.method and not np.allclose(new.tf_map, e.tf_map)
+    fc = mm.feature_config
+    raw = mm.explain_wave(x)
+    keep = interior_frames(len(raw.times), x.shape[0], fc.n_fft, fc.hop_length)
+    np.testing.assert_allclose(e.tf_map, calibrated_map(raw.tf_map[:, keep], mm.calibration["band_scale"]))
