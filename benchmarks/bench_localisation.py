@@ -263,12 +263,14 @@ def _register_variants() -> None:
 
 
 # ------------------------------------------------------------------------------------ the design grid
-def _reference(norm: str, smooth: int, normal_raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+def _reference(norm: str, smooth: int, normal_raw: np.ndarray, freqs: Optional[np.ndarray] = None
+               ) -> tuple[np.ndarray, np.ndarray, str]:
     """(loc, scale, mode) of one candidate normalisation, from the normal clips' raw maps.
 
     ``mean``: divide by the band mean; ``z``: per-band z-score; ``q<q>``: (x - median) / (q quantile -
     median); ``max``: the same with the band maximum; ``nbmax<k>``: the maximum over +-k bands (what
-    ships, k = 2); ``cmq<q>``: the q quantile over clips of each clip's maximum, over +-2 bands."""
+    ships, k = 2); ``cmq<q>``: the q quantile over clips of each clip's maximum, over +-2 bands;
+    ``relmax<r>``: the maximum over the bands whose centre lies within +-r (relative) of the band's."""
     from auscult.monitor.explain import smooth_frames
 
     per = [smooth_frames(m, smooth) for m in normal_raw]
@@ -288,6 +290,10 @@ def _reference(norm: str, smooth: int, normal_raw: np.ndarray) -> tuple[np.ndarr
         return med, sm.max(axis=1) - med, "excess"
     if norm.startswith("nbmax"):
         return med, pool(sm.max(axis=1) - med, int(norm[5:])), "excess"
+    if norm.startswith("relmax"):
+        r, f = float(norm[6:]), np.asarray(freqs, dtype=np.float64)
+        peak = sm.max(axis=1) - med
+        return med, np.array([peak[np.abs(f - c) <= r * c].max() for c in f]), "excess"
     if norm.startswith("cmq"):
         cm = np.stack([m.max(axis=1) for m in per])
         return med, pool(np.quantile(cm, float(norm[3:]), axis=0) - med, 2), "excess"
@@ -308,7 +314,7 @@ def design_grid(paths: Sequence[Path], norms: Sequence[str], smooths: Sequence[i
             for rule in rules:
                 rows = []
                 for z, meta, clips in loaded:
-                    loc, scale, mode = _reference(norm, sm, z["normal_raw"])
+                    loc, scale, mode = _reference(norm, sm, z["normal_raw"], z["freqs"])
                     scale = np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12))
                     for i, c in enumerate(clips):
                         r = smooth_frames(z["fault_raw"][i], sm)
@@ -531,6 +537,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                     help="score the design grid of normalisations (default: mean z q0.99 q0.999 max nbmax2 nbmax4 "
                          "cmq0.9) x time smoothing 1 3 5 x band rule cell/window on the cached runs of --machines, "
                          "--seeds, --methods, and stop")
+    ap.add_argument("--grid-smooth", nargs="+", type=int, default=[1, 3, 5], help="time smoothings of --grid")
     args = ap.parse_args(argv)
 
     if args.table_only:
@@ -542,7 +549,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         paths = [Path(args.cache) / f"{m}_u{s}_{me}.npz" for m in args.machines for s in args.seeds for me in args.methods]
         res = design_grid([p for p in paths if p.exists()],
                           args.grid or ["mean", "z", "q0.99", "q0.999", "max", "nbmax2", "nbmax4", "cmq0.9"],
-                          [1, 3, 5], ["cell", "window"])
+                          args.grid_smooth, ["cell", "window"])
         if args.out:
             Path(args.out).write_text(json.dumps({"args": vars(args), "grid": res}, indent=1, default=float))
         return
