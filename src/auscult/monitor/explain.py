@@ -201,7 +201,7 @@ def explanation_figure(expl: Any, title: str = "", width_in: float = 9.0):
     pt, pb = getattr(expl, "peak_time_s", None), getattr(expl, "peak_band_hz", None)
     if pt is not None and pb is not None and k:  # the summary line's point, on the band-index axis
         axes[1].plot([pt], [int(np.argmin(np.abs(freqs - pb)))], marker="o", mfc="none", mec="#2ecc71", ms=12, mew=1.5)
-    tail = "highest normal" in str(getattr(expl, "method", ""))
+    tail = "highest level" in str(getattr(expl, "method", ""))
     fig.colorbar(im1, ax=axes[1], pad=0.01, label="x normal maximum" if tail else "x normal level")
     ticks = np.linspace(0, k - 1, min(6, k)).round().astype(int)
     for ax in axes[:2]:
@@ -214,6 +214,8 @@ def explanation_figure(expl: Any, title: str = "", width_in: float = 9.0):
     axes[2].set_xlabel("time [s]")
     axes[2].set_ylabel("frame anomaly")
     axes[2].legend(loc="upper right", fontsize=8)
+    # the same (invisible) colour-bar space beside the curve, so the three panels share one time axis
+    fig.colorbar(im1, ax=axes[2], pad=0.01).ax.set_visible(False)
     verdict = "ANOMALY" if getattr(expl, "decision", False) else "normal"
     head = title or getattr(expl, "machine", "")
     axes[0].set_title(f"{head}  score {expl.score:.4g} / threshold {expl.threshold:.4g}: {verdict}", fontsize=10)
