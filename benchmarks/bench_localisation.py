@@ -300,11 +300,12 @@ def _reference(norm: str, smooth: int, normal_raw: np.ndarray, freqs: Optional[n
     raise ValueError(norm)
 
 
-def design_grid(paths: Sequence[Path], norms: Sequence[str], smooths: Sequence[int], rules: Sequence[str]
-                ) -> list[dict[str, Any]]:
+def design_grid(paths: Sequence[Path], norms: Sequence[str], smooths: Sequence[int], rules: Sequence[str],
+                n_ref: Optional[int] = None) -> list[dict[str, Any]]:
     """Summary hit rates of every (normalisation, time smoothing, band rule) on cached runs, with the
     extra normal clips as reference. Band rules: ``cell`` (the peak frame's brightest cell) or
-    ``window`` (:func:`auscult.monitor.explain.summary_peak`)."""
+    ``window`` (:func:`auscult.monitor.explain.summary_peak`). ``n_ref``: use only the first so many
+    normal clips as reference (how many calibration clips the tail reference needs)."""
     from auscult.monitor.explain import frame_curve, smooth_frames, summary_peak
 
     loaded = [_load_cache(p) for p in paths]
@@ -314,7 +315,7 @@ def design_grid(paths: Sequence[Path], norms: Sequence[str], smooths: Sequence[i
             for rule in rules:
                 rows = []
                 for z, meta, clips in loaded:
-                    loc, scale, mode = _reference(norm, sm, z["normal_raw"], z["freqs"])
+                    loc, scale, mode = _reference(norm, sm, z["normal_raw"][:n_ref], z["freqs"])
                     scale = np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12))
                     for i, c in enumerate(clips):
                         r = smooth_frames(z["fault_raw"][i], sm)
@@ -327,11 +328,11 @@ def design_grid(paths: Sequence[Path], norms: Sequence[str], smooths: Sequence[i
                         res = score_explanation(e, c)
                         if res is not None:
                             rows.append({**res, "method": meta["method"]})
-                out.append({"norm": norm, "smooth": sm, "rule": rule, **summarise(rows),
+                out.append({"norm": norm, "smooth": sm, "rule": rule, "n_ref": n_ref, **summarise(rows),
                             "by_machine": {m: summarise([r for r in rows if r["machine"] == m])["summary_in_region"]
                                            for m in sorted({r["machine"] for r in rows})}})
                 o = out[-1]
-                print(f"# grid {norm:8s} smooth {sm} band {rule:6s}: summary {o['summary_in_region']:.0f}% curve "
+                print(f"# grid {norm:8s} smooth {sm} band {rule:6s} ref {n_ref or 'all'}: summary {o['summary_in_region']:.0f}% curve "
                       f"{o['curve_peak_in_window']:.0f}% band {o['summary_band_in_band']:.0f}%  "
                       + " ".join(f"{m} {v:.0f}" for m, v in o["by_machine"].items()), flush=True)
     return out
@@ -538,6 +539,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                          "cmq0.9) x time smoothing 1 3 5 x band rule cell/window on the cached runs of --machines, "
                          "--seeds, --methods, and stop")
     ap.add_argument("--grid-smooth", nargs="+", type=int, default=[1, 3, 5], help="time smoothings of --grid")
+    ap.add_argument("--grid-ref", type=int, default=None, help="--grid: normal clips used as reference (default all)")
     args = ap.parse_args(argv)
 
     if args.table_only:
@@ -549,7 +551,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         paths = [Path(args.cache) / f"{m}_u{s}_{me}.npz" for m in args.machines for s in args.seeds for me in args.methods]
         res = design_grid([p for p in paths if p.exists()],
                           args.grid or ["mean", "z", "q0.99", "q0.999", "max", "nbmax2", "nbmax4", "cmq0.9"],
-                          args.grid_smooth, ["cell", "window"])
+                          args.grid_smooth, ["cell", "window"], args.grid_ref)
         if args.out:
             Path(args.out).write_text(json.dumps({"args": vars(args), "grid": res}, indent=1, default=float))
         return
