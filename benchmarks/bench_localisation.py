@@ -270,7 +270,8 @@ def _reference(norm: str, smooth: int, normal_raw: np.ndarray, freqs: Optional[n
     ``mean``: divide by the band mean; ``z``: per-band z-score; ``q<q>``: (x - median) / (q quantile -
     median); ``max``: the same with the band maximum; ``nbmax<k>``: the maximum over +-k bands (what
     ships, k = 2); ``cmq<q>``: the q quantile over clips of each clip's maximum, over +-2 bands;
-    ``relmax<r>``: the maximum over the bands whose centre lies within +-r (relative) of the band's."""
+    ``relmax<r>``: the maximum over the bands whose centre lies within +-r (relative) of the band's;
+    ``cmk<k>``: the k-th largest of the clips' maxima, over +-2 bands."""
     from auscult.monitor.explain import smooth_frames
 
     per = [smooth_frames(m, smooth) for m in normal_raw]
@@ -294,6 +295,10 @@ def _reference(norm: str, smooth: int, normal_raw: np.ndarray, freqs: Optional[n
         r, f = float(norm[6:]), np.asarray(freqs, dtype=np.float64)
         peak = sm.max(axis=1) - med
         return med, np.array([peak[np.abs(f - c) <= r * c].max() for c in f]), "excess"
+    if norm.startswith("cmk"):  # the k-th largest of the per-clip maxima (k = 2: one bad clip is ignored)
+        cm = np.sort(np.stack([m.max(axis=1) for m in per]), axis=0)
+        k = min(int(norm[3:]), cm.shape[0])
+        return med, pool(cm[-k] - med, 2), "excess"
     if norm.startswith("cmq"):
         cm = np.stack([m.max(axis=1) for m in per])
         return med, pool(np.quantile(cm, float(norm[3:]), axis=0) - med, 2), "excess"
@@ -301,11 +306,13 @@ def _reference(norm: str, smooth: int, normal_raw: np.ndarray, freqs: Optional[n
 
 
 def design_grid(paths: Sequence[Path], norms: Sequence[str], smooths: Sequence[int], rules: Sequence[str],
-                n_ref: Optional[int] = None) -> list[dict[str, Any]]:
+                n_ref: Optional[int] = None, contaminate: bool = False) -> list[dict[str, Any]]:
     """Summary hit rates of every (normalisation, time smoothing, band rule) on cached runs, with the
     extra normal clips as reference. Band rules: ``cell`` (the peak frame's brightest cell) or
     ``window`` (:func:`auscult.monitor.explain.summary_peak`). ``n_ref``: use only the first so many
-    normal clips as reference (how many calibration clips the tail reference needs)."""
+    normal clips as reference (how many calibration clips the tail reference needs). ``contaminate``:
+    one faulty clip slips into the reference -- for each scored clip, another clip of the same unit
+    with the same fault kind at severity 1 and another seed (a "normal" folder with one bad recording)."""
     from auscult.monitor.explain import frame_curve, smooth_frames, summary_peak
 
     loaded = [_load_cache(p) for p in paths]
@@ -318,6 +325,12 @@ def design_grid(paths: Sequence[Path], norms: Sequence[str], smooths: Sequence[i
                     loc, scale, mode = _reference(norm, sm, z["normal_raw"][:n_ref], z["freqs"])
                     scale = np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12))
                     for i, c in enumerate(clips):
+                        if contaminate:
+                            js = [j for j, o in enumerate(clips) if o.kind == c.kind and o.severity == 1.0
+                                  and o.seed != c.seed]
+                            ref = list(z["normal_raw"][:n_ref]) + [z["fault_raw"][js[0]]]
+                            loc, scale, mode = _reference(norm, sm, np.stack(ref), z["freqs"])
+                            scale = np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12))
                         r = smooth_frames(z["fault_raw"][i], sm)
                         tf = r / scale[:, None] if mode == "ratio" else np.maximum((r - loc[:, None]) / scale[:, None], 0)
                         cur = frame_curve(tf)
@@ -328,11 +341,12 @@ def design_grid(paths: Sequence[Path], norms: Sequence[str], smooths: Sequence[i
                         res = score_explanation(e, c)
                         if res is not None:
                             rows.append({**res, "method": meta["method"]})
-                out.append({"norm": norm, "smooth": sm, "rule": rule, "n_ref": n_ref, **summarise(rows),
+                out.append({"norm": norm, "smooth": sm, "rule": rule, "n_ref": n_ref, "contaminated": contaminate,
+                            **summarise(rows),
                             "by_machine": {m: summarise([r for r in rows if r["machine"] == m])["summary_in_region"]
                                            for m in sorted({r["machine"] for r in rows})}})
                 o = out[-1]
-                print(f"# grid {norm:8s} smooth {sm} band {rule:6s} ref {n_ref or 'all'}: summary {o['summary_in_region']:.0f}% curve "
+                print(f"# grid {norm:8s} smooth {sm} band {rule:6s} ref {n_ref or 'all'}{'+1 faulty' if contaminate else ''}: summary {o['summary_in_region']:.0f}% curve "
                       f"{o['curve_peak_in_window']:.0f}% band {o['summary_band_in_band']:.0f}%  "
                       + " ".join(f"{m} {v:.0f}" for m, v in o["by_machine"].items()), flush=True)
     return out
@@ -540,6 +554,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                          "--seeds, --methods, and stop")
     ap.add_argument("--grid-smooth", nargs="+", type=int, default=[1, 3, 5], help="time smoothings of --grid")
     ap.add_argument("--grid-ref", type=int, default=None, help="--grid: normal clips used as reference (default all)")
+    ap.add_argument("--grid-contaminate", action="store_true",
+                    help="--grid: one faulty clip (same kind, severity 1, another seed) joins the reference")
     args = ap.parse_args(argv)
 
     if args.table_only:
@@ -551,7 +567,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         paths = [Path(args.cache) / f"{m}_u{s}_{me}.npz" for m in args.machines for s in args.seeds for me in args.methods]
         res = design_grid([p for p in paths if p.exists()],
                           args.grid or ["mean", "z", "q0.99", "q0.999", "max", "nbmax2", "nbmax4", "cmq0.9"],
-                          args.grid_smooth, ["cell", "window"], args.grid_ref)
+                          args.grid_smooth, ["cell", "window"], args.grid_ref, args.grid_contaminate)
         if args.out:
             Path(args.out).write_text(json.dumps({"args": vars(args), "grid": res}, indent=1, default=float))
         return
