@@ -105,7 +105,7 @@ class Explanation:
 
     Attributes:
         times: ``[F]`` frame centres in seconds.
-        frame_scores: ``[F]`` per-frame anomaly (mean of ``tf_map`` over frequency).
+        frame_scores: ``[F]`` per-frame anomaly (:func:`~auscult.monitor.explain.frame_curve` of ``tf_map``).
         freqs: ``[K]`` band centre frequencies in Hz (mel bands).
         tf_map: ``[K, F]`` anomaly per band and frame (frequency first, time second).
         spectrogram: ``[K, F]`` the input's log-mel spectrogram in dB (to draw under the map).
@@ -113,6 +113,9 @@ class Explanation:
         frame_threshold: the frame-score level normal training frames rarely exceed (the 99th
             percentile of per-frame scores of held-out normals, when calibrated; else None).
         method: how the map is computed (one line).
+        peak_time_s, peak_band_hz: the most anomalous frame (the curve's peak) and the brightest band
+            around it -- what ``auscult explain`` prints
+            (:func:`~auscult.monitor.explain.summary_peak`).
     """
 
     times: np.ndarray
@@ -126,6 +129,8 @@ class Explanation:
     machine: str
     frame_threshold: Optional[float] = None
     method: str = ""
+    peak_time_s: Optional[float] = None
+    peak_band_hz: Optional[float] = None
 
 
 @dataclass
@@ -136,7 +141,8 @@ class MachineModel:
         method: a fitted :class:`~auscult.methods.Method` (several machines may share one).
         threshold: :meth:`auscult.eval.thresholds.Threshold.to_dict` of the machine.
         calibration: ``n``, ``mean``, ``std``, ``quantiles``, sorted ``scores`` of held-out normals,
-            and for methods that explain: ``band_scale``, ``frame_q99``.
+            and for methods that explain: ``band_scale``, ``tail_loc``, ``tail_scale``, ``tail_smooth``,
+            ``frame_q99`` (:func:`explain_calibration`).
         fit_info: what it was fitted on (free form, for reports).
         unit: the clip metadata the method scores this machine's audio as: ``machine`` (default:
             the machine id) and ``section`` (default ``"00"``).
@@ -486,13 +492,17 @@ class Bundle:
         """Per-frame anomaly curve and time-frequency map of a waveform (scored as one clip).
 
         Only methods that declare the ``explain`` capability explain (others raise
-        :class:`~auscult.errors.CapabilityError`). The method's raw map is divided, band by band, by
-        its typical level on held-out normal audio (``1`` = normal for that band), frames whose
-        analysis window runs past either end of the input are left out, and the per-frame curve is
-        the mean of each frame's most anomalous 1/32 of the bands, smoothed over 5 frames
-        (:func:`~auscult.monitor.explain.frame_curve`).
+        :class:`~auscult.errors.CapabilityError`). Frames whose analysis window runs past either end of
+        the input are left out. The method's raw map is compared, band by band, with the highest level
+        held-out normal audio reached in that band and its neighbours
+        (:func:`~auscult.monitor.explain.tail_map`: ``1`` = as high as normal audio ever got there;
+        bundles written before that calibration existed divide by the band's mean normal level
+        instead). The per-frame curve is the mean of each frame's most anomalous 1/32 of the bands,
+        smoothed over 5 frames (:func:`~auscult.monitor.explain.frame_curve`); ``peak_time_s`` /
+        ``peak_band_hz`` (what ``auscult explain`` prints) are the curve's peak and the brightest band
+        around it (:func:`~auscult.monitor.explain.summary_peak`).
         """
-        from .explain import calibrated_map, frame_curve, interior_frames
+        from .explain import calibrated_map, frame_curve, interior_frames, summary_peak, tail_map
 
         name, mm = self.model(machine)
         if not mm.method.supports("explain"):
@@ -503,15 +513,25 @@ class Bundle:
         t = mm.explain_wave(x)
         fc = mm.feature_config
         keep = interior_frames(len(t.times), x.shape[0], fc.n_fft, fc.hop_length)
-        scale = mm.calibration.get("band_scale")
-        tf = calibrated_map(t.tf_map[:, keep], None if scale is None else np.asarray(scale))
+        cal = mm.calibration
+        if cal.get("tail_scale") is not None:
+            tf = tail_map(t.tf_map[:, keep], np.asarray(cal["tail_loc"]), np.asarray(cal["tail_scale"]),
+                          int(cal.get("tail_smooth", 1)))
+            how = "; compared per band with the highest level held-out normal audio reached there (1 = as high)"
+        else:
+            scale = cal.get("band_scale")
+            tf = calibrated_map(t.tf_map[:, keep], None if scale is None else np.asarray(scale))
+            how = "; divided per band by its level on held-out normals" if scale is not None else ""
         thr = mm.threshold_value
-        fq = mm.calibration.get("frame_q99")
-        method = t.how + ("; divided per band by its level on held-out normals" if scale is not None else "")
-        return Explanation(times=t.times[keep], frame_scores=frame_curve(tf), freqs=t.freqs, tf_map=tf,
+        fq = cal.get("frame_q99")
+        curve = frame_curve(tf)
+        pt, pb = summary_peak(tf, curve)
+        times = t.times[keep]
+        return Explanation(times=times, frame_scores=curve, freqs=t.freqs, tf_map=tf,
                            spectrogram=t.spectrogram[:, keep], score=t.score, threshold=thr,
                            decision=bool(t.score > thr), machine=name,
-                           frame_threshold=None if fq is None else float(fq), method=method)
+                           frame_threshold=None if fq is None else float(fq), method=t.how + how,
+                           peak_time_s=float(times[pt]), peak_band_hz=float(t.freqs[pb]))
 
     def explain_file(self, path: Union[str, Path], machine: Optional[str] = None) -> Explanation:
         """:meth:`explain_waveform` of an audio file."""
@@ -554,10 +574,13 @@ def calibration_stats(scores: Sequence[float]) -> dict[str, Any]:
             "quantiles": {str(q): float(np.quantile(cal, q)) for q in (0.5, 0.9, 0.95, 0.99)}, "scores": srt}
 
 
-def explain_calibration(mm: MachineModel, windows: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
-    """Per-band typical level of the raw explanation map on held-out normal windows, and the 99th
-    percentile of the resulting per-frame curve (the level normal frames rarely exceed)."""
-    from .explain import calibrated_map, frame_curve, interior_frames
+def explain_calibration(mm: MachineModel, windows: Sequence[np.ndarray]) -> dict[str, Any]:
+    """What explanations of this machine are compared with, from held-out normal windows: the
+    per-band mean level of the raw map (``band_scale``, the earlier calibration, kept for readers of
+    it), the per-band reference of :func:`~auscult.monitor.explain.tail_map` (``tail_loc``,
+    ``tail_scale``, ``tail_smooth``) and the 99th percentile of the resulting per-frame curve
+    (``frame_q99``, the level normal frames rarely exceed). Update ``mm.calibration`` with it."""
+    from .explain import TAIL_SMOOTH, frame_curve, interior_frames, tail_map, tail_reference
 
     fc = mm.feature_config
     maps = []
@@ -567,8 +590,10 @@ def explain_calibration(mm: MachineModel, windows: Sequence[np.ndarray]) -> tupl
     raw = np.concatenate(maps, axis=1)
     scale = raw.mean(axis=1)
     scale = np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12))
-    curve = np.concatenate([frame_curve(calibrated_map(m, scale)) for m in maps])
-    return scale, float(np.quantile(curve, 0.99))
+    loc, tscale = tail_reference(maps, TAIL_SMOOTH)
+    curve = np.concatenate([frame_curve(tail_map(m, loc, tscale, TAIL_SMOOTH)) for m in maps])
+    return {"band_scale": scale, "tail_loc": loc, "tail_scale": tscale, "tail_smooth": int(TAIL_SMOOTH),
+            "frame_q99": float(np.quantile(curve, 0.99))}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -813,7 +838,7 @@ def bundle_from_run(run_dir: Union[str, Path], out: Union[str, Path, None] = Non
                 acfg = {**method.audio_config, **({"channel": channel} if channel != "both" else {})}
                 waves = _ref_waves({"audio": acfg}, [r["path"] for r in ref][:int(calibrate_explain)])
                 if waves:
-                    mm.calibration["band_scale"], mm.calibration["frame_q99"] = explain_calibration(mm, waves)
+                    mm.calibration.update(explain_calibration(mm, waves))
                 else:
                     mm.fit_info["explain_calibration"] = "skipped: the run's training clips are not readable here"
             models[unit_id(machine, section)] = mm
