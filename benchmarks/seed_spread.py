@@ -102,13 +102,14 @@ def make_data(a, root: Path) -> Path:
     return out
 
 
-def make_gross(test, root: Path) -> list:
-    """Each normal test clip plus white noise of the clip's own power (0 dB SNR), as a test anomaly."""
+def make_gross(test, root: Path, kind: str = "add") -> list:
+    """Each normal test clip plus white noise of the clip's own power (0 dB SNR), or (``replace``)
+    that noise alone, as a test anomaly (as ``tests/methods/conftest.py::noisy_copies``)."""
     import dataclasses
 
     import soundfile as sf
 
-    out = root / "gross"
+    out = root / f"gross_{kind}"
     out.mkdir(exist_ok=True)
     clips = []
     for i, c in enumerate(c for c in test if c.label == "normal"):
@@ -116,7 +117,7 @@ def make_gross(test, root: Path) -> list:
         if not path.exists():
             x, sr = sf.read(c.path, dtype="float64")
             n = np.random.default_rng(i).standard_normal(x.shape) * np.sqrt(np.mean(x ** 2))
-            y = x + n
+            y = x + n if kind == "add" else n
             sf.write(path, y / max(1.0, np.abs(y).max() / 0.99), sr, subtype="PCM_16")
         clips.append(dataclasses.replace(c, path=path, label="anomaly"))
     return clips
@@ -142,6 +143,8 @@ def main() -> None:
     ap.add_argument("--gross", action="store_true",
                     help="also score gross anomalies (each normal test clip plus white noise at 0 dB SNR) and print "
                          "AUC(normal test clips vs gross) and the share of gross clips above every normal one")
+    ap.add_argument("--gross-kind", default="add", choices=("add", "replace"),
+                    help="add: clip + white noise at 0 dB SNR; replace: white noise only, at the clip's power")
     ap.add_argument("--root", type=Path, default=Path("runs/seed_spread_data"))
     a = ap.parse_args()
     for k, v in DEFAULTS[a.method].items():
@@ -177,7 +180,7 @@ def main() -> None:
     print(json.dumps({"setup": setup, "train_clips": len(train), "test_clips": len(test), "groups": len(groups),
                       "data_seconds": round(time.time() - t, 1),
                       "isa": os.environ.get("ATEN_CPU_CAPABILITY", "default")}), flush=True)
-    gross = make_gross(test, root) if a.gross else []
+    gross = make_gross(test, root, a.gross_kind) if a.gross else []
     seeds = parse_seeds(a.seeds)
     stats = []
     for j in range(0, len(seeds) - a.average + 1, a.average):
