@@ -175,7 +175,8 @@ def test_detects_gross_anomalies_on_every_seed(fitted, easy, tmp_path, noisy_cop
     training seeds 0-7 (this set-up, one thread, `benchmarks/seed_spread.py protoasd --seeds 0-7`)
     that AUC was 0.635 +- 0.084 (pass rate 6/8, range 0.50-0.76; emulated AVX2-only CPU, seeds 0-2:
     0.649 +- 0.028, every seed's value moved); with 25 + 25 test clips per domain 0.708 +- 0.076
-    (7/8). ProtoASD does learn the faults on average, but a bar 4 seed-stds below the mean would be
+    (7/8); with 4 sections (2x the fit) and 10 + 10 test clips 0.727 +- 0.061 (8/8, range 0.61-0.79).
+    ProtoASD does learn the faults on average, but a bar 4 seed-stds below the mean would be
     below chance, and averaging seeds is beyond a CI test's budget (~10-30 s per fit here), so that
     figure lives in docs/methods/protoasd.md ("When it works and when it does not"), not in a test.
 
