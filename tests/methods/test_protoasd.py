@@ -183,9 +183,10 @@ def test_detects_gross_anomalies_on_every_seed(fitted, easy, tmp_path, noisy_cop
     The statistic asserted here: per section, the AUC of the 12 normal test clips against their
     copies with white noise of the clip's own power added (fixture `noisy_copies`), averaged over
     the 2 sections. Seeds 0-7 (`seed_spread.py protoasd --seeds 0-7 --gross`): 0.980 +- 0.036, range
-    0.917-1.0, lowest single section 0.833; emulated AVX2-only CPU, seeds 0-2: 0.969 +- 0.043. Chance level: std 0.085 for this test size (12 vs 12
-    per section, 2 sections). The bar 0.8 is 5.0 seed-stds below the mean and 3.5 chance-stds above
-    0.5; negated scores give 0.02 (measured: `--negate`), random scores ~0.5 +- 0.085, both fail.
+    0.917-1.0, lowest single section 0.833; emulated AVX2-only CPU, seeds 0-2: 0.969 +- 0.043.
+    Chance level: std 0.085 for this test size (12 vs 12 per section, 2 sections). The bar 0.8 is
+    5.0 seed-stds below the mean and 3.5 chance-stds above 0.5; negated scores give 0.0 (measured,
+    seed 0: `--negate`), random scores ~0.5 +- 0.085: both fail.
     """
     from auscult.eval.metrics import auc
 
