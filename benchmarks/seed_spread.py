@@ -173,9 +173,8 @@ def main() -> None:
     groups = sorted({(c.machine, c.section) for c in test})
     y = np.array([c.label == "anomaly" for c in test])
     idxs = {g: np.array([i for i, c in enumerate(test) if (c.machine, c.section) == g]) for g in groups}
-    chance = math.sqrt(statistics.mean(
-        (int((~y[i]).sum()) + int(y[i].sum()) + 1) / (12 * int((~y[i]).sum()) * int(y[i].sum())) for i in idxs.values())
-        / len(groups))
+    n01 = [(int((~y[i]).sum()), int(y[i].sum())) for i in idxs.values()]
+    chance = math.sqrt(statistics.mean((n0 + n1 + 1) / (12 * n0 * n1) for n0, n1 in n01) / len(groups))
     setup = {k: getattr(a, k) for k in DEFAULTS[a.method]} | {"average": a.average, "negate": a.negate}
     print(json.dumps({"setup": setup, "train_clips": len(train), "test_clips": len(test), "groups": len(groups),
                       "data_seconds": round(time.time() - t, 1),
@@ -215,7 +214,8 @@ def main() -> None:
         aucs = {"/".join(g): float(auc(y[i], s[i])) for g, i in idxs.items()}
         stats.append(float(np.mean(list(aucs.values()))))
         print(json.dumps({"seeds": seeds[j:j + a.average], "stat": round(stats[-1], 4),
-                          "auc": {k: round(v, 3) for k, v in aucs.items()}, "seconds": round(time.time() - t, 1)} | extra),
+                          "auc": {k: round(v, 3) for k, v in aucs.items()},
+                          "seconds": round(time.time() - t, 1)} | extra),
               flush=True)
     sd = statistics.stdev(stats) if len(stats) > 1 else float("nan")
     print(f"SUMMARY {a.method} mean {statistics.mean(stats):.3f} +- {sd:.3f} over {len(stats)} runs; "

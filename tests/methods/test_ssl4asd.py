@@ -203,8 +203,9 @@ def test_detects_a_machine_sound_replaced_by_noise_on_every_seed(fitted, data, a
     emulated AVX2-only CPU seed 0 gave 0.573 and failed); the lead's 13 seeds: 0.580 +- 0.035.
     With 20 + 20 test clips per domain (chance-level std 0.038 instead of 0.076) it is 0.534 +- 0.033,
     with 15 epochs 0.494 +- 0.018, with 3 sections per machine type (a harder auxiliary task, seeds
-    0-2) ~0.54, with 40 + 10 training clips per type (seeds 0-3) 0.556 +- 0.023: at a CI budget SSL4ASD's detection of these faults is at or near chance, whatever
-    the set-up (docs/methods/ssl4asd.md, "When it works and when it does not").
+    0-2) ~0.54, with 40 + 10 training clips per type (seeds 0-3) 0.556 +- 0.023: at a CI budget
+    SSL4ASD's detection of these faults is at or near chance, whatever the set-up tried
+    (docs/methods/ssl4asd.md, "When it works and when it does not").
 
     Even normal clips with 0 dB of white noise added are not detected reliably (AUC 0.82 +- 0.09,
     seeds 0-7). Asserted here: per machine type, the AUC of the 10 normal test clips against white
