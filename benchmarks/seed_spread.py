@@ -117,7 +117,7 @@ def make_gross(test, root: Path, kind: str = "add") -> list:
         if not path.exists():
             x, sr = sf.read(c.path, dtype="float64")
             n = np.random.default_rng(i).standard_normal(x.shape) * np.sqrt(np.mean(x ** 2))
-            y = x + n if kind == "add" else n
+            y = x + n if kind == "add" else n * (10 ** 0.5 if kind == "loud" else 1.0)
             sf.write(path, y / max(1.0, np.abs(y).max() / 0.99), sr, subtype="PCM_16")
         clips.append(dataclasses.replace(c, path=path, label="anomaly"))
     return clips
@@ -143,8 +143,9 @@ def main() -> None:
     ap.add_argument("--gross", action="store_true",
                     help="also score gross anomalies (each normal test clip plus white noise at 0 dB SNR) and print "
                          "AUC(normal test clips vs gross) and the share of gross clips above every normal one")
-    ap.add_argument("--gross-kind", default="add", choices=("add", "replace"),
-                    help="add: clip + white noise at 0 dB SNR; replace: white noise only, at the clip's power")
+    ap.add_argument("--gross-kind", default="add", choices=("add", "replace", "loud"),
+                    help="add: clip + white noise at 0 dB SNR; replace: white noise only, at the clip's power; "
+                         "loud: white noise only, 10 dB above the clip's power")
     ap.add_argument("--root", type=Path, default=Path("runs/seed_spread_data"))
     a = ap.parse_args()
     for k, v in DEFAULTS[a.method].items():
