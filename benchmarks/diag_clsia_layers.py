@@ -38,6 +38,8 @@ from auscult.methods import FitContext, build_method  # noqa: E402
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
 ap.add_argument("--root", type=Path, default=Path("runs/seed_spread_data"))
+ap.add_argument("--untrained", action="store_true",
+                help="one epoch at learning rate 1e-12: the initial weights, batch norm re-estimated as after training")
 cli = ap.parse_args()
 torch.set_num_threads(1)
 a = argparse.Namespace(**ss.DEFAULTS["clsia"], method="clsia")
@@ -60,11 +62,14 @@ def feats(m, clips, kind):
             else: rows.append(f.mean(-1).flatten(1).numpy())  # mean log-mel spectrum
     return np.concatenate(rows)
 for seed in cli.seeds:
-    m = build_method("clsia", ss.clsia_config(6), FitContext(seed=seed, quiet=True)).fit(train, [], audio)
+    cfg = ss.clsia_config(1 if cli.untrained else 6)
+    if cli.untrained:
+        cfg["train"]["lr"] = 1e-12
+    m = build_method("clsia", cfg, FitContext(seed=seed, quiet=True)).fit(train, [], audio)
     sec = "00"
     tr = [c for c in train if c.section == sec]; nt = [c for c in test if c.section == sec and c.label == "normal"]; gr = [c for c in gross if c.section == sec]
     an = [c for c in test if c.section == sec and c.label == "anomaly"]
-    out = {"seed": seed}
+    out = {"seed": seed, "untrained": cli.untrained}
     for kind in ("emb", "gap", "melmean"):
         T, N, G, A = feats(m, tr, kind), feats(m, nt, kind), feats(m, gr, kind), feats(m, an, kind)
         d = lambda E: np.sqrt(((E[:, None] - T[None]) ** 2).sum(-1)).min(1)
