@@ -38,6 +38,7 @@ from auscult.methods import FitContext, build_method  # noqa: E402
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
 ap.add_argument("--root", type=Path, default=Path("runs/seed_spread_data"))
+ap.add_argument("--net", default=None, help='JSON merged into the net section, e.g. \'{"setting": [[2, 64, 1, 2]]}\'')
 ap.add_argument("--untrained", action="store_true",
                 help="one epoch at learning rate 1e-12: the initial weights, batch norm re-estimated as after training")
 cli = ap.parse_args()
@@ -65,11 +66,13 @@ for seed in cli.seeds:
     cfg = ss.clsia_config(1 if cli.untrained else 6)
     if cli.untrained:
         cfg["train"]["lr"] = 1e-12
+    if cli.net:
+        cfg["net"] = {**cfg["net"], **json.loads(cli.net)}
     m = build_method("clsia", cfg, FitContext(seed=seed, quiet=True)).fit(train, [], audio)
     sec = "00"
     tr = [c for c in train if c.section == sec]; nt = [c for c in test if c.section == sec and c.label == "normal"]; gr = [c for c in gross if c.section == sec]
     an = [c for c in test if c.section == sec and c.label == "anomaly"]
-    out = {"seed": seed, "untrained": cli.untrained}
+    out = {"seed": seed, "untrained": cli.untrained, "net": cfg["net"]}
     for kind in ("emb", "gap", "melmean"):
         T, N, G, A = feats(m, tr, kind), feats(m, nt, kind), feats(m, gr, kind), feats(m, an, kind)
         d = lambda E: np.sqrt(((E[:, None] - T[None]) ** 2).sum(-1)).min(1)
