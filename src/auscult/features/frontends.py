@@ -73,13 +73,14 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return _POOL
 
 
-#: Spread CPU chunks over ``torch.get_num_threads()`` worker threads (True, default) or run them one
-#: after the other on one core (False). Each worker runs its ops on one OpenMP thread (set in the
-#: worker: OpenMP's thread count is per OS thread). Measured on the 2-core dev VM (32 x 10 s clips,
-#: ``benchmarks/bench_features.py``, load average ~7, so provisional): two workers 35 ms per batch
-#: wall, one core 72 ms. (An earlier pool without the per-worker setting ran two OpenMP threads in
-#: each worker and was slower than one core.)
-CPU_THREAD_POOL = True
+#: Spread CPU chunks over ``torch.get_num_threads()`` worker threads (True) or run them one after the
+#: other on one core (False, default). Each worker runs its ops on one OpenMP thread (set in the
+#: worker: OpenMP's thread count is per OS thread). Measured on a quiet 2-core AVX-512 VM (load
+#: 0.9, 32 x 10 s clips, ``benchmarks/bench_features.py --repeats 5``, 2026-12-07): with 2 threads the
+#: pool took 22.6 ms per batch, one core 18.2 ms (power then mel) / 16.2 ms (paired); with 1 thread
+#: they are equal. (Under heavy load, load average ~7, the pool had measured 35 vs 72 ms: it pays
+#: only when the other core would otherwise idle while this one waits, not on a quiet machine.)
+CPU_THREAD_POOL = False
 
 
 def _in_chunks(fn, x: torch.Tensor) -> torch.Tensor:
@@ -137,12 +138,12 @@ def _mel_blocks(config: FeatureConfig, dense: torch.Tensor) -> list[tuple[int, i
 #: CPU log-mel from the interleaved squared STFT (:meth:`Spectrogram.frame_power_pairs`) with the
 #: banded filterbank's weights repeated per real/imaginary pair, computed mel-major (no transpose
 #: pass). False = the power spectrum first, then the banded product (the previous path, kept for
-#: comparison in ``benchmarks/bench_features.py``). Same sums, float rounding apart. Off by default
-#: (opt-in, 1.16x on one core): its float rounding differs from the previous path's by ~1e-4 dB,
-#: enough to move ``tests/methods/test_clsia.py::test_beats_chance_on_easy_synthetic_data`` (a
-#: two-machine AUC after a tiny training) from 0.62+ to 0.58; until that is understood the default
-#: keeps the previous path's numerics.
-CPU_PAIRED_MEL = False
+#: comparison in ``benchmarks/bench_features.py``). Same sums, float rounding apart (both within
+#: 4.8e-4 dB of librosa in float64). On by default: 1.13x on one core (quiet machine: 15.7 vs 17.8 ms
+#: per 32 x 10 s batch). It had been made opt-in because its ~1e-4 dB rounding difference moved a CLSIA
+#: quality test across its bar; that test turned out to be a seed lottery (0.611 +- 0.106 over 8
+#: training seeds) and was replaced (tests/methods/test_clsia.py).
+CPU_PAIRED_MEL = True
 
 
 def _mel_pair_blocks(config: FeatureConfig, dense: torch.Tensor) -> list[tuple[int, int, torch.Tensor]]:
