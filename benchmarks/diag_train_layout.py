@@ -26,14 +26,6 @@ import numpy as np
 MACHINES = ("bearing", "gearbox", "pump")
 
 
-def parse_seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0-4", help="training seeds, e.g. 0-12 or 0,3,5")
@@ -41,7 +33,12 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=Path("runs/diag_train_layout_data"))
     a = ap.parse_args()
 
+    import sys
+
     import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from seed_spread import parse_seeds  # the same seed-list syntax
 
     from auscult.data.index import DatasetIndex
     from auscult.data.source import AudioSource

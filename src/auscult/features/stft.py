@@ -168,17 +168,7 @@ class Spectrogram(nn.Module):
         dtype = x.dtype
         if c.stft_precision == "float64" and dtype == torch.float32 and x.device.type != "mps":
             x = x.double()
-        if c.center:
-            pad = c.n_fft // 2
-            if c.pad_mode == "constant":
-                padded = x.new_zeros(x.shape[0], x.shape[1] + 2 * pad)
-                padded[:, pad:pad + x.shape[1]] = x
-            else:
-                padded = F.pad(x.unsqueeze(1), (pad, pad), mode=c.pad_mode).squeeze(1)
-        else:
-            padded = x
-        frames = padded.unfold(-1, c.n_fft, c.hop_length)  # a view: [B, frames, n_fft]
-        spec = torch.fft.rfft(frames * hann_window(c, x.dtype, x.device), dim=-1)
+        spec = self._rfft_frames(x)
         return _abs2(spec).to(dtype)
 
     def frame_power_pairs(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,6 +182,14 @@ class Spectrogram(nn.Module):
         dtype = x.dtype
         if c.stft_precision == "float64" and dtype == torch.float32:
             x = x.double()
+        spec = self._rfft_frames(x)
+        pairs = torch.view_as_real(spec).flatten(-2).square_()
+        return pairs.to(dtype)
+
+    def _rfft_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """``rfft`` of the centred (padded), Hann-windowed frames of ``x`` ``[B, T]``: ``[B, frames, n_freqs]``
+        complex, in ``x``'s dtype (the CPU paths of :meth:`frame_power` and :meth:`frame_power_pairs`)."""
+        c = self.config
         if c.center:
             pad = c.n_fft // 2
             if c.pad_mode == "constant":
@@ -202,9 +200,7 @@ class Spectrogram(nn.Module):
         else:
             padded = x
         frames = padded.unfold(-1, c.n_fft, c.hop_length)  # a view: [B, frames, n_fft]
-        spec = torch.fft.rfft(frames * hann_window(c, x.dtype, x.device), dim=-1)
-        pairs = torch.view_as_real(spec).flatten(-2).square_()
-        return pairs.to(dtype)
+        return torch.fft.rfft(frames * hann_window(c, x.dtype, x.device), dim=-1)
 
     def _apply_power(self, power2: torch.Tensor) -> torch.Tensor:
         if self.power == 2.0:

@@ -7,6 +7,7 @@ shape it is built for, so that the nets export to ONNX with only the batch axis 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
@@ -36,16 +37,11 @@ def _prelu_backward_aten(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tens
     return gx, gw.sum([0, *range(2, x.dim())])
 
 
-_PRELU_BACKWARD = None
-
-
+@functools.cache
 def _prelu_backward_kernel():
-    global _PRELU_BACKWARD
-    if _PRELU_BACKWARD is None:
-        from ..engine.fastpath import CompiledKernel
+    from ..engine.fastpath import CompiledKernel
 
-        _PRELU_BACKWARD = CompiledKernel(_prelu_backward, _prelu_backward_aten, "fused_prelu")
-    return _PRELU_BACKWARD
+    return CompiledKernel(_prelu_backward, _prelu_backward_aten, "fused_prelu")
 
 
 class _FusedPReLUFn(torch.autograd.Function):
@@ -220,17 +216,12 @@ def _var_mean(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.var_mean(x, (0, 2, 3), correction=0)
 
 
-_VAR_MEAN = None
-
-
+@functools.cache
 def _var_mean_kernel():
-    global _VAR_MEAN
-    if _VAR_MEAN is None:
-        from ..engine.fastpath import CompiledKernel
+    from ..engine.fastpath import CompiledKernel
 
-        # eager var_mean is as accurate but ~8x slower on channels-last input
-        _VAR_MEAN = CompiledKernel(_var_mean, _var_mean, "batchnorm_stats")
-    return _VAR_MEAN
+    # eager var_mean is as accurate but ~8x slower on channels-last input
+    return CompiledKernel(_var_mean, _var_mean, "batchnorm_stats")
 
 
 class _BatchNormCL(torch.autograd.Function):
