@@ -274,6 +274,27 @@ def analyse(path: str) -> None:
         a = np.array([r["auc"] for r in rs])
         print(f"| {m} | {'on' if bg else 'off'} | {n} | {len(rs)} ({','.join(str(r['seed']) for r in rs)}) | "
               f"{a.mean():.3f} ± {a.std():.3f} | {np.mean([r['wall_s'] for r in rs]):.0f} |")
+    print("\nPer fault kind (mean per-section AUC of that kind's clips against the section's normals; mean over seeds)")
+    kinds = sorted({c["kind"] for r in recs for c in r["clips"] if c["kind"]})
+    print("| method | background | clips/unit | " + " | ".join(kinds) + " |")
+    print("|---|---|---|" + "---|" * len(kinds))
+    from auscult.eval.metrics import auc as _auc
+
+    for (m, bg, n), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
+        row = []
+        for k in kinds:
+            per_seed = []
+            for r in rs:
+                cl = r["clips"]
+                per_sec = []
+                for sec in SECTIONS:
+                    i = [j for j, c in enumerate(cl) if c["section"] == sec and (c["label"] == "normal" or c["kind"] == k)]
+                    y = [cl[j]["label"] == "anomaly" for j in i]
+                    if any(y) and not all(y):
+                        per_sec.append(_auc(y, np.array([cl[j]["score"] for j in i])))
+                per_seed.append(np.mean(per_sec))
+            row.append(f"{np.mean(per_seed):.2f}")
+        print(f"| {m} | {'on' if bg else 'off'} | {n} | " + " | ".join(row) + " |")
     print("\nOS-SCL: what the score follows (per run; test clips, per section ranks pooled)")
     print("| run | seed | clips/unit | bg | epochs run (selected) | unit accuracy normals / anomalies | Spearman(score, SNR) normals | "
           "anomalies | AUC src / tgt |")
