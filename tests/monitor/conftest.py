@@ -48,3 +48,25 @@ def ae_fit(fan_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundles") / "fan_ae.auscult"
     b, rep = _fit(fan_dir, out, method="autoencoder", epochs=100)
     return b, rep, out
+
+
+@pytest.fixture(scope="session")
+def quiet_fan_dir(tmp_path_factory) -> Path:
+    """The same fan's normal recordings in a quiet room (no factory background): the localisation
+    tests' reference (see tests/monitor/test_explain.py)."""
+    d = tmp_path_factory.mktemp("quiet_recordings") / "fan"
+    for i in range(N_RECORDINGS):
+        write_wav(d / f"rec_{i:03d}.wav", render(100 + i, background=False))
+    return d
+
+
+@pytest.fixture(scope="session")
+def quiet_fits(quiet_fan_dir, tmp_path_factory):
+    """``{"knn": (bundle, report, path), "ae": ...}`` fitted on :func:`quiet_fan_dir`, as
+    :func:`knn_fit` / :func:`ae_fit` are on the factory recordings."""
+    out = tmp_path_factory.mktemp("quiet_bundles")
+    fits = {}
+    for which, kw in (("knn", {"method": "logmel_knn"}), ("ae", {"method": "autoencoder", "epochs": 100})):
+        b, rep = _fit(quiet_fan_dir, out / f"fan_{which}.auscult", **kw)
+        fits[which] = (b, rep, out / f"fan_{which}.auscult")
+    return fits
