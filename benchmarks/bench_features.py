@@ -15,9 +15,13 @@ OpenBLAS threads keep spinning for a while after librosa's matmul, and torch's O
 after a parallel region; without the pause whichever row runs next pays for the previous
 row's spinning threads (measured: auscult 190 ms right after librosa, 36 ms after a pause).
 
---profile prints the time of each stage of the CPU log-mel path (framing, rfft, power, mel
-product, log) on the same batch, one clip per chunk as LogMel runs it, at 1 thread (what LogMel
-uses per chunk, see auscult.features.frontends.CPU_THREAD_POOL).
+Rows: the default (chunks of one clip spread over ``--threads`` worker threads, each on one
+OpenMP thread; the mel product reads the interleaved squared STFT, ``CPU_PAIRED_MEL``), the same
+on one core (``CPU_THREAD_POOL = False``), and the previous default (power spectrum, then the mel
+product, one core).
+
+--profile prints the time of each stage of the previous one-core CPU log-mel path (framing, rfft,
+power, mel product, log) on the same batch, one clip per chunk, at 1 thread.
 """
 
 from __future__ import annotations
@@ -82,19 +86,30 @@ def main(argv: list[str] | None = None) -> int:
         return np.stack([librosa.power_to_db(librosa.feature.melspectrogram(y=y, **lib_kw),
                                              ref=1.0, amin=base.eps, top_db=None) for y in clips])
 
+    from auscult.features import frontends
+
     wave = torch.from_numpy(clips)
+    # (module, CPU_PAIRED_MEL, CPU_THREAD_POOL) per row; the defaults are the first row's
     modules = {
-        "auscult LogMel default (float32)": LogMel(base),
-        "auscult LogMel, float64 STFT": LogMel(base.replace(stft_precision="float64")),
-        "auscult conv (ONNX path)": LogMel(base.replace(stft_impl="conv")),
+        "auscult LogMel default (float32)": (LogMel(base), frontends.CPU_PAIRED_MEL, frontends.CPU_THREAD_POOL),
+        "auscult, one core (no worker pool)": (LogMel(base), True, False),
+        "auscult, power then mel, one core": (LogMel(base), False, False),
+        "auscult LogMel, float64 STFT": (LogMel(base.replace(stft_precision="float64")), frontends.CPU_PAIRED_MEL,
+                                         frontends.CPU_THREAD_POOL),
+        "auscult conv (ONNX path)": (LogMel(base.replace(stft_impl="conv")), True, False),
     }
 
-    def run_module(m):
-        with torch.inference_mode():
-            return m(wave).numpy()
+    def run_module(m, paired, pool):
+        saved = frontends.CPU_PAIRED_MEL, frontends.CPU_THREAD_POOL
+        frontends.CPU_PAIRED_MEL, frontends.CPU_THREAD_POOL = paired, pool
+        try:
+            with torch.inference_mode():
+                return m(wave).numpy()
+        finally:
+            frontends.CPU_PAIRED_MEL, frontends.CPU_THREAD_POOL = saved
 
     impls = {"librosa, one batched call": librosa_batch, "librosa, per-clip loop": librosa_loop}
-    impls.update({name: (lambda m=m: run_module(m)) for name, m in modules.items()})
+    impls.update({name: (lambda v=v: run_module(*v)) for name, v in modules.items()})
 
     load_before = os.getloadavg()[0]
     outputs = {name: fn() for name, fn in impls.items()}  # warm-up (librosa's first call is slow)
@@ -117,13 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"log-mel, batch {args.batch} x {args.seconds:g} s @ {sr} Hz ({source}); n_fft 1024, hop 512, "
           f"128 mels; {args.threads} threads; allocator {'tuned' if tuned else 'default'}; "
           f"median of {args.repeats} interleaved repeats; load avg {load_before:.1f} -> {load_after:.1f}")
-    print(f"torch {torch.__version__}, librosa {librosa.__version__}, numpy {np.__version__}")
-    header = f"| {'implementation':<33} | {'ms/batch':>9} | {'CPU ms/batch':>12} | {'clips/s':>8} | {'x librosa batch':>15} | {'x librosa loop':>14} | {'max dB diff vs librosa f64':>24} |"
+    from auscult.engine.fastpath import cpu_flags_summary
+
+    print(f"torch {torch.__version__}, librosa {librosa.__version__}, numpy {np.__version__}; CPU flags: "
+          f"{cpu_flags_summary()}")
+    header = f"| {'implementation':<35} | {'ms/batch':>9} | {'CPU ms/batch':>12} | {'clips/s':>8} | {'x librosa batch':>15} | {'x librosa loop':>14} | {'max dB diff vs librosa f64':>24} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for name in impls:
         diff = float(np.abs(outputs[name].astype(np.float64) - ref64).max())
-        print(f"| {name:<33} | {med[name] * 1e3:9.1f} | {statistics.median(cpu[name]) * 1e3:12.1f} | "
+        print(f"| {name:<35} | {med[name] * 1e3:9.1f} | {statistics.median(cpu[name]) * 1e3:12.1f} | "
               f"{args.batch / med[name]:8.1f} | "
               f"{lib_b / med[name]:15.2f} | {lib_l / med[name]:14.2f} | {diff:24.2e} |")
     if args.profile:

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_nets.py                 # all nets, batch 32, 2 threads
     .venv/bin/python benchmarks/bench_nets.py --nets mobilefacenet resnet18_tfap --iters 5
+    .venv/bin/python benchmarks/bench_nets.py --fastpath      # every net plain vs the CPU fast paths
 
 Each (net, allocator) measurement runs in a fresh subprocess so allocator state and oneDNN
 caches do not leak between rows. The glibc allocator is tuned before timing
@@ -72,7 +73,8 @@ def count_macs(net, inputs) -> tuple[int, int]:
     return total[0], layers[0]
 
 
-def measure(name: str, batch: int, threads: int, iters: int, warmup: int, duration: float, tuned: bool) -> dict:
+def measure(name: str, batch: int, threads: int, iters: int, warmup: int, duration: float, tuned: bool,
+            fast: bool = False) -> dict:
     tuned_ok = tune_allocator() if tuned else False
     import torch
 
@@ -82,6 +84,10 @@ def measure(name: str, batch: int, threads: int, iters: int, warmup: int, durati
     geo = ClipGeometry(duration=duration)
     torch.manual_seed(0)
     net = build_for_clip(name, geo)
+    if fast:  # what the trainer and the methods' scoring do with the CPU fast paths on
+        from auscult.engine.fastpath import to_training_layout
+
+        to_training_layout(net)
     per_clip = geo.frames - 4 if name == "autoencoder" else 1
     xs = net.example_inputs(batch * per_clip, seed=0)
     macs, n_layers = count_macs(net, xs)
@@ -99,6 +105,12 @@ def measure(name: str, batch: int, threads: int, iters: int, warmup: int, durati
         if i >= warmup:
             train_t.append(time.perf_counter() - t0)
     net.eval()
+    if fast:
+        from auscult.engine.fastpath import to_default_layout
+        from auscult.nets.inference import inference_copy
+
+        to_default_layout(net)
+        net = inference_copy(net)
     infer_t = []
     with torch.inference_mode():
         for i in range(warmup + iters):
@@ -107,7 +119,8 @@ def measure(name: str, batch: int, threads: int, iters: int, warmup: int, durati
             if i >= warmup:
                 infer_t.append(time.perf_counter() - t0)
     return {
-        "net": name, "allocator": "tuned" if tuned_ok else "default", "params": params,
+        "net": name, "allocator": "tuned" if tuned_ok else "default", "path": "fast" if fast else "plain",
+        "params": params,
         "macs_per_clip": macs / batch, "layers_counted": n_layers,
         "train_clips_s": batch / statistics.median(train_t), "infer_clips_s": batch / statistics.median(infer_t),
         "train_step_s": statistics.median(train_t), "infer_step_s": statistics.median(infer_t),
@@ -125,12 +138,16 @@ def main() -> None:
     ap.add_argument("--compare", nargs="*", default=["mobilefacenet"],
                     help="nets also timed with the default glibc allocator")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    ap.add_argument("--fastpath", action="store_true",
+                    help="time every net twice, tuned allocator: plain (AUSCULT_FASTPATH=plain, eval model) and with "
+                         "the CPU fast paths (channels-last training as the trainer runs it, inference_copy)")
     ap.add_argument("--_child", nargs=2, metavar=("NET", "ALLOC"), help=argparse.SUPPRESS)
     a = ap.parse_args()
 
     if a._child:
         name, alloc = a._child
-        row = measure(name, a.batch, a.threads, a.iters, a.warmup, a.duration, alloc == "tuned")
+        row = measure(name, a.batch, a.threads, a.iters, a.warmup, a.duration, alloc.startswith("tuned"),
+                      fast=alloc == "tuned-fast")
         print("ROW " + json.dumps(row))
         return
 
@@ -138,13 +155,17 @@ def main() -> None:
     from auscult.nets import NETS
 
     names = a.nets or NETS.names()
-    jobs = [(n, "tuned") for n in names] + [(n, "default") for n in a.compare if n in names]
+    if a.fastpath:
+        jobs = [(n, alloc) for n in names for alloc in ("tuned", "tuned-fast")]
+    else:
+        jobs = [(n, "tuned") for n in names] + [(n, "default") for n in a.compare if n in names]
     rows = []
     for name, alloc in jobs:
         cmd = [sys.executable, __file__, "--_child", name, alloc, "--batch", str(a.batch),
                "--threads", str(a.threads), "--iters", str(a.iters), "--warmup", str(a.warmup),
                "--duration", str(a.duration)]
-        out = subprocess.run(cmd, capture_output=True, text=True)
+        env = dict(os.environ, AUSCULT_FASTPATH="" if alloc == "tuned-fast" else "plain")
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
         line = [l for l in out.stdout.splitlines() if l.startswith("ROW ")]
         if out.returncode != 0 or not line:
             print(f"{name} ({alloc}) failed:\n{out.stderr[-2000:]}", file=sys.stderr)
@@ -157,11 +178,19 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nbatch {a.batch}, {a.threads} threads, {a.duration:g} s clips, median of {a.iters} steps "
           f"after {a.warmup} warm-up; load average at end {load:.1f} on {os.cpu_count()} CPUs\n")
-    print("| net | allocator | params | MMACs/clip | train clips/s | infer clips/s |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| net | allocator | path | params | MMACs/clip | train clips/s | infer clips/s |")
+    print("|---|---|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['net']} | {r['allocator']} | {r['params'] / 1e6:.2f} M | {r['macs_per_clip'] / 1e6:,.0f} "
-              f"| {r['train_clips_s']:.1f} | {r['infer_clips_s']:.1f} |")
+        print(f"| {r['net']} | {r['allocator']} | {r.get('path', 'plain')} | {r['params'] / 1e6:.2f} M "
+              f"| {r['macs_per_clip'] / 1e6:,.0f} | {r['train_clips_s']:.1f} | {r['infer_clips_s']:.1f} |")
+    if a.fastpath:
+        print("\nfast / plain (same run):")
+        for n in names:
+            p = [r for r in rows if r["net"] == n and r.get("path") == "plain"]
+            f = [r for r in rows if r["net"] == n and r.get("path") == "fast"]
+            if p and f:
+                print(f"  {n}: train x{f[0]['train_clips_s'] / p[0]['train_clips_s']:.2f}, "
+                      f"inference x{f[0]['infer_clips_s'] / p[0]['infer_clips_s']:.2f}")
     for n in a.compare:
         t = [r for r in rows if r["net"] == n and r["allocator"] == "tuned"]
         d = [r for r in rows if r["net"] == n and r["allocator"] == "default"]

@@ -101,3 +101,34 @@ def interrupted_fit(tmp_path, monkeypatch):
         return ref, resumed
 
     return run
+
+
+@pytest.fixture
+def noisy_copies():
+    """``noisy_copies(clips, out_dir, kind="add") -> clips``: see :func:`make_noisy_copies`."""
+    return make_noisy_copies
+
+
+def make_noisy_copies(clips, out_dir, kind: str = "add"):
+    """Gross anomalies for the methods' reliable-detection tests: each *normal* clip of ``clips``
+    plus white noise of the clip's own power (0 dB SNR), written as 16-bit WAV under ``out_dir`` and
+    returned as clips of the same machine, section and domain (label ``anomaly``). ``kind="replace"``
+    writes the noise alone (same power) instead of clip plus noise.
+
+    ``benchmarks/seed_spread.py --gross`` builds the same clips (same noise seeds) to measure how
+    these tests' statistic spreads over training seeds."""
+    import dataclasses
+
+    import numpy as np
+    import soundfile as sf
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    for i, c in enumerate(c for c in clips if c.label == "normal"):
+        path = out_dir / f"{c.machine}_{c.section}_{i:03d}.wav"
+        x, sr = sf.read(c.path, dtype="float64")
+        n = np.random.default_rng(i).standard_normal(x.shape) * np.sqrt(np.mean(x ** 2))
+        y = x + n if kind == "add" else n
+        sf.write(path, y / max(1.0, np.abs(y).max() / 0.99), sr, subtype="PCM_16")
+        made.append(dataclasses.replace(c, path=path, label="anomaly"))
+    return made

@@ -78,16 +78,52 @@ def _fast(name: str) -> list[str]:
     return FAST[name]
 
 
+#: methods whose recipe trains a 2-D convolution net and scores with an inference copy (batch norm
+#: folded, channels-last: the CPU fast path)
+CONV_NET_METHODS = {"clsia", "osscl", "protoasd", "ssl4asd"}
+
+
+def _spy_fast_paths(monkeypatch) -> dict[str, list]:
+    """Record what the trainer's layout switch (:func:`auscult.engine.fastpath.to_training_layout`) and
+    :func:`auscult.nets.inference.inference_copy` did during a run."""
+    from torch import nn
+
+    import auscult.engine.trainer as trainer_mod
+    import auscult.nets.inference as inference_mod
+
+    seen: dict[str, list] = {"layout": [], "copies": []}
+    layout, copy = trainer_mod.to_training_layout, inference_mod.inference_copy
+
+    def spy_layout(model, *args, **kwargs):
+        converted = layout(model, *args, **kwargs)
+        seen["layout"].append((any(isinstance(m, nn.Conv2d) for m in model.modules()), converted))
+        return converted
+
+    def spy_copy(*args, **kwargs):
+        seen["copies"].append(type(args[0]).__name__)
+        return copy(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_mod, "to_training_layout", spy_layout)
+    monkeypatch.setattr(inference_mod, "inference_copy", spy_copy)
+    return seen
+
+
 @pytest.mark.parametrize("name", METHODS.names())
-def test_method_walks_both_doors_from_a_run(name, walk_data, tmp_path, one_thread):
+def test_method_walks_both_doors_from_a_run(name, walk_data, tmp_path, one_thread, monkeypatch):
     from auscult import pipeline
     from auscult.monitor.bundle import bundle_from_run, load_bundle
     from auscult.pipeline.recipe import find_recipe
 
     assert find_recipe(f"synthetic/{name}").is_file(), f"recipes/synthetic/{name}.yaml is missing"
     cache = tmp_path / "cache"
+    fast = _spy_fast_paths(monkeypatch)
     rd, _ = pipeline.run(f"synthetic/{name}", walk_data, tmp_path / "run", overrides=_fast(name), device="cpu",
                          quiet=True, cache_dir=cache)
+    # the recipe runs on the CPU fast paths by default: every conv net scored through an inference
+    # copy (issue 18); trained in the default layout (channels-last training is opt-in)
+    assert not any(converted for _, converted in fast["layout"]), (name, fast)
+    if name in CONV_NET_METHODS:
+        assert any(has_conv for has_conv, _ in fast["layout"]) and fast["copies"], (name, fast)
     first = _test_scores(rd)
     assert first and all(np.isfinite(v[2]) for v in first.values())
     # reload every group from the run folder (plain data, no pickle) and score again: identical

@@ -1,6 +1,6 @@
 """SSL4ASD: feature exchange swaps exactly one branch, the label layout of the training step, a short
-run on a tiny synthetic set (loss decreasing, well-formed scores, state round trip, beats chance on
-easy anomalies), the k-means back-end, ensembles and the recipes."""
+run on a tiny synthetic set (loss decreasing, well-formed scores, state round trip, detects a machine
+sound replaced by noise; the easy-fault AUC is only printed), the k-means back-end, ensembles and the recipes."""
 
 from __future__ import annotations
 
@@ -201,15 +201,51 @@ def test_backend_is_min_cosine_distance_to_kmeans_and_target_centres(fitted, dat
     np.testing.assert_allclose(m.score(te, audio), ref, atol=1e-5)
 
 
-def test_beats_chance_on_easy_anomalies(fitted, data, audio):
+def test_detects_a_machine_sound_replaced_by_noise_on_every_seed(fitted, data, audio, tmp_path, noisy_copies):
+    """What a short CPU fit of SSL4ASD detects reliably: the machine's sound replaced by noise.
+
+    This replaces a test that asserted mean AUC > 0.6 on the easy simulated faults, a seed lottery
+    (`benchmarks/seed_spread.py ssl4asd --seeds 0-7`, this set-up, one thread): 0.571 +- 0.038 over
+    training seeds 0-7, pass rate 1/8 (seed 0, the one the test used, was the only pass; on an
+    emulated AVX2-only CPU seed 0 gave 0.573 and failed); the lead's 13 seeds: 0.580 +- 0.035.
+    With 20 + 20 test clips per domain (chance-level std 0.038 instead of 0.076) it is 0.534 +- 0.033,
+    with 15 epochs 0.494 +- 0.018, with 3 sections per machine type (a harder auxiliary task, seeds
+    0-2) ~0.54, with 40 + 10 training clips per type (seeds 0-3) 0.556 +- 0.023: at a CI budget
+    SSL4ASD's detection of these faults is at or near chance, whatever the set-up tried
+    (docs/methods/ssl4asd.md, "When it works and when it does not").
+
+    Even normal clips with 0 dB of white noise added are not detected reliably (AUC 0.82 +- 0.09,
+    seeds 0-7). Asserted here: per machine type, the AUC of the 10 normal test clips against white
+    noise of each clip's power *instead of* the clip (fixture `noisy_copies(kind="replace")`), averaged
+    over the 3 types. Seeds 0-7 (`--gross --gross-kind replace`): 0.963 +- 0.040, range 0.90-1.0;
+    emulated AVX2-only CPU, seeds 0-3: 0.981 +- 0.018 (every seed's value moved, all > 0.95).
+    Caveat: with channels-last training (`AUSCULT_FASTPATH=train_channels_last=1`, opt-in on main)
+    it is 0.914 +- 0.064 (seeds 0-7, all > 0.84): still 8/8 above the bar but only 1.8 seed-stds
+    above it; if that path becomes the default, re-measure and re-derive the bar
+    (`seed_spread.py ssl4asd --gross --gross-kind replace`). Louder noise (10 dB above the clip,
+    `--gross-kind loud`) is detected *worse* (0.65 +- 0.16 with channels-last), so it is not used.
+    Chance level: std 0.076 for this size (10 vs 10 per type, 3 types). The bar 0.8 is 4.1
+    seed-stds below the mean and 3.9 chance-stds above 0.5; negated scores (`--negate`) and random
+    scores fail it. The easy-fault AUC is printed, not asserted.
+    """
     from auscult.eval.metrics import auc
 
     m, _ = fitted
     _, test = data
     s = m.score(test, audio)
-    aucs = {mach: auc([test[i].label == "anomaly" for i, c in enumerate(test) if c.machine == mach],
-                      s[[i for i, c in enumerate(test) if c.machine == mach]]) for mach in MACHINES}
-    assert np.mean(list(aucs.values())) > 0.6, aucs
+    easy = {mach: round(float(auc([c.label == "anomaly" for c in test if c.machine == mach],
+                                  s[[i for i, c in enumerate(test) if c.machine == mach]])), 3) for mach in MACHINES}
+    print("SSL4ASD easy synthetic faults, AUC per machine type (not asserted):", easy)
+    noise = noisy_copies(test, tmp_path, kind="replace")
+    sn = m.score(noise, audio)
+    aucs = {}
+    for mach in MACHINES:
+        a = s[[i for i, c in enumerate(test) if c.machine == mach and c.label == "normal"]]
+        b = sn[[i for i, c in enumerate(noise) if c.machine == mach]]
+        assert len(a) == len(b) == 10
+        aucs[mach] = float(auc([0] * len(a) + [1] * len(b), np.r_[a, b]))
+    print("SSL4ASD normal vs noise instead of the machine, AUC per machine type:", aucs)
+    assert np.mean(list(aucs.values())) > 0.8, aucs
 
 
 def test_ensemble_averages_members(data, audio):

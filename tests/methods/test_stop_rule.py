@@ -76,3 +76,56 @@ def test_without_held_out_clips_the_schedule_runs_to_the_end(name, easy, one_thr
     m.fit(list(train)[::2], [], _audio_for(name, audio))
     hist = _first_stage_history(m)
     assert len(hist) == 2 and "val_loss" not in hist[-1]
+
+
+def test_ssl4asd_one_class_has_a_held_out_signal(easy, one_thread):
+    """One machine, one section, one attribute set: the classification term is 0 by construction, but
+    the held-out loss still moves with training (the exchange term). Before, ``val_loss`` was only the
+    classification term: identically 0, so the stop rule stopped after ``patience`` epochs on no signal."""
+    from auscult.methods.ssl4asd import attribute_class
+
+    import dataclasses
+
+    train, _, _ = easy
+    # the source clips of one section with their attributes dropped: one class, as a DCASE 2021 folder
+    one = [dataclasses.replace(c, attributes_raw="", attributes={}) for c in train
+           if c.section == "00" and c.domain == "source"]
+    assert len(one) >= 12 and len({attribute_class(c) for c in one}) == 1
+    fit, val = _split(one)
+    recipe, sets = STOP["ssl4asd"]
+    cfg = load_recipe(recipe, sets + ["train.epochs=3", "train.patience=null", "train.log_every=0"])
+    m = build_method("ssl4asd", cfg, FitContext(seed=0, quiet=True))
+    m.fit(fit, val, _audio_for("ssl4asd", None))
+    assert len(m.classes) == 1
+    hist = _first_stage_history(m)
+    assert [r["epoch"] for r in hist] == [0, 1, 2]
+    vl = [r["val_loss"] for r in hist]
+    assert all(math.isfinite(v) and v > 0.1 for v in vl), vl
+    assert all(abs(r["val_loss_class"]) < 1e-5 for r in hist), hist  # one class: no classification signal
+    assert vl == pytest.approx([r["val_loss_exchange"] for r in hist])
+    assert max(vl) - min(vl) > 1e-3, vl  # it moves with the weights (same partners every epoch)
+
+
+def test_ssl4asd_held_out_loss_is_the_same_for_the_same_weights(easy, one_thread):
+    """The held-out loss depends on the weights only: two calls with equally seeded generators agree,
+    and a single clip (no partner) gives the classification term alone."""
+    import torch
+
+    from auscult.methods.ssl4asd import attribute_class
+
+    train, _, _ = easy
+    recipe, sets = STOP["ssl4asd"]
+    cfg = load_recipe(recipe, sets + ["train.epochs=1"])
+    m = build_method("ssl4asd", cfg, FitContext(seed=0, quiet=True))
+    clips = list(train)[:4]
+    audio = _audio_for("ssl4asd", None)
+    m.n_samples = audio.batch(clips[:1]).shape[1]
+    m.classes = sorted({attribute_class(c) for c in train})
+    model = m._build_model(0).eval()
+    x = audio.batch(clips)
+    y = torch.as_tensor([m.classes.index(attribute_class(c)) for c in clips])
+    a = m.heldout_losses(model, x, y, torch.Generator().manual_seed(3))
+    b = m.heldout_losses(model, x, y, torch.Generator().manual_seed(3))
+    assert float(a["val_loss"]) == float(b["val_loss"]) and float(a["val_loss_exchange"]) > 0
+    one = m.heldout_losses(model, x[:1], y[:1], torch.Generator().manual_seed(3))
+    assert float(one["val_loss_exchange"]) == 0.0 and float(one["val_loss"]) == float(one["val_loss_class"])

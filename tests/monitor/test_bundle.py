@@ -312,3 +312,113 @@ def test_first_format_bundles_still_load(tmp_path):
     # and saved again it is a bundle of the current format with the same behaviour
     again = load_bundle(save_bundle(tmp_path / "new.auscult", b))
     assert again.score_waveform(x, SR).score == b.score_waveform(x, SR).score
+
+
+def test_a_multi_channel_recording_is_read_with_the_models_channel_policy(knn_fit, tmp_path):
+    """A two-channel (near, far) recording is scored on the channel the model reads -- the run's
+    resolved policy (``fit_info["channel"]``) or the method's declared ``audio.channel`` -- not on the
+    mean of the mics; ``mean``/``auto`` keep mixing; a mono recording is scored as given."""
+    import soundfile as sf
+
+    from auscult.errors import ChannelCountError
+    from auscult.monitor.bundle import MachineModel
+
+    _, _, path = knn_fit
+    near, far = render(910), render(911, anomaly="rub")
+    stereo = tmp_path / "two_mics.wav"
+    sf.write(stereo, np.stack([near, far], axis=1), SR, subtype="FLOAT")
+    three = tmp_path / "three.wav"
+    sf.write(three, np.stack([near, far, near], axis=1), SR, subtype="FLOAT")
+
+    def bundle_with(channel=None, declared=None):
+        b = load_bundle(path)  # fresh objects: the session fixture stays untouched
+        mm = b.models["fan"]
+        if declared is not None:
+            mm.method.config = {**mm.method.config, "audio": {**dict(mm.method.config.get("audio") or {}),
+                                                              "channel": declared}}
+        info = {**mm.fit_info, **({"channel": channel} if channel is not None else {})}
+        return Bundle({"fan": MachineModel(mm.method, mm.threshold, mm.calibration, info)}, b.sample_rate,
+                      b.window_s, b.hop_s)
+
+    base = load_bundle(path)
+    s_near, s_far = base.score_waveform(near, SR).score, base.score_waveform(far, SR).score
+    s_mean = base.score_waveform((near + far) / 2, SR).score
+    assert len({round(s_near, 6), round(s_far, 6), round(s_mean, 6)}) == 3  # the test can tell them apart
+    for kw, want in [({"channel": "near"}, s_near), ({"channel": "far"}, s_far), ({"channel": 1}, s_far),
+                     ({"declared": "near"}, s_near), ({"declared": "far"}, s_far), ({"declared": "auto"}, s_mean),
+                     ({}, s_mean), ({"channel": "mean", "declared": "far"}, s_mean)]:
+        b = bundle_with(**kw)
+        assert b.score_file(stereo).score == pytest.approx(want, rel=1e-5), kw
+        assert b.score_waveform(np.stack([near, far], axis=1), SR).score == pytest.approx(want, rel=1e-5), kw
+        assert b.score_waveform(np.stack([near, far], axis=0), SR).score == pytest.approx(want, rel=1e-5), kw
+        # the policy survives save / load
+        assert load_bundle(save_bundle(tmp_path / "b.auscult", b)).score_file(stereo).score == \
+            pytest.approx(want, rel=1e-5), kw
+    far_bundle = bundle_with(channel="far")
+    assert far_bundle.channel() == "far" and far_bundle.models["fan"].channel == "far"
+    ex = far_bundle.explain_file(stereo)
+    assert ex.score == pytest.approx(far_bundle.explain_waveform(far, SR).score, rel=1e-5)
+    # a mono recording is one microphone: scored as given under every policy
+    mono = tmp_path / "near_only.wav"
+    sf.write(mono, near, SR, subtype="FLOAT")
+    assert far_bundle.score_file(mono).score == pytest.approx(s_near, rel=1e-5)
+    # near/far need exactly two channels; the error names the file
+    with pytest.raises(ChannelCountError, match="three.wav"):
+        far_bundle.score_file(three)
+    with pytest.raises(ChannelCountError, match="3 channels"):
+        far_bundle.score_waveform(np.stack([near, far, near], axis=1), SR)
+    assert bundle_with().score_file(three).score == pytest.approx(
+        base.score_waveform((2 * near + far) / 3, SR).score, rel=1e-4)
+    # 'both' cannot be fed by the monitor (one channel per method): a clear error, not a silent mix
+    with pytest.raises(ConfigError, match="both"):
+        bundle_with(declared="both").score_file(stereo)
+    # machines that read differently need a machine name for multi-channel input
+    b2 = Bundle({"a": bundle_with(channel="near").models["fan"], "b": bundle_with(channel="far").models["fan"]},
+                base.sample_rate, base.window_s, base.hop_s)
+    with pytest.raises(ConfigError, match="say which machine"):
+        b2.channel()
+    assert b2.score_file(stereo, machine="b").score == pytest.approx(s_far, rel=1e-5)
+
+
+def test_the_service_reads_a_multi_channel_upload_with_the_models_channel_policy(knn_fit, tmp_path):
+    """An upload of a two-channel (near, far) recording is scored on the machine's channel, as
+    ``Bundle.score_file`` scores the file (not the mean of the mics); a near/far model refuses a
+    three-channel upload with 422; ``decode_upload`` keeps mono uploads as they are."""
+    pytest.importorskip("fastapi")
+    import soundfile as sf
+    from fastapi.testclient import TestClient
+
+    from auscult.monitor.bundle import MachineModel
+    from auscult.monitor.service import ServiceConfig, create_app
+    from auscult.monitor.service.uploads import UploadProblem, decode_upload
+
+    _, _, path = knn_fit
+    b = load_bundle(path)
+    mm = b.models["fan"]
+    far_path = save_bundle(tmp_path / "far.auscult", Bundle(
+        {"fan": MachineModel(mm.method, mm.threshold, mm.calibration, {**mm.fit_info, "channel": "far"})},
+        b.sample_rate, b.window_s, b.hop_s))
+    near, far = render(912), render(913, anomaly="rub")
+    stereo, three = tmp_path / "two.wav", tmp_path / "three.wav"
+    sf.write(stereo, np.stack([near, far], axis=1), SR, subtype="FLOAT")
+    sf.write(three, np.stack([near, far, near], axis=1), SR, subtype="FLOAT")
+    for ch, want in [("near", near), ("far", far), (1, far), ("mean", (near + far) / 2)]:
+        np.testing.assert_allclose(decode_upload(stereo.read_bytes(), SR, channel=ch).wave, want, atol=1e-6)
+    np.testing.assert_allclose(decode_upload(write_wav(tmp_path / "m.wav", near).read_bytes(), SR,
+                                             channel="far").wave, near, atol=1e-4)
+    with pytest.raises(UploadProblem, match="3 channels"):
+        decode_upload(three.read_bytes(), SR, channel="near")
+    token = "t" * 32
+    app = create_app(ServiceConfig(models=[far_path], token=token, state_dir=tmp_path / "state"))
+    with TestClient(app) as client:
+        h = {"Authorization": f"Bearer {token}", "Content-Type": "audio/wav"}
+        r = client.post("/v1/machines/fan/score", content=stereo.read_bytes(), headers=h)
+        assert r.status_code == 200, r.text
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            far_bundle = load_bundle(far_path)
+            assert r.json()["score"] == pytest.approx(far_bundle.score_file(stereo).score, rel=1e-5)
+            assert r.json()["score"] == pytest.approx(far_bundle.score_waveform(far, SR).score, rel=1e-5)
+            assert r.json()["score"] != pytest.approx(far_bundle.score_waveform((near + far) / 2, SR).score, rel=1e-3)
+        bad = client.post("/v1/machines/fan/score", content=three.read_bytes(), headers=h)
+        assert bad.status_code == 422 and "3 channels" in bad.text

@@ -129,6 +129,8 @@ def test_explain_cli_crops_and_keeps_file_times(quiet_fits, tmp_path):
     assert 3.0 < d["times"][0] < 3.1 and d["times"][-1] < 6.0
     peak = d["times"][int(np.argmax(d["frame_scores"]))]
     assert 3.0 + info.onset_s <= peak <= 3.0 + info.offset_s
+    assert d["peak_time_s"] == pytest.approx(peak)  # the summary line's time, in the file's timeline
+    assert f"most anomalous frame at {peak:.2f} s" in res.output
     res = CliRunner().invoke(app, ["explain", str(path), str(f), "--out", str(tmp_path / "x.png"), "--start", "9"])
     assert res.exit_code != 0
 

@@ -102,16 +102,20 @@ def test_autoencoder_mc_trains_on_both_mics_and_scores_the_one_asked(tree26, tmp
     assert m.state_dict()["mics"] == {"train": "both", "score": "near"}
 
 
-def test_a_both_mic_run_becomes_a_bundle_that_scores_one_mic_recordings(tree26, tmp_path):
+@pytest.mark.parametrize("recipe,extra", [("dcase2026/autoencoder_mc", ()),
+                                          ("dcase2026/autoencoder", ("audio.channel=auto",))])
+def test_a_2026_run_becomes_a_bundle_that_scores_as_the_run_did(recipe, extra, tree26, tmp_path):
     """The run's windows are the clips' length (not the channel count of a [2, T] clip), and the bundle
-    scores a near-mic-only mono recording exactly as the run scored the stereo clip's near mic."""
+    scores the stereo clip itself, and a near-mic-only mono recording, exactly as the run scored the
+    clip's near mic: the both-mic method's declared mic; the near-only AE's ``auto`` resolved with the
+    run's year (2026 -> near), not the mean of the two mics."""
     import warnings
 
     import soundfile as sf
 
     from auscult.monitor.bundle import bundle_from_run, load_bundle
 
-    run = _run("dcase2026/autoencoder_mc", tree26, tmp_path / "run", tmp_path / "cache", "data.machines=[fan]")
+    run = _run(recipe, tree26, tmp_path / "run", tmp_path / "cache", "data.machines=[fan]", *extra)
     with open(run / "scores" / "test_scores.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     bundle_from_run(run, tmp_path / "b.auscult")
@@ -119,9 +123,14 @@ def test_a_both_mic_run_becomes_a_bundle_that_scores_one_mic_recordings(tree26, 
         warnings.simplefilter("ignore")
         bundle = load_bundle(tmp_path / "b.auscult")
     assert bundle.window_samples == 16000  # 1 s clips
+    assert bundle.channel("fan.section_00") == "near"
     for r in rows[:3]:
         x, sr = sf.read(r["path"], dtype="float32")
         assert x.shape[1] == 2
         mono = tmp_path / "near_only.wav"
         sf.write(mono, x[:, 0], sr, subtype="FLOAT")
         assert bundle.score_file(mono, machine="fan.section_00").score == pytest.approx(float(r["score"]), rel=1e-5)
+        assert bundle.score_file(r["path"], machine="fan.section_00").score == \
+            pytest.approx(float(r["score"]), rel=1e-5)
+        assert bundle.score_waveform(x, sr, machine="fan.section_00").score == \
+            pytest.approx(float(r["score"]), rel=1e-5)

@@ -179,6 +179,7 @@ def test_stft_branch(load, device, prepare):
     # torch computes it in float32, auscult in float64 then rounds)
     assert_close(front.spectrogram.window, state["stft.stft.window"], what="stft_branch_state:stft.stft.window",
                  rel=1e-6)
+    n_ours = sum(p.numel() for p in net.parameters())  # before the hook (a folded copy has conv biases)
     net = prepare(net.to(device).eval(), "asdkit_stft_branch")
     wav = load("osscl/inputs.npz").tensor("x_wav")[:, 0].to(device)
     cap = Capture({"bn_freq": net.freq_norm, "layers0": net.stem, "layers1": net.stages[1], "layers2": net.stages[3],
@@ -206,6 +207,5 @@ def test_stft_branch(load, device, prepare):
     # branch has exactly the stored branch's parameters (bias-free, no BN affine), and the rest of
     # the toolkit's 2,495,568 parameters is its FFT branch (1,531,136 values with BN statistics)
     assert diag["stft_branch_equals_multiresnet_slice"] is True
-    n_ours = sum(p.numel() for p in net.parameters())
     assert n_ours == sum(state[k].size for k in state if k.endswith("weight") and k != "stft.stft.window")
     assert 0 < diag["multiresnet_param_count"] - n_ours < 1_531_136

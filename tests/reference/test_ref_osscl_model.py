@@ -211,7 +211,7 @@ SHALLOW = ("arcface.", "head.", "mobilefacenet.linear")
 
 
 @pytest.fixture(scope="module")
-def train_step(load, inputs, device):
+def train_step(load, inputs, device, prepare):
     """``trainer.py: Trainer.train`` for one batch, per dtype (computed once): mixup of waveform and
     log-mel with the stored lambda and permutation, the model in train mode, loss = Noisy-ArcMix +
     SupCon (``os_scl``), backward; through ``OSSCL.mixed_loss`` with the recipe's settings."""
@@ -224,7 +224,7 @@ def train_step(load, inputs, device):
             return done[dtype]
         io = load("osscl/train_step_io.npz" if dtype == torch.float32 else "osscl/train_step_io_float64.npz")
         m, model = build(load, dtype, device)
-        model.train()
+        model = prepare(model.train(), "osscl_model_train")  # the hook; "_train": same module, parameters kept
         lam, index = float(io["lam"]), io.tensor("index")
         y_a, y_b = io.tensor("y_a").to(device), io.tensor("y_b").to(device)
         assert torch.equal(y_a.cpu(), inputs.tensor("labels")) and torch.equal(y_b.cpu(), y_a.cpu()[index])

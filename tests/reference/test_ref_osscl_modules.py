@@ -91,6 +91,11 @@ def test_tfgram(inputs, load, device, prepare):
     assert_close(cap.out["block2"][:, :64], io["pre_block2_out_ch0to63"], what="tfgram_io:pre_block2_out_ch0to63",
                  rel=SUB)
     assert_close(out, io["out"], what="tfgram_io:out", rel=SUB)
+    # without hooks on its layers the net takes its fast path (auscult.engine.fastpath: channels-last
+    # layout in eval mode); that output is held to the same bound
+    with torch.no_grad():
+        fast = net(inputs.tensor("x_wav").to(device))
+    assert_close(fast, io["out"], what="tfgram_io:out (fast path, no hooks)", rel=SUB)
 
 
 def test_tfgram_paper_width_is_an_option():

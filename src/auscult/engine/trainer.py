@@ -26,6 +26,7 @@ Requirements for exact resume: the loader's order must depend only on the RNG (a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -48,6 +49,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .ema import ModelEMA
+from .fastpath import to_default_layout, to_training_layout
 from .optim import clip_gradients
 from .progress import progress_bar
 from .rundir import RunDir
@@ -64,7 +66,9 @@ class TrainConfig:
         epochs: number of passes over the training loader.
         seed: the run's seed (the caller seeds model init; the trainer records it).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
-        amp: ``off``/``fp32``, ``bf16`` or ``fp16`` (CUDA only; full precision elsewhere).
+        amp: ``off``/``fp32``, ``bf16`` or ``fp16`` (CUDA; on CPU ``bf16`` runs the nets' bodies in
+            bfloat16 where the CPU has native bf16 instructions, see :mod:`auscult.engine.fastpath`;
+            full precision elsewhere).
         grad_clip: max global gradient L2 norm, or None.
         scheduler_interval: ``step`` (scheduler.step() after every optimiser step) or ``epoch``.
         log_every: write a step record to metrics.jsonl every N optimiser steps (0 = never).
@@ -196,6 +200,9 @@ class Trainer:
         if self.device.type == "cuda" and self.dist.is_distributed and self.device.index is None:
             self.device = torch.device("cuda", self.dist.local_rank)
         self.raw_model = model.to(self.device)
+        # CPU fast path (auscult.engine.fastpath): NHWC conv weights for the duration of fit (so the
+        # activations after the first NHWC conv are NHWC); converted before DDP wraps the model
+        self._channels_last = to_training_layout(self.raw_model, self.device)
         self.model = dist_utils.wrap_model(self.raw_model, self.device)
         self.step_fn = step_fn
         self.train_loader = train_loader
@@ -203,6 +210,8 @@ class Trainer:
         self.scheduler = scheduler
         self.val_fn = val_fn
         self.ema = ema.to(self.device) if ema is not None else None
+        if self.ema is not None and self._channels_last:
+            self.ema.module.to(memory_format=torch.channels_last)
         self.extra_state = dict(extra_state or {})
         for name, obj in self.extra_state.items():
             if not (hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict")):
@@ -228,6 +237,14 @@ class Trainer:
         self._epoch_rng: dict[str, Any] | None = None
         self._epoch_loss = (0.0, 0)  # (sum, count) of the current epoch's losses so far
         self._resume_ck: dict[str, Any] | None = None
+
+    def _restore_layout(self) -> None:
+        """Back to the default (NCHW) layout after fit: checkpoints, state dicts, exports and
+        inference copies downstream see the tensors they always saw."""
+        if self._channels_last:
+            to_default_layout(self.raw_model)
+            if self.ema is not None:
+                to_default_layout(self.ema.module)
 
     # ---- checkpoint state ------------------------------------------------------------------
     @property
@@ -440,6 +457,16 @@ class Trainer:
 
     def fit(self) -> list[dict[str, Any]]:
         """Train for ``config.epochs`` epochs (or until early stopping); return the epoch history."""
+        from .fastpath import overridden, settings
+
+        bf16 = self.device.type == "cpu" and self.config.amp == "bf16" and settings().bf16 == "off"
+        try:
+            with overridden(bf16="auto") if bf16 else contextlib.nullcontext():
+                return self._fit()
+        finally:
+            self._restore_layout()
+
+    def _fit(self) -> list[dict[str, Any]]:
         cfg = self.config
         self._maybe_resume()
         if self.history and self.history[-1].get("stopped_early"):

@@ -64,16 +64,22 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     if _POOL is None or _POOL_KEY != key:
         if _POOL is not None and _POOL_KEY is not None and _POOL_KEY[0] == key[0]:
             _POOL.shutdown(wait=False)  # thread count changed: let the old workers exit
-        _POOL = ThreadPoolExecutor(workers, thread_name_prefix="auscult-features")
+        # one intra-op thread in each worker: OpenMP's thread count is per OS thread, so a fresh worker
+        # would otherwise run every op on the default team (all cores) -- two workers x two OpenMP
+        # threads on two cores measured 3x the CPU time of one core
+        _POOL = ThreadPoolExecutor(workers, thread_name_prefix="auscult-features", initializer=torch.set_num_threads,
+                                   initargs=(1,))
         _POOL_KEY = key
     return _POOL
 
 
-#: Spread CPU chunks over ``torch.get_num_threads()`` worker threads (True) or run them one
-#: after the other on one core (False, default). Measured on the 2-core dev VM (32 x 10 s,
-#: idle): one core 26 ms per batch; two workers 31-40 ms (a lone rfft scales 1.8x on two
-#: workers, but the whole log-mel's many small ops lose more to contention than they gain);
-#: torch's own 2-thread OpenMP, one pass: 33 ms wall, 52 ms CPU.
+#: Spread CPU chunks over ``torch.get_num_threads()`` worker threads (True) or run them one after the
+#: other on one core (False, default). Each worker runs its ops on one OpenMP thread (set in the
+#: worker: OpenMP's thread count is per OS thread). Measured on a quiet 2-core AVX-512 VM (load
+#: 0.9, 32 x 10 s clips, ``benchmarks/bench_features.py --repeats 5``, 2026-12-07): with 2 threads the
+#: pool took 22.6 ms per batch, one core 18.2 ms (power then mel) / 16.2 ms (paired); with 1 thread
+#: they are equal. (Under heavy load, load average ~7, the pool had measured 35 vs 72 ms: it pays
+#: only when the other core would otherwise idle while this one waits, not on a quiet machine.)
 CPU_THREAD_POOL = False
 
 
@@ -129,6 +135,30 @@ def _mel_blocks(config: FeatureConfig, dense: torch.Tensor) -> list[tuple[int, i
     return _cached(key, build)
 
 
+#: CPU log-mel from the interleaved squared STFT (:meth:`Spectrogram.frame_power_pairs`) with the
+#: banded filterbank's weights repeated per real/imaginary pair, computed mel-major (no transpose
+#: pass). False = the power spectrum first, then the banded product (the previous path, kept for
+#: comparison in ``benchmarks/bench_features.py``). Same sums, float rounding apart (both within
+#: 4.8e-4 dB of librosa in float64). On by default: 1.13x on one core (quiet machine: 15.7 vs 17.8 ms
+#: per 32 x 10 s batch). It had been made opt-in because its ~1e-4 dB rounding difference moved a CLSIA
+#: quality test across its bar; that test turned out to be a seed lottery (0.611 +- 0.106 over 8
+#: training seeds) and was replaced (tests/methods/test_clsia.py).
+CPU_PAIRED_MEL = True
+
+
+def _mel_pair_blocks(config: FeatureConfig, dense: torch.Tensor) -> list[tuple[int, int, torch.Tensor]]:
+    """:func:`_mel_blocks` for interleaved ``(re^2, im^2)`` pairs: ``[(2 k0, 2 k1, weights
+    [bands, 2 (k1 - k0)])]``, each bin's weight repeated for its two squares."""
+    key = ("mel-pair-blocks", config.sample_rate, config.n_fft, config.n_mels, config.fmin,
+           config.mel_fmax, config.mel_scale, config.norm, config.inverted, dense.dtype)
+
+    def build():
+        return [(2 * k0, 2 * k1, w.t().repeat_interleave(2, dim=1).contiguous())
+                for k0, k1, w in _mel_blocks(config, dense)]
+
+    return _cached(key, build)
+
+
 @FRONTENDS.register("logmel", description="log-mel spectrogram [B, n_mels, frames] (librosa-equal)")
 class LogMel(nn.Module):
     """Log-mel spectrogram: ``10*log10(max(mel_fb @ |STFT(x)|**power, eps))``.
@@ -162,10 +192,24 @@ class LogMel(nn.Module):
         parts = [torch.matmul(power[..., k0:k1], w) for k0, k1, w in _mel_blocks(self.config, fb)]
         return torch.cat(parts, dim=-1).transpose(1, 2)
 
+    def _paired(self, x: torch.Tensor) -> bool:
+        return (CPU_PAIRED_MEL and x.device.type == "cpu" and self.spectrogram.power == 2.0
+                and not (x.requires_grad and torch.is_grad_enabled()) and not _exporting())
+
+    def _mel_from_pairs(self, pairs: torch.Tensor) -> torch.Tensor:
+        """Mel energies ``[B, n_mels, frames]`` from :meth:`Spectrogram.frame_power_pairs`, computed
+        mel-major (``weights [bands, K] @ pairs^T [K, frames]`` per block of bands)."""
+        fb = self.filterbank.to(pairs.dtype)
+        cols = pairs.transpose(-1, -2)  # [B, 2 n_freqs, frames], a view
+        return torch.cat([torch.matmul(w, cols[:, k0:k1]) for k0, k1, w in _mel_pair_blocks(self.config, fb)], dim=-2)
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.stft_impl == "conv":  # ONNX path: plain ops only
             mel = torch.matmul(self.filterbank.to(x.dtype), self.spectrogram(x))
             return to_db(mel, self.config.eps) if self.log else mel
+        if self._paired(x):
+            mel = self._mel_from_pairs(self.spectrogram.frame_power_pairs(x))
+            return _to_db_(mel, self.config.eps) if self.log else mel
         mel = self._mel(self.spectrogram.frame_spectrum(x))
         if self.log:
             mel = to_db(mel, self.config.eps) if mel.requires_grad else _to_db_(mel, self.config.eps)

@@ -168,6 +168,28 @@ class Spectrogram(nn.Module):
         dtype = x.dtype
         if c.stft_precision == "float64" and dtype == torch.float32 and x.device.type != "mps":
             x = x.double()
+        spec = self._rfft_frames(x)
+        return _abs2(spec).to(dtype)
+
+    def frame_power_pairs(self, x: torch.Tensor) -> torch.Tensor:
+        """The squared real and imaginary parts of the STFT, interleaved, frame-major:
+        ``[B, frames, 2 * n_freqs]`` with ``re(k)**2`` at ``2k`` and ``im(k)**2`` at ``2k + 1`` (CPU,
+        ``stft_impl="torch"``, no autograd). Summing each pair gives :meth:`frame_power`; a linear map
+        of the power spectrum (the mel filterbank) can do that sum itself with every weight repeated
+        twice, which saves the strided ``re*re + im*im`` pass (``LogMel`` does; ~20 % less time)."""
+        c = self.config
+        self._check_length(int(x.shape[-1]))
+        dtype = x.dtype
+        if c.stft_precision == "float64" and dtype == torch.float32:
+            x = x.double()
+        spec = self._rfft_frames(x)
+        pairs = torch.view_as_real(spec).flatten(-2).square_()
+        return pairs.to(dtype)
+
+    def _rfft_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """``rfft`` of the centred (padded), Hann-windowed frames of ``x`` ``[B, T]``: ``[B, frames, n_freqs]``
+        complex, in ``x``'s dtype (the CPU paths of :meth:`frame_power` and :meth:`frame_power_pairs`)."""
+        c = self.config
         if c.center:
             pad = c.n_fft // 2
             if c.pad_mode == "constant":
@@ -178,8 +200,7 @@ class Spectrogram(nn.Module):
         else:
             padded = x
         frames = padded.unfold(-1, c.n_fft, c.hop_length)  # a view: [B, frames, n_fft]
-        spec = torch.fft.rfft(frames * hann_window(c, x.dtype, x.device), dim=-1)
-        return _abs2(spec).to(dtype)
+        return torch.fft.rfft(frames * hann_window(c, x.dtype, x.device), dim=-1)
 
     def _apply_power(self, power2: torch.Tensor) -> torch.Tensor:
         if self.power == 2.0:

@@ -25,12 +25,15 @@ Nothing here is a method; the pieces every embedding method needs around the eng
 from __future__ import annotations
 
 import bisect
+import logging
 import contextlib
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from ..data.clip import Clip
 from ..errors import ConfigError
+
+log = logging.getLogger("auscult.methods")
 
 #: keys of a recipe's ``train:`` section that go to the optimiser / schedule
 OPTIM_KEYS = {"optimizer": "name", "lr": "lr", "weight_decay": "weight_decay", "momentum": "momentum",
@@ -265,14 +268,90 @@ def geometry(config: Mapping[str, Any], frontend: Any, n_samples: int, **fields:
 
 def build_net(name: str, kwargs: Mapping[str, Any], geo: Any) -> Any:
     """Net ``name`` built for the geometry ``geo`` (:func:`~auscult.nets.build_for_clip`); ``kwargs``
-    are the recipe's other ``net:`` settings (a shape argument there is an error: it comes from the clip)."""
+    are the recipe's other ``net:`` settings (a shape argument there is an error: it comes from the clip).
+
+    ``net.pretrained: <name>`` (a shipped encoder, :data:`auscult.encoders.PRETRAINED`) initialises the
+    net from that encoder's weights (:func:`pretrained_init`)."""
     from ..nets import build_for_clip, input_kwargs
 
+    kwargs = dict(kwargs)
+    pretrained = kwargs.pop("pretrained", None)
     shape_keys = set(input_kwargs(name, geo))
     clash = sorted(shape_keys & set(kwargs))
     if clash:
         raise ConfigError(f"net.{clash[0]} is computed from the clip (audio/features sections); remove it from net:")
-    return build_for_clip(name, geo, **dict(kwargs))
+    if pretrained is None:
+        return build_for_clip(name, geo, **kwargs)
+    return pretrained_init(str(pretrained), name, kwargs, geo)
+
+
+#: the architecture settings a shipped encoder fixes (a recipe may repeat them, not change them)
+_ENCODER_ARCH_KEYS = ("emb_dim", "width", "setting", "activation")
+
+
+def pretrained_init(encoder: str, name: str, kwargs: Mapping[str, Any], geo: Any) -> Any:
+    """Net ``name`` for ``geo`` with the architecture of the shipped encoder ``encoder`` and every
+    weight of it whose shape fits, loaded (no network: package data).
+
+    The encoder is a MobileFaceNet over a log-mel with its own STFT and mel settings, so the recipe
+    must use ``net.name: mobilefacenet`` and the same ``sample_rate``, ``n_fft``, ``hop_length`` and
+    ``n_mels`` (a :class:`ConfigError` names each difference and the fix); architecture settings
+    in ``net:`` must be absent or equal to the encoder's. Every layer is loaded except the global
+    depthwise convolution when the clip's feature map differs from the encoder's training crop (its
+    kernel is that map's size): it keeps its fresh initialisation (logged). Only shipped names are
+    accepted, so a run trained from one can be rebuilt anywhere (the weights come with the package).
+    The encoder's own input normalisation (clip mean removed) is not the method's: this is an
+    initialisation for training, not the frozen encoder of ``encoder_knn``.
+    """
+    import json
+
+    import numpy as np
+    import torch
+
+    from ..encoders import PRETRAINED, pretrained_path
+    from ..nets import build_for_clip
+
+    if encoder not in PRETRAINED:
+        raise ConfigError(f"net.pretrained: {encoder!r} is not a shipped encoder ({', '.join(PRETRAINED)}); "
+                          f"runs must be rebuildable from the package alone, so paths are not accepted")
+    if name != "mobilefacenet":
+        raise ConfigError(f"net.pretrained: {encoder} is a MobileFaceNet; this recipe builds net.name: {name} "
+                          f"(set net.name: mobilefacenet, or remove net.pretrained)")
+    js = pretrained_path(encoder)
+    head = json.loads(js.read_text())
+    feats, arch = head["features"], dict(head["net"])
+    arch.setdefault("activation", "relu")
+    from ..encoders.cnn import SMALL_SETTING
+
+    arch.setdefault("setting", [list(x) for x in SMALL_SETTING])
+    wrong = [f"features.{k}: {getattr(geo, k)} (the encoder's: {feats[k]})"
+             for k in ("sample_rate", "n_fft", "hop_length", "n_mels") if int(getattr(geo, k)) != int(feats[k])]
+    if wrong:
+        raise ConfigError(f"net.pretrained: {encoder} was trained on other log-mel settings: {'; '.join(wrong)}. "
+                          f"Set them to the encoder's (e.g. --set features.hop_length={feats['hop_length']}).")
+    for k in _ENCODER_ARCH_KEYS:
+        if k in kwargs:
+            ours = [list(x) for x in kwargs[k]] if k == "setting" else kwargs[k]
+            if ours != arch[k]:
+                raise ConfigError(f"net.{k}: {kwargs[k]!r} differs from {encoder}'s {arch[k]!r}; remove net.{k} "
+                                  f"(net.pretrained fixes the architecture)")
+    net = build_for_clip(name, geo, **{**{k: v for k, v in kwargs.items() if k not in _ENCODER_ARCH_KEYS},
+                                       **{k: arch[k] for k in _ENCODER_ARCH_KEYS}})
+    with np.load(js.with_suffix(".npz"), allow_pickle=False) as z:
+        state = {k: torch.from_numpy(np.asarray(z[k], dtype=np.float32 if z[k].dtype.kind == "f" else z[k].dtype))
+                 for k in z.files}
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    if missing:
+        raise ConfigError(f"net.pretrained: {encoder} does not fit this net (missing {missing[:4]})")
+    fits = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    skipped = sorted(set(own) - set(fits))
+    net.load_state_dict({**own, **fits})
+    if skipped:
+        log.info("net.pretrained: %s loaded %d of %d tensors; kept fresh (shape depends on the clip): %s",
+                 encoder, len(fits), len(own), ", ".join(skipped))
+    net.pretrained_from = {"encoder": encoder, "loaded": len(fits), "kept_fresh": skipped}
+    return net
 
 
 # ------------------------------------------------------------------------------------------------

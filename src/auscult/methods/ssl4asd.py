@@ -26,9 +26,13 @@ score = minimum cosine distance to a centre. ``ensemble.size = N`` trains ``N`` 
 ``seed, seed + 1, ...`` and averages their scores (the paper's eval result is an ensemble of 5).
 
 Stop rule: the paper trains a fixed 10 epochs (its recipes hold nothing out). With held-out training
-normals (``val``, the recipe's ``data.holdout``), ``val_loss`` (the sub-cluster AdaCos loss of the
-held-out clips, no augmentation, eval mode) is recorded after every epoch, the epoch with the lowest
-one is kept (``selected``) and ``train.patience`` epochs without improvement stop the member.
+normals (``val``, the recipe's ``data.holdout``), ``val_loss`` is recorded after every epoch, the
+epoch with the lowest one is kept (``selected``) and ``train.patience`` epochs without improvement stop
+the member. ``val_loss`` (:meth:`SSL4ASD.heldout_losses`, eval mode) is both terms of the training
+loss on the held-out clips without mixup, each clip once as it is and once statistics-exchanged, then
+each embedding once as it is and once feature-exchanged, with the same partners every epoch
+(``val_loss_class`` and ``val_loss_exchange`` are the two terms). With one class the first term is 0
+and the exchange term is the signal.
 
 Options that select between auscult's defaults and the published code (docs/methods/ssl4asd.md has
 the table): ``net`` (the dual-branch net's ``layout``, ``norm``, ``se_reduction``,
@@ -242,6 +246,50 @@ class SSL4ASD(Method):
                         "y9": y9.detach()})
         return out
 
+    @torch.no_grad()
+    def heldout_losses(self, model: SSLModel, x: torch.Tensor, y: torch.Tensor,
+                       generator: Optional[torch.Generator] = None) -> dict[str, torch.Tensor]:
+        """The stop rule's loss of held-out clips ``x`` (waveforms) with class ids ``y``: both terms of
+        the training loss without mixup, every clip counted once as it is and once exchanged.
+
+        The statistics exchange (if its ``p`` > 0) appends a copy of the STFT batch with every clip's
+        frame statistics taken from a partner; the first term is the sub-cluster AdaCos loss of all of
+        these embeddings at their own class. The feature exchange (if its ``p`` > 0) then appends a
+        copy with every spectrogram half taken from a partner; the second term is the exchange head's
+        loss over the ``9C`` labels. With one class the first term is 0 by construction and the
+        second still measures how well held-out clips tell original from exchanged: the signal the
+        net is trained on. Partners come from ``generator`` (the caller seeds it the same way every
+        epoch). A single clip has no partner: only the first term is computed."""
+        from ..augment import partner_of, with_feature_exchange, with_statistics_exchange
+        from ..augment.exchange import original_labels
+        from ..losses.base import as_soft_labels
+
+        aug = self.opts["augment"]
+        c = model.n_classes
+        kind = "derangement" if aug["partner"] == "random" else aug["partner"]
+        b = x.shape[0]
+        yc = as_soft_labels(y, c, dtype=torch.float32)
+        spec, stft = model.inputs(x)
+        pair = b >= 2
+        if pair and float(aug["statistics_exchange"]["p"]) > 0:
+            stft, y3 = with_statistics_exchange(stft, yc, append=True, freq_dim=-2,
+                                                perm=partner_of(b, kind, generator).to(x.device))
+            spec, yc = torch.cat([spec, spec]), torch.cat([yc, yc])
+        else:
+            y3 = original_labels(yc)
+        emb = model.net(spec, stft)
+        loss_x = model.adacos(emb, yc)  # as in training: an exchanged clip keeps its own class here
+        if not pair:
+            loss_new = torch.zeros((), device=x.device)
+        elif float(aug["feature_exchange"]["p"]) > 0:
+            emb_new, y9 = with_feature_exchange(emb, y3, split=model.split, append=True,
+                                                perm=partner_of(emb.shape[0], kind, generator).to(x.device))
+            loss_new = model.adacos_ssl(emb_new, y9)
+        else:
+            loss_new = model.adacos_ssl(emb, original_labels(y3))
+        w = float(self.opts["loss"]["ssl_weight"])
+        return {"val_loss": loss_x + w * loss_new, "val_loss_class": loss_x, "val_loss_exchange": loss_new}
+
     # ---- fit -------------------------------------------------------------------------------------
     def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "SSL4ASD":
         from ..backends import BackendMeta
@@ -289,16 +337,21 @@ class SSL4ASD(Method):
             cid = {k: i for i, k in enumerate(self.classes)}
             vw = audio.batch(vals)
             vy = torch.as_tensor([cid[attribute_class(c)] for c in vals], dtype=torch.long)
+            # chunks of at most the batch size, none of a single clip (an exchange needs a partner)
+            chunks = np.array_split(np.arange(len(vals)), max(1, min(-(-len(vals) // bs), len(vals) // 2)))
+            val_seed = seed + 7919  # the same partners in every epoch: the curve moves with the weights only
 
             def val_fn(net, state):
                 net = getattr(net, "module", net)
                 dev = next(net.parameters()).device
-                tot = 0.0
-                for i in range(0, vw.shape[0], bs):
-                    e = net(vw[i:i + bs].to(dev))
-                    yi = vy[i:i + bs].to(dev)
-                    tot += float(net.adacos(e, yi)) * e.shape[0]
-                return {"val_loss": tot / vw.shape[0]}
+                gen = torch.Generator().manual_seed(val_seed)
+                tot = {"val_loss": 0.0, "val_loss_class": 0.0, "val_loss_exchange": 0.0}
+                for idx in chunks:
+                    ix = torch.as_tensor(idx, dtype=torch.long)
+                    parts = self.heldout_losses(net, vw[ix].to(dev), vy[ix].to(dev), gen)
+                    for k in tot:
+                        tot[k] += float(parts[k]) * len(idx)
+                return {k: v / len(vals) for k, v in tot.items()}
 
         opt = build_optimizer(model, ocfg)
         sched = nu.build_schedule(opt, ocfg, ld, len(loader), tcfg.epochs, tcfg.scheduler_interval)

@@ -105,7 +105,7 @@ class Explanation:
 
     Attributes:
         times: ``[F]`` frame centres in seconds.
-        frame_scores: ``[F]`` per-frame anomaly (mean of ``tf_map`` over frequency).
+        frame_scores: ``[F]`` per-frame anomaly (:func:`~auscult.monitor.explain.frame_curve` of ``tf_map``).
         freqs: ``[K]`` band centre frequencies in Hz (mel bands).
         tf_map: ``[K, F]`` anomaly per band and frame (frequency first, time second).
         spectrogram: ``[K, F]`` the input's log-mel spectrogram in dB (to draw under the map).
@@ -113,6 +113,9 @@ class Explanation:
         frame_threshold: the frame-score level normal training frames rarely exceed (the 99th
             percentile of per-frame scores of held-out normals, when calibrated; else None).
         method: how the map is computed (one line).
+        peak_time_s, peak_band_hz: the most anomalous frame (the curve's peak) and the brightest band
+            around it -- what ``auscult explain`` prints
+            (:func:`~auscult.monitor.explain.summary_peak`).
     """
 
     times: np.ndarray
@@ -126,6 +129,8 @@ class Explanation:
     machine: str
     frame_threshold: Optional[float] = None
     method: str = ""
+    peak_time_s: Optional[float] = None
+    peak_band_hz: Optional[float] = None
 
 
 @dataclass
@@ -136,7 +141,8 @@ class MachineModel:
         method: a fitted :class:`~auscult.methods.Method` (several machines may share one).
         threshold: :meth:`auscult.eval.thresholds.Threshold.to_dict` of the machine.
         calibration: ``n``, ``mean``, ``std``, ``quantiles``, sorted ``scores`` of held-out normals,
-            and for methods that explain: ``band_scale``, ``frame_q99``.
+            and for methods that explain: ``band_scale``, ``tail_loc``, ``tail_scale``, ``tail_smooth``,
+            ``frame_q99`` (:func:`explain_calibration`).
         fit_info: what it was fitted on (free form, for reports).
         unit: the clip metadata the method scores this machine's audio as: ``machine`` (default:
             the machine id) and ``section`` (default ``"00"``).
@@ -170,6 +176,15 @@ class MachineModel:
     @property
     def feature_config(self) -> Any:
         return self.method.feature_config
+
+    @property
+    def channel(self) -> Union[str, int]:
+        """How this machine's model reads a multi-channel input (:func:`input_channel`): the run's
+        resolved policy when the bundle comes from a run (``fit_info["channel"]``), else the method's
+        declared ``audio.channel`` (its :attr:`audio_config`: a two-microphone-trained method declares
+        the mic it scores)."""
+        declared = self.fit_info.get("channel", self.method.audio_config.get("channel", "auto"))
+        return input_channel(declared, self.kind)
 
     @property
     def detector(self) -> "MachineModel":
@@ -227,6 +242,28 @@ def cut_windows(n_samples: int, window: int, hop: int) -> list[tuple[int, int]]:
 # ------------------------------------------------------------------------------------------------
 # the bundle
 # ------------------------------------------------------------------------------------------------
+def input_channel(policy: Any, who: str = "the model") -> Union[str, int]:
+    """The monitor's reading of a recipe's ``audio.channel`` for one recorded input.
+
+    ``"mean"`` mixes the channels (the 2020-2025 clips, own data); ``"near"`` / ``"far"`` take
+    channel 0 / 1 of a two-channel DCASE 2026 style recording (left = near mic, right = far mic);
+    an integer takes that channel. ``"auto"`` reads as ``"mean"``: a recording handed to a bundle has
+    no dataset year (:func:`bundle_from_run` records the run's resolved policy instead). ``"both"``
+    is refused: the monitor hands a method one channel, so a method trained on two microphones must
+    declare which one it scores (``autoencoder_mc`` does, with ``mics.score``). A mono input is
+    scored as given under every policy (a single-microphone recording)."""
+    from ..audio import AudioConfig
+
+    if isinstance(policy, str) and policy.strip().lstrip("-").isdigit():
+        policy = int(policy)
+    if policy == "both":
+        raise ConfigError(f"{who}: audio.channel 'both' (two-channel input) cannot be scored by the monitor, which "
+                          f"hands a method one channel; use a method that declares the microphone it scores "
+                          f"(e.g. autoencoder_mc: mics.score near|far) or a recipe with channel near/far/mean")
+    policy = AudioConfig(channel=policy).decode_channel  # validates; auto -> mean
+    return policy
+
+
 class Bundle:
     """Fitted detectors for one or more machines, with thresholds and calibration.
 
@@ -284,14 +321,17 @@ class Bundle:
                               f"it with 'auscult fit DIR --out model.auscult'")
         return machine, self.models[machine]
 
-    def prepare(self, wave: np.ndarray, sample_rate: int, what: str = "waveform") -> np.ndarray:
-        """A mono float32 waveform at the bundle's rate (mixes channels, resamples with a warning).
+    def prepare(self, wave: np.ndarray, sample_rate: int, what: str = "waveform",
+                machine: Optional[str] = None) -> np.ndarray:
+        """A mono float32 waveform at the bundle's rate: a multi-channel input is read with
+        ``machine``'s channel policy (:attr:`MachineModel.channel`: the mean of the channels, or the
+        near / far mic of a two-channel recording), then resampled with a warning.
 
-        Raises EmptyAudioError / NonFiniteAudioError / DataError (too short) naming ``what``.
+        Raises EmptyAudioError / NonFiniteAudioError / ChannelCountError / DataError naming ``what``.
         """
         from ..audio import ResampleWarning, resample
 
-        x = self._mono(wave, what)
+        x = self._mono(wave, what, machine)
         sr = int(sample_rate)
         if sr <= 0:
             raise ConfigError(f"{what}: sample_rate must be positive, got {sample_rate}")
@@ -308,8 +348,8 @@ class Bundle:
         method's minimum length, its sample rate and the rates it was fitted on."""
         from ..data.quality import check_wave
 
-        _, mm = self.model(machine)
-        x = self._mono(wave, what)
+        name, mm = self.model(machine)
+        x = self._mono(wave, what, name)
         ref = self.window_s  # the clip length the threshold was calibrated on: the window, or shorter run clips
         if mm.fit_info.get("calibration_min_seconds") is not None:
             ref = min(ref, float(mm.fit_info["calibration_min_seconds"]))
@@ -324,10 +364,38 @@ class Bundle:
         if fault is not None:
             raise InputFaultError(path, fault, what)
 
-    def _mono(self, wave: np.ndarray, what: str) -> np.ndarray:
+    def channel(self, machine: Optional[str] = None) -> Union[str, int]:
+        """The channel policy multi-channel inputs of ``machine`` are read with (None: the one policy
+        of every machine in the bundle)."""
+        if machine is not None or len(self.models) == 1:
+            return self.model(machine)[1].channel
+        policies = {mm.channel for mm in self.models.values()}
+        if len(policies) == 1:
+            return policies.pop()
+        raise ConfigError(f"this bundle's machines read multi-channel input differently ({sorted(map(str, policies))}); "
+                          f"say which machine (--machine NAME / machine=...)")
+
+    def _mono(self, wave: np.ndarray, what: str, machine: Optional[str] = None) -> np.ndarray:
+        from ..errors import ChannelCountError
+
         x = np.asarray(wave)
         if x.ndim == 2:  # [T, C] or [C, T]: the shorter axis is the channels
-            x = x.mean(axis=1 if x.shape[0] >= x.shape[1] else 0)
+            axis = 1 if x.shape[0] >= x.shape[1] else 0
+            n_ch = x.shape[axis]
+            policy = self.channel(machine) if n_ch > 1 else "mean"
+            if policy == "mean":
+                x = x.mean(axis=axis)
+            elif policy in ("near", "far"):
+                if n_ch != 2:
+                    raise ChannelCountError(None, f"{what}: {n_ch} channels, but this model reads the {policy} mic "
+                                                  f"of a two-channel recording (left = near, right = far)",
+                                            "send the two-channel recording or the one microphone's mono signal")
+                x = np.take(x, 0 if policy == "near" else 1, axis=axis)
+            else:
+                if int(policy) >= n_ch:
+                    raise ChannelCountError(None, f"{what}: {n_ch} channel(s), but this model reads channel {policy}",
+                                            "send a recording with that channel, or its mono signal")
+                x = np.take(x, int(policy), axis=axis)
         if x.ndim != 1:
             raise DataError(f"{what}: expected a 1-D waveform (or [samples, channels]), got shape {x.shape}")
         if x.size == 0:
@@ -369,7 +437,7 @@ class Bundle:
                       what: str = "waveform") -> tuple[list[tuple[int, int]], np.ndarray]:
         """Sample ranges and scores of the windows of a waveform (one range when it is short)."""
         name, mm = self.model(machine)
-        x = self.prepare(wave, sample_rate, what)
+        x = self.prepare(wave, sample_rate, what, name)
         self._check_length(x, mm, what)
         if x.shape[0] <= 1.5 * self.window_samples:
             ranges = [(0, x.shape[0])]
@@ -401,54 +469,75 @@ class Bundle:
             extra["worst_window_s"] = [ranges[worst][0] / sr, ranges[worst][1] / sr]
         return self._result(name, mm, float(scores[worst]), extra)
 
+    def decode_file(self, path: Union[str, Path], machine: Optional[str] = None) -> tuple[np.ndarray, int]:
+        """``(mono float32 waveform, its own sample rate)`` of an audio file as ``machine`` reads it:
+        a multi-channel file with the machine's channel policy (:attr:`MachineModel.channel`), a mono
+        file as it is. Typed AudioError naming the file (ChannelCountError when a near/far policy
+        meets a file that is not two-channel)."""
+        from ..audio import AudioConfig, audio_info, decode_audio
+
+        info = audio_info(path)
+        native = int(info["sample_rate"])  # checked at its own rate: a missing band is a fault
+        policy = self.channel(machine) if int(info["channels"]) > 1 else "mean"
+        return decode_audio(path, AudioConfig(sample_rate=native, channel=policy)), native
+
     def score_file(self, path: Union[str, Path], machine: Optional[str] = None) -> ScoreResult:
-        """Decode an audio file (typed AudioError naming it) and score it."""
-        from ..audio import AudioConfig, decode_audio
-
-        from ..audio import audio_info
-
+        """Decode an audio file (typed AudioError naming it; a multi-channel file read with the
+        machine's channel policy, see :meth:`decode_file`) and score it."""
         name, mm = self.model(machine)
-        native = int(audio_info(path)["sample_rate"])  # checked at its own rate: a missing band is a fault
-        x = decode_audio(path, AudioConfig(sample_rate=native))
+        x, native = self.decode_file(path, name)
         return self._score(x, native, name, mm, str(path), path=path)
 
     def explain_waveform(self, wave: np.ndarray, sample_rate: int, machine: Optional[str] = None) -> Explanation:
         """Per-frame anomaly curve and time-frequency map of a waveform (scored as one clip).
 
         Only methods that declare the ``explain`` capability explain (others raise
-        :class:`~auscult.errors.CapabilityError`). The method's raw map is divided, band by band, by
-        its typical level on held-out normal audio (``1`` = normal for that band), frames whose
-        analysis window runs past either end of the input are left out, and the per-frame curve is
-        the mean of each frame's most anomalous 1/32 of the bands, smoothed over 5 frames
-        (:func:`~auscult.monitor.explain.frame_curve`).
+        :class:`~auscult.errors.CapabilityError`). Frames whose analysis window runs past either end of
+        the input are left out. The method's raw map is compared, band by band, with the highest level
+        held-out normal audio reached in that band and its neighbours
+        (:func:`~auscult.monitor.explain.tail_map`: ``1`` = as high as normal audio ever got there;
+        bundles written before that calibration existed divide by the band's mean normal level
+        instead). The per-frame curve is the mean of each frame's most anomalous 1/32 of the bands,
+        smoothed over 5 frames (:func:`~auscult.monitor.explain.frame_curve`); ``peak_time_s`` /
+        ``peak_band_hz`` (what ``auscult explain`` prints) are the curve's peak and the brightest band
+        around it (:func:`~auscult.monitor.explain.summary_peak`).
         """
-        from .explain import calibrated_map, frame_curve, interior_frames
+        from .explain import calibrated_map, frame_curve, interior_frames, summary_peak, tail_map
 
         name, mm = self.model(machine)
         if not mm.method.supports("explain"):
             raise mm.method.unsupported("explain", "explain its scores")
         self._refuse_faults(wave, sample_rate, name, "waveform")
-        x = self.prepare(wave, sample_rate)
+        x = self.prepare(wave, sample_rate, "waveform", name)
         self._check_length(x, mm, "waveform")
         t = mm.explain_wave(x)
         fc = mm.feature_config
         keep = interior_frames(len(t.times), x.shape[0], fc.n_fft, fc.hop_length)
-        scale = mm.calibration.get("band_scale")
-        tf = calibrated_map(t.tf_map[:, keep], None if scale is None else np.asarray(scale))
+        cal = mm.calibration
+        if cal.get("tail_scale") is not None:
+            tf = tail_map(t.tf_map[:, keep], np.asarray(cal["tail_loc"]), np.asarray(cal["tail_scale"]),
+                          int(cal.get("tail_smooth", 1)))
+            how = "; compared per band with the highest level held-out normal audio reached there (1 = as high)"
+        else:
+            scale = cal.get("band_scale")
+            tf = calibrated_map(t.tf_map[:, keep], None if scale is None else np.asarray(scale))
+            how = "; divided per band by its level on held-out normals" if scale is not None else ""
         thr = mm.threshold_value
-        fq = mm.calibration.get("frame_q99")
-        method = t.how + ("; divided per band by its level on held-out normals" if scale is not None else "")
-        return Explanation(times=t.times[keep], frame_scores=frame_curve(tf), freqs=t.freqs, tf_map=tf,
+        fq = cal.get("frame_q99")
+        curve = frame_curve(tf)
+        pt, pb = summary_peak(tf, curve)
+        times = t.times[keep]
+        return Explanation(times=times, frame_scores=curve, freqs=t.freqs, tf_map=tf,
                            spectrogram=t.spectrogram[:, keep], score=t.score, threshold=thr,
                            decision=bool(t.score > thr), machine=name,
-                           frame_threshold=None if fq is None else float(fq), method=method)
+                           frame_threshold=None if fq is None else float(fq), method=t.how + how,
+                           peak_time_s=float(times[pt]), peak_band_hz=float(t.freqs[pb]))
 
     def explain_file(self, path: Union[str, Path], machine: Optional[str] = None) -> Explanation:
         """:meth:`explain_waveform` of an audio file."""
-        from ..audio import AudioConfig, audio_info, decode_audio
-
-        native = int(audio_info(path)["sample_rate"])
-        return self.explain_waveform(decode_audio(path, AudioConfig(sample_rate=native)), native, machine)
+        name, _ = self.model(machine)
+        x, native = self.decode_file(path, name)
+        return self.explain_waveform(x, native, name)
 
     def describe(self) -> dict[str, Any]:
         """Plain summary: machines, detectors, thresholds, calibration sizes, versions."""
@@ -485,10 +574,13 @@ def calibration_stats(scores: Sequence[float]) -> dict[str, Any]:
             "quantiles": {str(q): float(np.quantile(cal, q)) for q in (0.5, 0.9, 0.95, 0.99)}, "scores": srt}
 
 
-def explain_calibration(mm: MachineModel, windows: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
-    """Per-band typical level of the raw explanation map on held-out normal windows, and the 99th
-    percentile of the resulting per-frame curve (the level normal frames rarely exceed)."""
-    from .explain import calibrated_map, frame_curve, interior_frames
+def explain_calibration(mm: MachineModel, windows: Sequence[np.ndarray]) -> dict[str, Any]:
+    """What explanations of this machine are compared with, from held-out normal windows: the
+    per-band mean level of the raw map (``band_scale``, the earlier calibration, kept for readers of
+    it), the per-band reference of :func:`~auscult.monitor.explain.tail_map` (``tail_loc``,
+    ``tail_scale``, ``tail_smooth``) and the 99th percentile of the resulting per-frame curve
+    (``frame_q99``, the level normal frames rarely exceed). Update ``mm.calibration`` with it."""
+    from .explain import TAIL_SMOOTH, frame_curve, interior_frames, tail_map, tail_reference
 
     fc = mm.feature_config
     maps = []
@@ -498,8 +590,10 @@ def explain_calibration(mm: MachineModel, windows: Sequence[np.ndarray]) -> tupl
     raw = np.concatenate(maps, axis=1)
     scale = raw.mean(axis=1)
     scale = np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12))
-    curve = np.concatenate([frame_curve(calibrated_map(m, scale)) for m in maps])
-    return scale, float(np.quantile(curve, 0.99))
+    loc, tscale = tail_reference(maps, TAIL_SMOOTH)
+    curve = np.concatenate([frame_curve(tail_map(m, loc, tscale, TAIL_SMOOTH)) for m in maps])
+    return {"band_scale": scale, "tail_loc": loc, "tail_scale": tscale, "tail_smooth": int(TAIL_SMOOTH),
+            "frame_q99": float(np.quantile(curve, 0.99))}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -697,6 +791,7 @@ def bundle_from_run(run_dir: Union[str, Path], out: Union[str, Path, None] = Non
     """
     import csv
 
+    from ..audio import AudioConfig
     from ..engine import RunDir
     from ..pipeline.run import group_dir, load_group_model, load_method
 
@@ -713,6 +808,9 @@ def bundle_from_run(run_dir: Union[str, Path], out: Union[str, Path, None] = Non
     for group in groups:
         record = load_group_model(rd.path, group)
         method = load_method(rd.path, group, device="cpu")
+        # the channel the run read (audio.channel auto resolved with the run's DCASE year: near for
+        # 2026 two-mic clips), so that the bundle reads a multi-channel recording the same way
+        channel = AudioConfig(channel=method.audio_config.get("channel", "auto")).for_year(meta.get("year")).channel
         windows.append(float(record.get("clip_seconds") or 0.0))
         rows: dict[tuple[str, str], list[dict[str, str]]] = {}
         scores_csv = group_dir(rd.path, group) / "train_scores.csv"
@@ -732,13 +830,15 @@ def bundle_from_run(run_dir: Union[str, Path], out: Union[str, Path, None] = Non
             mm = MachineModel(method, dict(thr), cal, {"run": str(rd.path), "group": group,
                                                        "recipe": cfg.get("name") or cfg["method"],
                                                        "threshold_fitted_on": thr.get("fitted_on"),
-                                                       "calibration_min_seconds": _shortest([r["path"] for r in ref])},
+                                                       "calibration_min_seconds": _shortest([r["path"] for r in ref]),
+                                                       "channel": channel},
                               {"machine": machine, "section": section})
             if method.supports("explain") and calibrate_explain:
                 # the method's audio (a two-mic trained method reads one mic here, as the bundle scores)
-                waves = _ref_waves({"audio": method.audio_config}, [r["path"] for r in ref][:int(calibrate_explain)])
+                acfg = {**method.audio_config, **({"channel": channel} if channel != "both" else {})}
+                waves = _ref_waves({"audio": acfg}, [r["path"] for r in ref][:int(calibrate_explain)])
                 if waves:
-                    mm.calibration["band_scale"], mm.calibration["frame_q99"] = explain_calibration(mm, waves)
+                    mm.calibration.update(explain_calibration(mm, waves))
                 else:
                     mm.fit_info["explain_calibration"] = "skipped: the run's training clips are not readable here"
             models[unit_id(machine, section)] = mm

@@ -223,20 +223,17 @@ def explain_cmd(
 
     import numpy as np
 
-    from ..audio import AudioConfig, decode_audio
     from .bundle import load_bundle
     from .explain import explanation_to_dict, plot_explanation
 
     _check_out(out, "--out", EXPLAIN_FORMATS)
     if json_path is not None:
         _check_out(json_path, "--json")
-    from ..audio import audio_info
-
     bundle = load_bundle(bundle_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sr = int(audio_info(file)["sample_rate"])  # its own rate: the input-quality check sees a missing band
-        x = decode_audio(file, AudioConfig(sample_rate=sr))
+        # its own rate (the input-quality check sees a missing band); channels as the machine reads them
+        x, sr = bundle.decode_file(file, machine)
         a = int(round(max(0.0, start) * sr))
         b = x.size if end is None else min(x.size, int(round(end * sr)))
         if b <= a:
@@ -245,13 +242,13 @@ def explain_cmd(
         expl = bundle.explain_waveform(x[a:b], sr, machine=machine)
     if a:
         expl.times = np.asarray(expl.times) + a / sr  # times in the file's own timeline
+        expl.peak_time_s = float(expl.peak_time_s) + a / sr
     plot_explanation(expl, out, title=f"{file.name} ({expl.machine})")
     if json_path is not None:
         json_path.write_text(json.dumps(explanation_to_dict(expl)), encoding="utf-8")
-    peak = int(expl.frame_scores.argmax())
     typer.echo(f"{file}: score {expl.score:.6g} ({'ANOMALY' if expl.decision else 'normal'}, threshold "
-               f"{expl.threshold:.6g}); most anomalous frame at {expl.times[peak]:.2f} s, band around "
-               f"{expl.freqs[int(expl.tf_map[:, peak].argmax())]:.0f} Hz -> {out}")
+               f"{expl.threshold:.6g}); most anomalous frame at {expl.peak_time_s:.2f} s, band around "
+               f"{expl.peak_band_hz:.0f} Hz -> {out}")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 ``auscult explain model.auscult FILE --out fig.png`` draws three aligned panels:
 
 1. the input's log-mel spectrogram (dB),
-2. the time-frequency anomaly map (per mel band and frame, ``1`` = as normal audio is in that band),
+2. the time-frequency anomaly map (per band and frame, ``1`` = as high as held-out normal audio ever
+   got in that band and its neighbours, :func:`tail_map`), with the summary line's point circled,
 3. the per-frame anomaly curve with the level normal frames rarely exceed (the 99th percentile
    of held-out normal frames) as a dashed line.
 
@@ -11,10 +12,13 @@ How the map is computed: by the method, for the methods that declare the ``expla
 (:meth:`auscult.methods.Method.explain`). For the autoencoder, the squared reconstruction residual
 of each (frame, mel band) -- the clip score is exactly their mean, so the map shows where the score
 comes from; for the k-NN on band statistics (``logmel_knn``), each frame's squared z-score against
-the nearest normal clip's band mean and spread. The bundle divides the map per band by its level
-on held-out normal audio (:func:`calibrated_map`), so a band that is always hard to reconstruct
-(noise) does not look anomalous, leaves out frames whose analysis window runs past either end of
-the input (:func:`interior_frames`) and summarises each frame by :func:`frame_curve`.
+the nearest normal clip's band mean and spread. The bundle compares the map, band by band, with
+the highest level it reached on held-out normal audio in that band and its neighbours
+(:func:`tail_map`; bundles calibrated before that divide by the band's mean level,
+:func:`calibrated_map`), so neither a band that is always hard to reconstruct (noise) nor the loud
+transients normal audio has now and then look anomalous; it leaves out frames whose analysis window
+runs past either end of the input (:func:`interior_frames`), summarises each frame by
+:func:`frame_curve` and names the most anomalous frame and band with :func:`summary_peak`.
 
 :func:`localisation` measures how well an explanation points at a known fault (time window and
 frequency band), the check the tests run on simulated faults.
@@ -30,7 +34,14 @@ import numpy as np
 from ..errors import ConfigError
 
 __all__ = ["plot_explanation", "explanation_figure", "localisation", "explanation_to_dict", "interior_frames",
-           "calibrated_map", "frame_curve", "band_variation", "variation_normalised_map"]
+           "calibrated_map", "frame_curve", "band_variation", "variation_normalised_map", "smooth_frames",
+           "tail_reference", "tail_map", "summary_peak", "TAIL_SMOOTH", "TAIL_NEIGHBOURS"]
+
+#: frames the raw map is averaged over before it is compared with normal audio (160 ms at hop 512, 16 kHz)
+TAIL_SMOOTH = 5
+#: bands on each side whose normal maximum also bounds a band (transients of other machines ring at
+#: frequencies that vary from event to event, so a band's own few normal clips under-sample them)
+TAIL_NEIGHBOURS = 2
 
 
 def interior_frames(n_frames: int, n_samples: int, n_fft: int, hop: int) -> np.ndarray:
@@ -78,6 +89,65 @@ def variation_normalised_map(tf: np.ndarray, loc: np.ndarray, scale: np.ndarray)
     high values* puts those events back at about 1.
     """
     return np.maximum((np.asarray(tf, dtype=np.float64) - np.asarray(loc)[:, None]) / np.asarray(scale)[:, None], 0.0)
+
+
+def smooth_frames(tf: np.ndarray, width: int = TAIL_SMOOTH) -> np.ndarray:
+    """Centred moving average of ``tf [K, F]`` over ``width`` frames (shortened at the ends)."""
+    tf = np.asarray(tf, dtype=np.float64)
+    width = int(width)
+    if width <= 1 or tf.shape[-1] < 2:
+        return tf
+    k = np.ones(width)
+    den = np.convolve(np.ones(tf.shape[-1]), k, mode="same")
+    c = np.cumsum(np.pad(tf, [(0, 0), (width // 2 + 1, width - width // 2 - 1)]), axis=-1)
+    num = c[:, width:] - c[:, :-width]
+    return num[:, :tf.shape[-1]] / den
+
+
+def tail_reference(maps: Sequence[np.ndarray], smooth: int = TAIL_SMOOTH, neighbours: int = TAIL_NEIGHBOURS
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``(loc, scale)`` of :func:`tail_map` from raw ``[K, F_i]`` maps of held-out *normal* clips
+    (interior frames): per band, the median of the time-smoothed map, and the distance from it to the
+    highest value any normal frame reached in that band or its ``neighbours`` bands on each side.
+    """
+    if not maps:
+        raise ConfigError("tail_reference: no normal maps to learn from")
+    sm = np.concatenate([smooth_frames(m, smooth) for m in maps], axis=1)
+    loc = np.median(sm, axis=1)
+    peak = sm.max(axis=1) - loc
+    k = int(neighbours)
+    scale = np.array([peak[max(0, b - k): b + k + 1].max() for b in range(len(loc))])
+    return loc, np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12))
+
+
+def tail_map(tf: np.ndarray, loc: np.ndarray, scale: np.ndarray, smooth: int = TAIL_SMOOTH) -> np.ndarray:
+    """How far above normal audio's *highest* level each cell is: ``max(0, (smooth(tf) - loc) / scale)``
+    per band (:func:`tail_reference`). 0 = at or below the band's normal median, 1 = as high as the
+    highest normal frame in that band and its neighbours, above 1 = higher than anything normal.
+
+    Why not the mean level (:func:`calibrated_map`) or a high quantile (:func:`variation_normalised_map`):
+    normal audio of a real plant has loud, rare transients (other machines, tools, doors) that ring
+    at a different frequency each time. Below their rate (a band sees one in a few hundred frames)
+    every quantile ignores them, so a normal impact outshines a steady fault 10 dB above its band.
+    Dividing by the highest level normal audio reached in the band and its neighbours puts such
+    events at about 1, while a fault that does what normal audio never did stays above 1. The short
+    smoothing in time (:data:`TAIL_SMOOTH` frames, as the frame curve) favours what lasts over one
+    noisy frame. Measured in benchmarks/bench_localisation.py (docs/benchmarks.md).
+    """
+    sm = smooth_frames(tf, smooth)
+    return np.maximum((sm - np.asarray(loc)[:, None]) / np.asarray(scale)[:, None], 0.0)
+
+
+def summary_peak(tf: np.ndarray, curve: np.ndarray, half: int = 2) -> tuple[int, int]:
+    """``(frame, band)`` the summary line names: the frame curve's peak, and the band with the highest
+    mean map over the ``2 * half + 1`` frames around it (the curve's own smoothing window).
+
+    The curve is smoothed, so its peak may sit a frame or two beside a short fault (between the two
+    clacks of a wheel pair); the single peak frame's brightest band is then some other sound.
+    """
+    t = int(np.argmax(curve))
+    seg = np.asarray(tf)[:, max(0, t - half): t + half + 1]
+    return t, int(np.argmax(seg.mean(axis=1)))
 
 
 def frame_curve(tf: np.ndarray, top_fraction: float = 1 / 32, smooth: int = 5) -> np.ndarray:
@@ -128,7 +198,11 @@ def explanation_figure(expl: Any, title: str = "", width_in: float = 9.0):
     im1 = axes[1].imshow(tf, origin="lower", aspect="auto", cmap="magma", extent=extent, interpolation="nearest",
                          vmin=0.0, vmax=max(vmax, 1e-12))
     axes[1].set_ylabel("anomaly map [Hz]")
-    fig.colorbar(im1, ax=axes[1], pad=0.01, label="x normal level")
+    pt, pb = getattr(expl, "peak_time_s", None), getattr(expl, "peak_band_hz", None)
+    if pt is not None and pb is not None and k:  # the summary line's point, on the band-index axis
+        axes[1].plot([pt], [int(np.argmin(np.abs(freqs - pb)))], marker="o", mfc="none", mec="#2ecc71", ms=12, mew=1.5)
+    tail = "highest level" in str(getattr(expl, "method", ""))
+    fig.colorbar(im1, ax=axes[1], pad=0.01, label="x normal maximum" if tail else "x normal level")
     ticks = np.linspace(0, k - 1, min(6, k)).round().astype(int)
     for ax in axes[:2]:
         ax.set_yticks(ticks)
@@ -140,6 +214,8 @@ def explanation_figure(expl: Any, title: str = "", width_in: float = 9.0):
     axes[2].set_xlabel("time [s]")
     axes[2].set_ylabel("frame anomaly")
     axes[2].legend(loc="upper right", fontsize=8)
+    # the same (invisible) colour-bar space beside the curve, so the three panels share one time axis
+    fig.colorbar(im1, ax=axes[2], pad=0.01).ax.set_visible(False)
     verdict = "ANOMALY" if getattr(expl, "decision", False) else "normal"
     head = title or getattr(expl, "machine", "")
     axes[0].set_title(f"{head}  score {expl.score:.4g} / threshold {expl.threshold:.4g}: {verdict}", fontsize=10)
@@ -199,6 +275,6 @@ def explanation_to_dict(expl: Any) -> dict[str, Any]:
         v = getattr(expl, k, None)
         if v is not None:
             out[k] = np.round(np.asarray(v, dtype=np.float64), 6).tolist()
-    for k in ("score", "threshold", "decision", "machine", "frame_threshold", "method"):
+    for k in ("score", "threshold", "decision", "machine", "frame_threshold", "method", "peak_time_s", "peak_band_hz"):
         out[k] = getattr(expl, k, None)
     return out

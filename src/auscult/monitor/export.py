@@ -107,7 +107,7 @@ def export_onnx(bundle: Any, out: Union[str, Path], machine: Optional[str] = Non
     backends = pack_tree(graph.backends, arrays)
     npz_path = out.with_suffix(".npz")
     np.savez(npz_path, **arrays)
-    cal = {k: v for k, v in mm.calibration.items() if k not in ("scores", "band_scale")}
+    cal = {k: v for k, v in mm.calibration.items() if k not in ("scores", "band_scale", "tail_loc", "tail_scale")}
     meta = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "machine": name, "method": mm.kind,
             "unit": dict(mm.unit), "sample_rate": bundle.sample_rate, "window_s": bundle.window_s,
             "hop_s": bundle.hop_s,

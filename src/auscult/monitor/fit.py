@@ -508,7 +508,7 @@ def _fit_group(name: str, units: list[_Unit], config: FitConfig, skipped: list[t
                                            gamma_loc="min" if self_cal else "fit")
         mm.calibration = calibration_stats(cal)
         if method.supports("explain"):
-            mm.calibration["band_scale"], mm.calibration["frame_q99"] = explain_calibration(mm, (u.cal_w or u.fit_w)[:32])
+            mm.calibration.update(explain_calibration(mm, (u.cal_w or u.fit_w)[:32]))
         mm.fit_info = {"method": name, "detector_reason": why[u.uid], "split": u.split_desc,
                        "n_recordings": len(u.recs), "seconds_of_audio": u.seconds / config.sample_rate,
                        "fit_windows": len(u.fit_w), "calibration_windows": len(cal) if self_cal else len(u.cal_w),

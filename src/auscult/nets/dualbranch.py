@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .layers import NetBase, ScaleBatchNorm, SqueezeExcite, check_positive, conv_out_len
+from .layers import BatchNorm2d, NetBase, ScaleBatchNorm, SqueezeExcite, check_positive, conv_out_len
 from .registry import register_net
 
 SPECTRUM_CONVS = ((256, 64), (64, 32), (16, 4))  # (kernel, stride)
@@ -112,7 +112,7 @@ def make_norm(kind: str, channels: int, dims: int) -> nn.Module:
     if kind == "scale":
         return ScaleBatchNorm(channels)
     if kind in ("none", "affine"):
-        cls = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+        cls = nn.BatchNorm1d if dims == 1 else BatchNorm2d
         return cls(channels, affine=kind == "affine")
     raise ConfigError(f"DualBranchNet: norm must be one of {NORMS}, got {kind!r}")
 

@@ -19,7 +19,7 @@ import copy
 
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights
 
 __all__ = ["fold_batchnorm", "inference_copy"]
 
@@ -44,10 +44,26 @@ def fold_batchnorm(module: nn.Module) -> int:
             conv, bn = seq._modules[a], seq._modules[b]
             if (isinstance(conv, _CONVS) and isinstance(bn, _BNS) and bn.track_running_stats
                     and bn.running_mean is not None and conv.out_channels == bn.num_features):
-                seq._modules[a] = fuse_conv_bn_eval(conv, bn)
+                seq._modules[a] = _fuse(conv, bn)
                 seq._modules[b] = nn.Identity()
                 n += 1
     return n
+
+
+def _fuse(conv: nn.Module, bn: nn.Module) -> nn.Module:
+    """``fuse_conv_bn_eval`` with the folded weight and bias computed in float64 and rounded once
+    to the convolution's dtype (folding in float32 rounds twice)."""
+    fused = fuse_conv_bn_eval(conv, bn)
+    if conv.weight.dtype == torch.float64:
+        return fused
+    with torch.no_grad():
+        w, b = fuse_conv_bn_weights(
+            conv.weight.double(), None if conv.bias is None else conv.bias.double(), bn.running_mean.double(),
+            bn.running_var.double(), bn.eps, None if bn.weight is None else bn.weight.double(),
+            None if bn.bias is None else bn.bias.double())
+        fused.weight.copy_(w.to(fused.weight.dtype))
+        fused.bias.copy_(b.to(fused.bias.dtype))
+    return fused
 
 
 def _to_channels_last(_module: nn.Module, args: tuple) -> tuple:
@@ -55,11 +71,16 @@ def _to_channels_last(_module: nn.Module, args: tuple) -> tuple:
                  else a for a in args)
 
 
-def inference_copy(module: nn.Module, *, fold: bool = True, channels_last: bool = True) -> nn.Module:
+def inference_copy(module: nn.Module, *, fold: bool = True, channels_last: bool | None = None) -> nn.Module:
     """A deep copy of ``module`` in eval mode with its gradients off, batch norms folded
     (``fold``) and 2-D convolutions in ``channels_last`` layout (``channels_last``: weights
-    converted, and every 4-D input of each convolution made NHWC). Outputs equal the eval-mode
-    original's to float rounding."""
+    converted, and every 4-D input of each convolution made NHWC; ``None`` = the ``channels_last``
+    fast path's setting, on by default, see :mod:`auscult.engine.fastpath`). Outputs equal the
+    eval-mode original's to float rounding."""
+    if channels_last is None:
+        from ..engine.fastpath import settings
+
+        channels_last = settings().channels_last
     out = copy.deepcopy(module).eval()
     for p in out.parameters():
         p.requires_grad_(False)

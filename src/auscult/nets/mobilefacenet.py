@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .layers import NetBase, as_chw, check_positive, conv_out_len, make_activation
+from .layers import BatchNorm2d, NetBase, as_chw, check_positive, conv_out_len, make_activation
 from .registry import register_net
 
 #: (expansion, out channels, repeats, stride of the first repeat)
@@ -26,7 +26,7 @@ class ConvBNAct(nn.Sequential):
     def __init__(self, cin, cout, kernel, stride=1, padding=0, groups=1, act: str | None = "prelu"):
         layers: list[nn.Module] = [
             nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=False),
-            nn.BatchNorm2d(cout),
+            BatchNorm2d(cout),
         ]
         if act is not None:
             layers.append(make_activation(act, cout))

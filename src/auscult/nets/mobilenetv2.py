@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .layers import NetBase, as_chw, check_positive, conv_out_len
+from .layers import BatchNorm2d, NetBase, as_chw, check_positive, conv_out_len
 from .registry import register_net
 
 MBV2_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -28,7 +28,7 @@ def make_divisible(v: float, divisor: int = 8) -> int:
 
 
 def _cba(cin, cout, k, s, groups=1, act=True):
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False), BatchNorm2d(cout)]
     if act:
         layers.append(nn.ReLU6(inplace=True))
     return nn.Sequential(*layers)

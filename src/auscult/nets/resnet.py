@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .layers import NetBase, as_chw, check_positive, conv_out_len
+from .layers import BatchNorm2d, NetBase, as_chw, check_positive, conv_out_len
 from .registry import register_net
 
 
@@ -28,12 +28,12 @@ class BasicBlock(nn.Module):
     def __init__(self, cin: int, planes: int, stride: int = 1):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = BatchNorm2d(planes)
         self.act = nn.ReLU(inplace=True)
         self.shortcut = (
-            nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+            nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), BatchNorm2d(planes))
             if stride != 1 or cin != planes else nn.Identity()
         )
 
@@ -49,12 +49,12 @@ class Bottleneck(nn.Module):
         super().__init__()
         out = planes * 4
         self.body = nn.Sequential(
-            nn.Conv2d(cin, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(inplace=True),
-            nn.Conv2d(planes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(inplace=True),
-            nn.Conv2d(planes, out, 1, bias=False), nn.BatchNorm2d(out),
+            nn.Conv2d(cin, planes, 1, bias=False), BatchNorm2d(planes), nn.ReLU(inplace=True),
+            nn.Conv2d(planes, planes, 3, stride, 1, bias=False), BatchNorm2d(planes), nn.ReLU(inplace=True),
+            nn.Conv2d(planes, out, 1, bias=False), BatchNorm2d(out),
         )
         self.shortcut = (
-            nn.Sequential(nn.Conv2d(cin, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+            nn.Sequential(nn.Conv2d(cin, out, 1, stride, bias=False), BatchNorm2d(out))
             if stride != 1 or cin != out else nn.Identity()
         )
         self.act = nn.ReLU(inplace=True)
@@ -76,7 +76,7 @@ class _ResNetTrunk(nn.Module):
     def __init__(self, in_channels: int, block, layers: Sequence[int]):
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), BatchNorm2d(64), nn.ReLU(inplace=True),
             nn.MaxPool2d(3, 2, 1),
         )
         stages, cin = [], 64

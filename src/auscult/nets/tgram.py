@@ -23,12 +23,30 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..engine.fastpath import train_autocast
 from ..errors import ConfigError
 from .layers import NetBase, StaticAdaptiveMaxPool1d, check_positive, conv_out_len
 from .mobilefacenet import MobileFaceNet
 from .registry import register_net
+
+
+def _waveform_fast_path() -> bool:
+    """The ``waveform`` fast path (:mod:`auscult.engine.fastpath`), never while exporting or tracing
+    (the plain modules are what ONNX gets)."""
+    from ..engine.fastpath import settings
+
+    if not settings().waveform or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return False
+    return not (hasattr(torch, "onnx") and torch.onnx.is_in_onnx_export())
+
+
+def _children_hooked(module: nn.Module) -> bool:
+    """Whether a forward hook sits on one of ``module``'s sub-modules (the fast paths skip some of
+    them; with a hook there the plain path runs, so the hook sees what it hooked)."""
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules() if m is not module)
 
 
 def _wave_inputs(g):
@@ -129,9 +147,67 @@ class TFgramNet(NetBase):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if wave.dim() == 2:
             wave = wave.unsqueeze(1)
-        x = self.pool1(self.block1(self.stem(wave)))
-        x = self.pool2(self.block2(x))
-        return self.pool3(self.block3(x))
+        with train_autocast(wave):  # bf16 fast path (opt-in): this branch's 1-D convs gain most from it
+            out = self._forward(wave)
+        return out.to(wave.dtype) if out.dtype != wave.dtype else out
+
+    def _forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if not _waveform_fast_path() or _children_hooked(self):
+            x = self.pool1(self.block1(self.stem(wave)))
+            x = self.pool2(self.block2(x))
+            return self.pool3(self.block3(x))
+        if not torch.is_grad_enabled() and not self.training and wave.device.type == "cpu":
+            return self._forward_nlc(wave)
+        # training fast path (same values; gradients equal up to the order of accumulation): the 4x
+        # max-pool as a reshape + max (no index bookkeeping), ATen's adaptive max-pool (the OS-SCL
+        # code's own op), whose backward is cheaper than the gather's
+        x = self.block1(self.stem(wave))
+        n = x.shape[-1] // 4 * 4
+        x = x[..., :n].unflatten(-1, (-1, 4)).max(-1).values
+        x = F.adaptive_max_pool1d(self.block2(x), self.pool2.out_len)
+        return F.adaptive_max_pool1d(self.block3(x), self.pool3.out_len)
+
+    def _forward_nlc(self, wave: torch.Tensor) -> torch.Tensor:
+        """Eval-mode forward with every activation in channels-last layout (``[B, C, 1, L]`` NHWC,
+        i.e. ``[B, L, C]`` in memory): oneDNN's 1-D convolutions then run without the layout
+        reorders they pay on ``[B, C, L]`` tensors (~20 % less time for this branch), and the
+        poolings reduce contiguous channel vectors. Same arithmetic as :meth:`_forward`."""
+        wave = wave.contiguous()
+        b, _, t = wave.shape
+        # the same [B, 1, 1, T] view with channels-last strides: oneDNN then writes the stem's output
+        # NHWC directly (with the ambiguous default strides of a 1-channel tensor it writes NCHW)
+        x = _nhwc_sequence(self.stem, wave.as_strided((b, 1, 1, t), (t, 1, t, 1)))
+        x = x.contiguous(memory_format=torch.channels_last)  # a no-op unless oneDNN chose otherwise
+        x = _nhwc_sequence(self.block1, x)
+        x = F.max_pool2d(x, (1, self.pool1.kernel_size), (1, self.pool1.stride))
+        x = _nhwc_gather_pool(self.pool2, _nhwc_sequence(self.block2, x))
+        x = _nhwc_gather_pool(self.pool3, _nhwc_sequence(self.block3, x))
+        return x[:, :, 0].contiguous()
+
+
+def _nhwc_sequence(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Run a ``Sequential`` of Conv1d / BatchNorm1d (eval) / ReLU / Identity on ``[B, C, 1, L]``
+    channels-last activations (the 1-D layers as their 2-D equivalents)."""
+    for m in seq:
+        if isinstance(m, nn.Conv1d):
+            w = m.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+            x = F.conv2d(x, w, m.bias, (1, m.stride[0]), (0, m.padding[0]), (1, m.dilation[0]), m.groups)
+        elif isinstance(m, nn.BatchNorm1d):
+            x = F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0, m.eps)
+        elif isinstance(m, nn.ReLU):
+            x = F.relu_(x) if m.inplace else F.relu(x)
+        elif not isinstance(m, nn.Identity):
+            raise TypeError(f"no channels-last form for {type(m).__name__}")  # pragma: no cover
+    return x
+
+
+def _nhwc_gather_pool(pool: StaticAdaptiveMaxPool1d, x: torch.Tensor) -> torch.Tensor:
+    """:class:`StaticAdaptiveMaxPool1d` on ``[B, C, 1, L]`` channels-last activations (same windows)."""
+    rows = x.permute(0, 2, 3, 1)[:, 0]  # [B, L, C], contiguous
+    if rows.shape[1] != pool.in_len:
+        return pool(x[:, :, 0]).unsqueeze(2)  # raises the usual error
+    g = rows.index_select(1, pool.index).view(rows.shape[0], pool.out_len, pool.width, rows.shape[2]).amax(2)
+    return g.permute(0, 2, 1).unsqueeze(2)  # [B, C, 1, O], channels-last
 
 
 CHANNELS = ("logmel", "tgram", "tfgram")

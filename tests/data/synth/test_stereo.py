@@ -131,3 +131,45 @@ def test_dcase2026_tree_scans_as_2026_with_two_channels(ds2026):
     clips = list(idx.clips)
     assert clips and all(c.year == 2026 and c.channels == 2 for c in clips)
     assert all(c.attributes.get("noise") in {"1", "2", "3"} for c in clips)
+
+
+def test_dcase2026_preset_writes_the_challenges_machine_types_through_aliases(tmp_path):
+    """The preset's types are the 2026 development types (ToyCarEmu, bearingEmu, ...), rendered by the
+    simulator's models through the one alias table; an alias renders exactly its model's clips, while
+    ToyCarEmu is a second toy car (its own draws), and the tree scans as the 2026 types."""
+    from dataclasses import replace
+
+    from auscult.data.index import DatasetIndex
+    from auscult.data.naming import DCASE2026_DEV_MACHINE_TYPES
+    from auscult.data.synth import MACHINE_ALIASES, machine_model
+    from auscult.data.synth.machines import MACHINES
+
+    assert set(PRESETS["dcase2026"].machines) == set(DCASE2026_DEV_MACHINE_TYPES)
+    assert all(machine_model(m) in MACHINES for m in PRESETS["dcase2026"].machines)
+    assert machine_model("bearingEmu") == "bearing" and machine_model("ToyCarEmu") == "ToyCar"
+    assert machine_model("fan") == "fan" and set(MACHINE_ALIASES.values()) <= set(MACHINES)
+    with pytest.raises(ConfigError, match="unknown machine type 'pumpEmu'"):
+        generate_dataset("dcase2026", tmp_path / "x", machines=["pumpEmu"], probe=False)
+
+    p = replace(PRESETS["dcase2026"], train_source=2, train_target=1, test_normal=1, test_anomaly=1, duration=0.5)
+    kw = dict(seed=3, workers=1, probe=False)
+    new = generate_dataset(p, tmp_path / "new", machines=["bearingEmu", "ToyCar", "ToyCarEmu"], **kw)
+    old = generate_dataset(p, tmp_path / "old", machines=["bearing"], **kw)
+
+    def audio(root: Path, machine: str) -> dict[str, bytes]:
+        return {w.name: w.read_bytes() for w in sorted((root / "dev_data" / machine).rglob("*.wav"))}
+
+    assert audio(new, "bearingEmu") == audio(old, "bearing")  # same names, same bytes
+    car, emu = audio(new, "ToyCar"), audio(new, "ToyCarEmu")
+    assert len(car) == len(emu) == 7 and not set(car.values()) & set(emu.values())
+    with open(new / "metadata.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["machine"] for r in rows} == {"bearingEmu", "ToyCar", "ToyCarEmu"}
+    # the anomaly kinds (and regions) are the model's
+    assert {r["region"] for r in rows if r["machine"] == "bearingEmu" and r["label"] == "anomaly"} <= \
+        {k.region for k in MACHINES["bearing"].kinds.values()}
+    card = (new / "README.md").read_text()
+    assert "### bearingEmu (rendered by the simulator's bearing model)" in card
+    clips = list(DatasetIndex.scan(new / "dev_data").clips)
+    assert {c.machine for c in clips} == {"bearingEmu", "ToyCar", "ToyCarEmu"}
+    assert all(c.year == 2026 and c.channels == 2 for c in clips)

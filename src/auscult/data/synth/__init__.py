@@ -20,6 +20,7 @@ _EXPORTS = {
     "ClipInfo": "render", "render_clip": "render", "unit_for": "render",
     "PRESETS": "writer", "Preset": "writer", "SynthConfig": "writer", "generate_dataset": "writer",
     "load_metadata": "writer", "plan": "writer", "regenerate": "writer",
+    "MACHINE_ALIASES": "writer", "machine_model": "writer",
     "PROFILES": "background", "BackgroundProfile": "background",
     "render_previews": "preview",
 }

@@ -12,7 +12,7 @@ from ... import __version__
 from .background import PROFILES
 from .base import SEVERITY_RANGE_DB, SNR_CLIP_SPREAD_DB
 from .machines import MACHINES
-from .render import LEVEL_DBFS, unit_for
+from .render import LEVEL_DBFS
 
 
 def _cmd(cfg) -> str:
@@ -98,14 +98,17 @@ def write_card(out: Path, cfg, rows: list[dict], auc: Optional[dict], timing: di
             a_, b_ = np.asarray(snr).mean(0)
             lines.append(f"Mean SNR over the clips: near {a_:.1f} dB, far {b_:.1f} dB.")
     lines += ["", "## Machines, units and anomaly kinds", ""]
+    from .writer import machine_model, machine_unit
+
     for mach in p.machines:
-        m = MACHINES[mach]
-        lines.append(f"### {mach}")
+        model = machine_model(mach)
+        m = MACHINES[model]
+        lines.append(f"### {mach}" + (f" (rendered by the simulator's {model} model)" if model != mach else ""))
         lines.append("")
         lines.append(f"{m.describe()} Domain shift ({'an operating condition' if m.shift_factor == 'operating' else 'the background'}): {m.shift}.")
         lines.append("")
         for sec in p.sections:
-            lines.append(f"- unit of section {sec}: `{json.dumps(_round(unit_for(mach, sec, cfg.seed)))}`")
+            lines.append(f"- unit of section {sec}: `{json.dumps(_round(machine_unit(mach, sec, cfg.seed)))}`")
         for k in m.kinds.values():
             lines.append(f"- anomaly `{k.name}` ({k.region} frequency, change at severity 1: {k.level_db:g} dB"
                          f"{', time-localised' if k.localised else ''}): {k.description}")

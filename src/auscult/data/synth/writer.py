@@ -29,14 +29,42 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from ...errors import ConfigError
-from .render import get_machine, render_clip, seed_sequence, unit_for
+from .render import get_machine, render_clip, seed_sequence
 
 LAYOUTS = ("dcase2020", "dcase2022", "dcase2023", "dcase2026")
 SUBTYPES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT")
 DCASE_MACHINES = ("ToyCar", "ToyTrain", "bearing", "fan", "gearbox", "slider", "valve")
-#: the simulator's machines behind the DCASE 2026 development types (ToyCar, ToyCarEmu, bearingEmu,
-#: fan, gearboxEmu, sliderEmu, valveEmu): the simulator has one model per physical kind
-DCASE2026_MACHINES = ("ToyCar", "bearing", "fan", "gearbox", "slider", "valve")
+#: the DCASE 2026 development machine types, as the challenge names them (the ``dcase2026`` preset)
+DCASE2026_MACHINES = ("ToyCar", "ToyCarEmu", "bearingEmu", "fan", "gearboxEmu", "sliderEmu", "valveEmu")
+#: machine types the simulator renders with another type's model (the one place this mapping lives;
+#: documented in docs/synth.md). DCASE 2026's ``...Emu`` types are emulated machines of a physical
+#: kind the simulator models once. The per-clip seeds of ``bearingEmu`` etc. are drawn from the
+#: model's name (a bearingEmu clip is the bearing clip the same seed gave before the types were
+#: renamed); ``ToyCarEmu`` is a second toy car beside ``ToyCar`` (listed in ``OWN_SEED_TYPES``): it
+#: draws from its own name, so its unit and clips differ from ToyCar's.
+MACHINE_ALIASES = {"ToyCarEmu": "ToyCar", "bearingEmu": "bearing", "gearboxEmu": "gearbox",
+                   "sliderEmu": "slider", "valveEmu": "valve"}
+OWN_SEED_TYPES = frozenset({"ToyCarEmu"})
+
+
+def machine_model(machine: str) -> str:
+    """The simulator model that renders machine type ``machine`` (itself unless it is an alias);
+    raises :class:`ConfigError` for a type the simulator cannot render."""
+    model = MACHINE_ALIASES.get(machine, machine)
+    get_machine(model)
+    return model
+
+
+def seed_name(machine: str) -> str:
+    """The name the per-clip and per-unit seeds of machine type ``machine`` are drawn from."""
+    return machine if machine in OWN_SEED_TYPES else MACHINE_ALIASES.get(machine, machine)
+
+
+def machine_unit(machine: str, section: str, seed: int) -> dict:
+    """:func:`unit_for` of a machine type, aliases included (the model's unit, drawn from
+    :func:`seed_name`): for a type that is its own model, exactly ``unit_for``."""
+    rng = np.random.default_rng(seed_sequence(seed, "unit", seed_name(machine), section))
+    return get_machine(machine_model(machine)).sample_unit(rng)
 
 
 @dataclass(frozen=True)
@@ -148,7 +176,7 @@ def ground_truth_stem(layout: str, machine: str, section: str) -> str:
 
 # -- planning ---------------------------------------------------------------------------------
 def _clip_seed(seed: int, job: ClipJob) -> int:
-    ss = seed_sequence(seed, job.machine, job.section, job.domain, job.split, job.label, job.index)
+    ss = seed_sequence(seed, seed_name(job.machine), job.section, job.domain, job.split, job.label, job.index)
     return int(ss.generate_state(1, np.uint32)[0])
 
 
@@ -162,7 +190,7 @@ def plan(cfg: SynthConfig) -> list[ClipJob]:
     domains: list[Optional[str]] = [None] if p.layout == "dcase2020" else ["source", "target"]
     jobs: list[ClipJob] = []
     for mach in p.machines:
-        kinds = sorted(get_machine(mach).kinds)
+        kinds = sorted(get_machine(machine_model(mach)).kinds)
         for sec in p.sections:
             for dom in domains:
                 n_train = p.train_source if dom in (None, "source") else p.train_target
@@ -170,7 +198,7 @@ def plan(cfg: SynthConfig) -> list[ClipJob]:
                     jobs.append(ClipJob(mach, sec, dom, "train", "normal", i, None, 0.0, "", ""))
             test: list[ClipJob] = []
             for dom in domains:
-                rng = np.random.default_rng(seed_sequence(cfg.seed, "anomalies", mach, sec, dom))
+                rng = np.random.default_rng(seed_sequence(cfg.seed, "anomalies", seed_name(mach), sec, dom))
                 order = [kinds[j % len(kinds)] for j in range(p.test_anomaly)]
                 order = [order[j] for j in rng.permutation(len(order))]
                 sev = rng.uniform(lo, hi, p.test_anomaly)
@@ -179,7 +207,7 @@ def plan(cfg: SynthConfig) -> list[ClipJob]:
                 test += [ClipJob(mach, sec, dom, "test", "anomaly", i, order[i], round(float(sev[i]), 4), "", "")
                          for i in range(p.test_anomaly)]
             if cfg.eval_names:  # anonymised names in a seeded shuffled order
-                rng = np.random.default_rng(seed_sequence(cfg.seed, "shuffle", mach, sec))
+                rng = np.random.default_rng(seed_sequence(cfg.seed, "shuffle", seed_name(mach), sec))
                 test = [test[j] for j in rng.permutation(len(test))]
             jobs += test
     out = []
@@ -190,7 +218,7 @@ def plan(cfg: SynthConfig) -> list[ClipJob]:
         if p.layout == "dcase2026":  # the noise condition is the last attribute (2026 grammar)
             from .stereo import noise_condition
 
-            attrs = list(attrs) + [("noise", str(noise_condition(j_seed, j.machine)))]
+            attrs = list(attrs) + [("noise", str(noise_condition(j_seed, machine_model(j.machine))))]
         dev = dev_file_name(p.layout, j.section, j.domain, j.split, j.label, j.index, attrs)
         name = dev
         if cfg.eval_names and j.split == "test":
@@ -203,10 +231,10 @@ def plan(cfg: SynthConfig) -> list[ClipJob]:
 
 def _params_for(cfg: SynthConfig, job: ClipJob, clip_seed: int) -> dict:
     """The operating point of a clip without rendering it (same draws as :func:`render_clip`)."""
-    m = get_machine(job.machine)
-    rng = np.random.default_rng(seed_sequence(clip_seed, "clip", job.machine))
+    model = machine_model(job.machine)
+    rng = np.random.default_rng(seed_sequence(clip_seed, "clip", model))
     dom = job.domain if job.domain in ("source", "target") else "source"
-    return m.sample_params(rng, unit_for(job.machine, job.section, cfg.seed), dom)
+    return get_machine(model).sample_params(rng, machine_unit(job.machine, job.section, cfg.seed), dom)
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -218,17 +246,18 @@ def _render_job(args) -> tuple[dict, np.ndarray]:
     cfg, job, out_dir = args
     p = cfg.preset
     stereo = None
+    model = machine_model(job.machine)  # the simulator model behind the type's name
     if p.layout == "dcase2026":  # two microphones: [n, 2] audio, near mic first
         from .stereo import render_stereo_clip
 
         audio, (info, stereo) = render_stereo_clip(
-            job.machine, anomaly=job.kind, severity=job.severity, seed=_clip_seed(cfg.seed, job),
-            domain=job.domain, unit=unit_for(job.machine, job.section, cfg.seed), sample_rate=cfg.sample_rate,
+            model, anomaly=job.kind, severity=job.severity, seed=_clip_seed(cfg.seed, job),
+            domain=job.domain, unit=machine_unit(job.machine, job.section, cfg.seed), sample_rate=cfg.sample_rate,
             duration=p.duration, background=cfg.background, return_info=True)
     else:
-        audio, info = render_clip(job.machine, anomaly=job.kind, severity=job.severity,
+        audio, info = render_clip(model, anomaly=job.kind, severity=job.severity,
                                   seed=_clip_seed(cfg.seed, job), domain=job.domain,
-                                  unit=unit_for(job.machine, job.section, cfg.seed),
+                                  unit=machine_unit(job.machine, job.section, cfg.seed),
                                   sample_rate=cfg.sample_rate, duration=p.duration,
                                   background=cfg.background, return_info=True)
     path = Path(out_dir) / job.relpath
@@ -242,7 +271,7 @@ def _render_job(args) -> tuple[dict, np.ndarray]:
         "machine": job.machine, "section": job.section, "domain": job.domain or "",
         "split": job.split, "label": job.label, "index": job.index,
         "anomaly_kind": job.kind or "", "severity": f"{job.severity:.4f}" if job.kind else "0",
-        "region": get_machine(job.machine).kinds[job.kind].region if job.kind else "",
+        "region": get_machine(model).kinds[job.kind].region if job.kind else "",
         "onset_s": _fmt(info.onset_s), "offset_s": _fmt(info.offset_s),
         "band_lo_hz": _fmt(info.band_hz[0] if info.band_hz else None),
         "band_hi_hz": _fmt(info.band_hz[1] if info.band_hz else None),
@@ -340,7 +369,7 @@ def generate_dataset(preset: str | Preset, out_dir: str | os.PathLike, seed: int
     if machines:
         machines = tuple(machines)
         for m in machines:
-            get_machine(m)
+            machine_model(m)
         preset = replace(preset, machines=machines)
     if duration is not None:
         if duration <= 0:

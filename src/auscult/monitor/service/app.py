@@ -390,7 +390,10 @@ def create_app(config: ServiceConfig, store: Optional[HistoryStore] = None) -> F
                          request_id: Optional[str], digest: str) -> tuple[ScoreRecord, bool]:
         from ...data.quality import InputFaultError
 
-        up = decode_upload(data, int(bundle.sample_rate), resample=resample, max_seconds=config.max_clip_s)
+        # a multi-channel upload is read as the machine's model reads one (near/far mic, channel, mean)
+        channel = bundle.channel(machine_id) if hasattr(bundle, "channel") else "mean"
+        up = decode_upload(data, int(bundle.sample_rate), resample=resample, max_seconds=config.max_clip_s,
+                           channel=channel)
         try:
             with score_gate:
                 result = bundle.score_waveform(up.wave, up.sample_rate, machine=machine_id)

@@ -10,7 +10,7 @@ import io
 import re
 import struct
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -255,7 +255,7 @@ def _wav_truncation(data: bytes) -> Optional[str]:
 
 
 def decode_upload(data: bytes, expected_rate: int, resample: bool = False,
-                  max_seconds: Optional[float] = None) -> DecodedUpload:
+                  max_seconds: Optional[float] = None, channel: Any = "mean") -> DecodedUpload:
     """Decode an uploaded audio file held in memory.
 
     Raises :class:`UploadProblem` with 415 when libsndfile does not recognise the bytes as audio,
@@ -267,7 +267,11 @@ def decode_upload(data: bytes, expected_rate: int, resample: bool = False,
     ``expected_rate`` while ``resample`` is False (also decided from the header). A rate below
     ``expected_rate`` is returned as it is: the band the model listens to is missing, which the
     scorer reports as the input fault ``rate_mismatch`` (:mod:`auscult.data.quality`).
-    Multichannel audio is averaged to mono, block by block.
+    Multichannel audio is read with ``channel`` (the machine's policy,
+    :meth:`auscult.monitor.bundle.Bundle.channel`), block by block: ``"mean"`` averages the
+    channels, ``"near"`` / ``"far"`` take channel 0 / 1 of a two-channel (near mic, far mic)
+    recording (422 for another channel count), an integer takes that channel (422 when the upload
+    lacks it). A mono upload is taken as it is under every policy.
     """
     import soundfile as sf
 
@@ -291,6 +295,19 @@ def decode_upload(data: bytes, expected_rate: int, resample: bool = False,
             raise UploadProblem(422, f"sample rate {sr} Hz, but this machine's model expects {expected_rate} Hz; "
                                      f"record or convert at {expected_rate} Hz (or start the service with "
                                      f"--resample)")
+        pick = None  # the channel kept, None = the mean
+        if n_ch > 1 and channel != "mean":
+            if channel in ("near", "far"):
+                if n_ch != 2:
+                    raise UploadProblem(422, f"the upload has {n_ch} channels, but this machine's model reads the "
+                                             f"{channel} mic of a two-channel (near, far) recording; send that "
+                                             f"recording or the one microphone's mono signal")
+                pick = 0 if channel == "near" else 1
+            else:
+                pick = int(channel)
+                if pick >= n_ch:
+                    raise UploadProblem(422, f"the upload has {n_ch} channel(s), but this machine's model reads "
+                                             f"channel {pick}; send a recording with it, or its mono signal")
         limit = None if max_seconds is None else int(float(max_seconds) * sr)
         if limit is not None and 0 < declared < (1 << 62) and declared > limit:  # from the header: nothing decoded
             raise UploadProblem(413, _too_long(f"the audio is {declared / sr:g} s long", max_seconds))
@@ -306,7 +323,7 @@ def decode_upload(data: bytes, expected_rate: int, resample: bool = False,
                 if not part.shape[0]:
                     break
                 got += part.shape[0]
-                blocks.append(part[:, 0].copy() if n_ch == 1
+                blocks.append(part[:, 0].copy() if n_ch == 1 else part[:, pick].copy() if pick is not None
                               else part.mean(axis=1, dtype=np.float64).astype(np.float32))
         except Exception as exc:
             reason = str(exc).split(": ", 1)[-1].strip()[:200]
