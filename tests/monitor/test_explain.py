@@ -70,6 +70,11 @@ def test_frame_threshold_is_calibrated_on_normals(knn_fit):
     assert e.frame_threshold is not None and e.frame_threshold > 0
     curves = np.concatenate([bundle.explain_waveform(render(3000 + i), SR).frame_scores for i in range(4)])
     assert (curves > e.frame_threshold).mean() < 0.1
+    # and over more clips, near the 1 % the threshold stands for: the threshold is cross-fitted
+    # (explain_calibration). Measured on 30 fresh clips 0.6 % (in-sample, as before: 7-10 %, and
+    # 12 % on the four clips above)
+    more = np.concatenate([curves] + [bundle.explain_waveform(render(3004 + i), SR).frame_scores for i in range(8)])
+    assert (more > e.frame_threshold).mean() < 0.05
 
 
 def test_plot_and_json(knn_fit, tmp_path):
