@@ -20,12 +20,17 @@ def _labels(clips) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def small_synth(tmp_path_factory):
-    """The synthetic 'small' preset at small scale: 3 machine types, 4 s clips, 45 train / 20 test each."""
+    """The synthetic 'small' preset at small scale: 3 machine types x 3 units, 4 s clips, 18 train / 20
+    test clips per unit, faults at severity 0.5-1. Since issue 14 the preset's default severities
+    (0.1-1) against a -6..+6 dB background put the AE where the DCASE baselines are (0.55-0.80): at
+    this size the MSE score's mean AUC was 0.590 (ToyCar 0.557, fan 0.499, slider 0.714), so the
+    test asks for clearly present faults, as the other methods' beat-chance tests do."""
     from auscult.data.index import DatasetIndex
     from auscult.data.synth import generate_dataset
 
     root = generate_dataset("small", tmp_path_factory.mktemp("small") / "data", seed=0,
-                            machines=["ToyCar", "fan", "slider"], scale=0.5, duration=4.0, workers=2, probe=False)
+                            machines=["ToyCar", "fan", "slider"], scale=0.5, duration=4.0, workers=2, probe=False,
+                            severity_range=(0.5, 1.0))
     return DatasetIndex.scan(root)
 
 
@@ -68,7 +73,7 @@ def test_beats_chance_on_small_synthetic_preset(small_synth, audio):
         aucs["mahalanobis"][machine] = auc(_labels(test), m.score(test, audio))
         aucs["mse"][machine] = auc(_labels(test), m.residual_summary(test, audio)[0])
     for kind, per in aucs.items():
-        print(f"\nAE ({kind}) AUC on the synthetic 'small' preset (3 machines, 20 test clips each): "
+        print(f"\nAE ({kind}) AUC on the synthetic 'small' preset (3 machines x 3 units, 20 test clips per unit): "
               + ", ".join(f"{k}={v:.3f}" for k, v in per.items()) + f"; mean {np.mean(list(per.values())):.3f}")
         assert np.mean(list(per.values())) > 0.6, kind
         assert sum(v > 0.5 for v in per.values()) >= 2, kind

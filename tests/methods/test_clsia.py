@@ -197,7 +197,7 @@ def fitted(easy, one_thread):
 def test_fit_is_well_formed_and_round_trips(fitted, easy):
     method, scores = fitted
     train, test, audio = easy
-    assert sorted(method.models) == ["fan/00", "fan/01"]  # one model per section (machine ID)
+    assert sorted(method.models) == ["pump/00", "pump/01"]  # one model per section (machine ID)
     assert scores.shape == (len(test),) and np.isfinite(scores).all()
     emb = method.embed(test[:3], audio)
     assert emb.shape[0] == 3 and np.isfinite(emb).all()
@@ -208,12 +208,15 @@ def test_fit_is_well_formed_and_round_trips(fitted, easy):
         other = [c.__class__(**{**c.__dict__, "section": "07"}) for c in test[:1]]
         method.score(other, audio)
     # training clips are scored leave-one-out: distance to the nearest *other* training clip of
-    # their section and domain set (not 0), so thresholds fitted on them are meaningful
+    # their section (not 0), so thresholds fitted on them are meaningful. The kNN back-end's score is
+    # the minimum over its source and target reference sets, so the nearest other clip may be of
+    # either domain (on the pump set the nearest clip of a source clip is sometimes a target clip;
+    # the fan set this test ran on before issue 14 never had one nearer than its own domain's)
     tr = [c for c in train if c.section == "00"]
     got = method.score(tr[:4], audio)
     emb = method.embed(tr, audio)
     for i in range(4):
-        same = [j for j, c in enumerate(tr) if j != i and c.domain == tr[i].domain]
+        same = [j for j, c in enumerate(tr) if j != i]
         assert got[i] == pytest.approx(min(float(np.linalg.norm(emb[i] - emb[j])) for j in same), rel=1e-5)
         assert got[i] > 0
 

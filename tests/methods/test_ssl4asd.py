@@ -19,12 +19,19 @@ MACHINES = ("bearing", "gearbox", "pump")
 
 
 def tiny_synth(synth_once) -> Path:
-    """3 machines, 25 training clips each, 5 s, easy anomalies (severity 0.9-1); generated once per worker."""
+    """3 machines, 25 training clips each, 5 s, easy anomalies (severity 0.9-1), no factory background
+    (as the other methods' easy set); generated once per worker.
+
+    Until issue 14 this set had the old simulator's mild background (+6 dB, stationary floor). Since
+    then each unit hears a -6..+6 dB factory background with impacts and babble (here bearing -4.2,
+    gearbox +5.5, pump 0.0 dB), and this 6-epoch fit on 25 clips per type scored 0.53 mean AUC with it
+    (bearing 0.55, gearbox 0.52, pump 0.52), 0.76 without (0.68 / 0.66 / 0.95): at this size the
+    background, not the implementation, decides whether it beats chance."""
     from auscult.data.synth import generate_dataset
 
-    return synth_once("methods_tiny_synth_5s_bgp", lambda out: generate_dataset(
+    return synth_once("methods_tiny_synth_5s_bgp_quiet", lambda out: generate_dataset(
         "demo", out, seed=3, machines=MACHINES, scale=0.5, duration=5.0, severity_range=(0.9, 1.0), workers=1,
-        overwrite=True, probe=False))
+        overwrite=True, probe=False, background=False))
 
 
 @pytest.fixture(scope="module")

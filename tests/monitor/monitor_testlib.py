@@ -17,12 +17,13 @@ WINDOW_S = 1.5     # bundle window: 2 windows per recording
 N_RECORDINGS = 16
 
 
-def render(seed: int, anomaly=None, severity: float = 1.0, duration: float = REC_S, info: bool = False):
+def render(seed: int, anomaly=None, severity: float = 1.0, duration: float = REC_S, info: bool = False,
+           background: bool = True):
     from auscult.data.synth import render_clip
     from auscult.data.synth.render import unit_for
 
     return render_clip("fan", unit=unit_for("fan", "00", 0), seed=seed, duration=duration, anomaly=anomaly,
-                       severity=severity, return_info=info)
+                       severity=severity, return_info=info, background=background)
 
 
 def write_wav(path: Path, x: np.ndarray, sr: int = SR) -> Path:

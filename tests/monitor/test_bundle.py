@@ -180,9 +180,15 @@ def test_inputs_rates_channels_and_lengths(knn_fit, tmp_path):
         bundle.score_waveform(x[:100], SR)
     with pytest.raises(ConfigError, match="not in this bundle"):
         bundle.score_waveform(x, SR, machine="pump")
-    # score_file: same numbers as the waveform, typed errors name the file
+    # score_file: same numbers as the waveform it holds (the file is 16-bit PCM: compared with the
+    # decoded samples; on issue 14's clips the quantisation moves the score by ~5e-5 relative),
+    # typed errors name the file
+    import soundfile as sf
+
     f = write_wav(tmp_path / "clip.wav", x)
-    assert bundle.score_file(f).score == pytest.approx(ref, rel=1e-6)
+    held = sf.read(str(f), dtype="float32")[0]
+    assert bundle.score_file(f).score == pytest.approx(bundle.score_waveform(held, SR).score, rel=1e-6)
+    assert bundle.score_file(f).score == pytest.approx(ref, rel=1e-3)
     from auscult.errors import AudioError
 
     with pytest.raises(AudioError, match="missing.wav"):
@@ -191,7 +197,11 @@ def test_inputs_rates_channels_and_lengths(knn_fit, tmp_path):
 
 def test_long_inputs_are_scored_window_by_window_and_report_the_worst(knn_fit):
     bundle, _, _ = knn_fit
-    normal = render(903, duration=6.0)
+    # the recording before the fault is the same run's healthy sound (same operating point and
+    # background level): a splice of two unrelated recordings is itself an anomaly the detector flags
+    # (since issue 14 each recording has its own speed and background level; with render(903) first,
+    # the window over the splice scored 3.51 against 1.92-2.98 for the fault's and <= 1.26 for normal ones)
+    normal = render(904, duration=6.0)
     faulty, info = render(904, anomaly="rub", duration=6.0, info=True)
     x = np.concatenate([normal, faulty])
     r = bundle.score_waveform(x, SR)

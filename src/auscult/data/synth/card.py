@@ -10,7 +10,7 @@ from typing import Optional
 
 from ... import __version__
 from .background import PROFILES
-from .base import SEVERITY_RANGE_DB
+from .base import SEVERITY_RANGE_DB, SNR_CLIP_SPREAD_DB
 from .machines import MACHINES
 from .render import LEVEL_DBFS
 
@@ -62,8 +62,10 @@ def write_card(out: Path, cfg, rows: list[dict], auc: Optional[dict], timing: di
         f"- clips: {p.duration:g} s, {cfg.sample_rate} Hz, "
         f"{'two-channel (near mic, far mic)' if p.layout == 'dcase2026' else 'mono'} WAV {cfg.subtype}; machine level "
         f"{LEVEL_DBFS:g} dBFS ± 1 dB, peaks limited to 0.99",
-        f"- anomaly severity ~ Uniform{tuple(cfg.severity_range)}; a kind at severity s plays at its "
-        f"level − {SEVERITY_RANGE_DB:g}·(1 − s) dB relative to the healthy machine",
+        f"- anomaly severity ~ Uniform{tuple(cfg.severity_range)}; severity scales the fault's physical "
+        f"change: a quantity the healthy machine has (1x, mesh harmonics, surge) grows by s times the "
+        f"kind's change in dB, one it lacks (modulation depth, spall impacts, a leak) plays at the "
+        f"kind's level − {SEVERITY_RANGE_DB:g}·(1 − s) dB; severity 0 is the healthy machine",
         f"- background: {'on' if cfg.background else 'off'}; test names: "
         f"{'anonymised (eval_data/, labels only in ground truth)' if cfg.eval_names else 'development style'}",
         f"- total clips: {n_clips}; peak-limited (scaled down to avoid clipping): "
@@ -71,11 +73,17 @@ def write_card(out: Path, cfg, rows: list[dict], auc: Optional[dict], timing: di
         "",
         "## Domains and background",
         "",
-        "| domain | factory | SNR (dB, ±1.5; −3 at far mic) | mains | events/s |",
-        "|---|---|---|---|---|",
+        "Machines whose domain shift is an operating condition run in factory A in both domains; "
+        "machines whose shift is the background move to factory B in the target domain. "
+        "Each unit's microphone sits at its own place in the SNR range (how close the hall's other "
+        f"sources are); each clip deviates from it by up to +-{SNR_CLIP_SPREAD_DB:g} dB.",
+        "",
+        "| profile | factory | SNR range (dB) | mains | impacts/s | other machines | babble | HVAC |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for dom, prof in PROFILES.items():
-        lines.append(f"| {dom} | {prof.name} | {prof.snr_db:g} | {prof.hum_hz:g} Hz | {prof.event_rate_hz:g} |")
+        lines.append(f"| {dom} | {prof.name} | {prof.snr_db[0]:g} to {prof.snr_db[1]:g} | {prof.hum_hz:g} Hz | "
+                     f"{prof.impact_rate_hz:g} | p = {prof.machines_p:g} | p = {prof.babble_p:g} | p = {prof.hvac_p:g} |")
     if p.layout == "dcase2026":  # the two-microphone chain (stereo.py)
         from .stereo import NOISE_CONDITIONS
 
@@ -97,12 +105,12 @@ def write_card(out: Path, cfg, rows: list[dict], auc: Optional[dict], timing: di
         m = MACHINES[model]
         lines.append(f"### {mach}" + (f" (rendered by the simulator's {model} model)" if model != mach else ""))
         lines.append("")
-        lines.append(f"{m.describe()} Domain shift: {m.shift}.")
+        lines.append(f"{m.describe()} Domain shift ({'an operating condition' if m.shift_factor == 'operating' else 'the background'}): {m.shift}.")
         lines.append("")
         for sec in p.sections:
             lines.append(f"- unit of section {sec}: `{json.dumps(_round(machine_unit(mach, sec, cfg.seed)))}`")
         for k in m.kinds.values():
-            lines.append(f"- anomaly `{k.name}` ({k.region} frequency, level {k.level_db:g} dB"
+            lines.append(f"- anomaly `{k.name}` ({k.region} frequency, change at severity 1: {k.level_db:g} dB"
                          f"{', time-localised' if k.localised else ''}): {k.description}")
         lines.append("")
     lines += ["## Counts", "", "| machine | section | split | domain | normal | anomaly |", "|---|---|---|---|---|---|"]
@@ -127,5 +135,12 @@ def write_card(out: Path, cfg, rows: list[dict], auc: Optional[dict], timing: di
     (out / "README.md").write_text("\n".join(lines))
 
 
-def _round(d: dict) -> dict:
-    return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in d.items()}
+def _round(v):
+    """Unit constants for the card: floats to 3 significant digits, also inside lists."""
+    if isinstance(v, dict):
+        return {k: _round(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_round(x) for x in v]
+    if isinstance(v, float):
+        return float(f"{v:.3g}")
+    return v

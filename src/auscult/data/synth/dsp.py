@@ -34,30 +34,46 @@ def phase_of(rate: np.ndarray, sr: int, phase0: float = 0.0) -> np.ndarray:
     return phase0 + np.cumsum(rate) / sr
 
 
+def tones(cycles: np.ndarray, coef: np.ndarray, pm: np.ndarray | None = None) -> np.ndarray:
+    """``Im(sum_k coef[k] * exp(i*k*(2*pi*cycles + pm)))``: a sum of integer orders of one rate.
+
+    ``coef[k]`` is the complex amplitude of order ``k`` (``coef[0]`` is ignored); ``pm`` is an optional
+    phase modulation in radians of the fundamental (order ``k`` is modulated by ``k * pm``, as a
+    fluctuation of the shaft angle or of the mesh timing modulates every harmonic). The orders share
+    one complex exponential evaluated by Horner's rule, which is several times cheaper than one
+    ``sin`` per harmonic.
+    """
+    coef = np.asarray(coef, dtype=complex)
+    if len(coef) < 2:
+        return np.zeros_like(cycles, dtype=float)
+    frac = cycles - np.floor(cycles)  # keep the argument small for accuracy
+    arg = 2 * np.pi * frac
+    if pm is not None:
+        arg = arg + pm
+    z = np.exp(1j * arg)
+    acc = np.full_like(z, coef[-1])
+    for c in coef[-2:0:-1]:
+        acc *= z
+        acc += c
+    acc *= z
+    return acc.imag.copy()
+
+
 def harmonics(cycles: np.ndarray, amps, rng: np.random.Generator, orders=None) -> np.ndarray:
     """Sum of ``amps[k] * sin(2π·order_k·cycles + φ_k)`` with random phases φ_k.
 
     ``cycles`` is a cycle count (see :func:`phase_of`); ``orders`` default to 1, 2, 3, ...
-    Integer orders share one complex exponential (powers by repeated multiplication), which is
-    several times cheaper than one ``sin`` per harmonic.
     """
     amps = np.asarray(amps, dtype=float)
     orders = np.arange(1, len(amps) + 1) if orders is None else np.asarray(orders, dtype=float)
     phases = rng.uniform(0.0, 2 * np.pi, len(amps))
-    out = np.zeros_like(cycles)
-    frac = cycles - np.floor(cycles)  # keep the argument small for accuracy
     if np.all(orders == np.round(orders)) and np.all(orders >= 1):
-        # Im(sum_k a_k e^{i phi_k} z^k), z = e^{2 pi i frac}, evaluated by Horner's rule
         coef = np.zeros(int(orders.max()) + 1, dtype=complex)
         for a, k, ph in zip(amps, orders.astype(int), phases):
             coef[k] += a * np.exp(1j * ph)
-        z = np.exp(2j * np.pi * frac)
-        acc = np.full_like(z, coef[-1])
-        for c in coef[-2:0:-1]:
-            acc *= z
-            acc += c
-        acc *= z
-        return acc.imag.copy()
+        return tones(cycles, coef)
+    out = np.zeros_like(cycles)
+    frac = cycles - np.floor(cycles)
     for a, k, ph in zip(amps, orders, phases):
         if a != 0.0:
             out += a * np.sin(2 * np.pi * k * frac + ph)
@@ -153,6 +169,34 @@ def gate(n: int, sr: int, onset: float, offset: float, ramp_s: float = 0.02) -> 
     w = np.minimum(np.clip((t - onset) / r, 0.0, 1.0), np.clip((offset - t) / r, 0.0, 1.0))
     g[i0:i1] = 0.5 - 0.5 * np.cos(np.pi * w)
     return g
+
+
+def modal_response(f: np.ndarray, modes, radiation_hz: float = 0.0) -> np.ndarray:
+    """Complex frequency response of a structure: a sum of damped modes.
+
+    ``modes`` is a sequence of ``(freq_hz, damping_ratio, gain)``; each mode contributes
+    ``gain * fk^2 / (fk^2 - f^2 + 2j*zeta*fk*f)`` (a single-degree-of-freedom receptance, unit
+    static gain). ``radiation_hz`` adds a second-order high-pass: a vibrating casing radiates
+    frequencies far below it poorly. Every excitation of a machine (tones, impacts, friction) is
+    filtered by the same response, so a fault's impacts ring the resonances the healthy machine
+    already excites.
+    """
+    f = np.asarray(f, dtype=float)
+    h = np.zeros(f.shape, dtype=complex)
+    for fk, z, g in modes:
+        h += g * fk * fk / (fk * fk - f * f + 2j * z * fk * f)
+    if radiation_hz > 0:
+        r = (f / radiation_hz) ** 2
+        h *= r / (1.0 + r)
+    return h
+
+
+def filtered(x: np.ndarray, sr: int, response) -> np.ndarray:
+    """``x`` filtered by ``response(freqs_hz) -> complex gain`` (zero-phase FFT filtering of a
+    clip; the complex gain carries the modes' phase)."""
+    n = len(x)
+    f = np.fft.rfftfreq(n, 1.0 / sr)
+    return np.fft.irfft(np.fft.rfft(x) * response(f), n)
 
 
 def rms(x: np.ndarray) -> float:

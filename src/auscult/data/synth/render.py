@@ -1,4 +1,10 @@
-"""Render one clip: machine model + anomaly + microphone + background + level."""
+"""Render one clip: the machine's sound at the source (healthy or faulty), then the recording chain
+(microphone distance and the room of the unit's installation), then the factory background at the
+clip's SNR, then the level.
+
+The chain is one rendering of the machine source followed by :func:`record` for one microphone
+position, so a second microphone is a second call of :func:`record` on the same source.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,14 @@ import numpy as np
 from ...errors import ConfigError
 from . import dsp
 from .background import PROFILES, render_background
-from .base import Machine
+from .base import Fault, Machine, clip_snr_db
 from .machines import MACHINES
 
-#: RMS of the machine at the reference microphone, dBFS (peaks are limited to 0.99).
-LEVEL_DBFS = -26.0
+#: RMS of the healthy machine at the near microphone, dBFS (peaks are limited to 0.99); the far
+#: microphone hears it quieter (distance) and more reverberant.
+LEVEL_DBFS = -30.0
+#: speed of sound (m/s), for the reflections' delays
+SOUND_SPEED = 343.0
 _CODES = {"source": 1, "target": 2, None: 0, "train": 1, "test": 2, "normal": 1, "anomaly": 2}
 
 
@@ -38,10 +47,73 @@ def seed_sequence(seed: int, *parts) -> np.random.SeedSequence:
     return np.random.SeedSequence(words)
 
 
+def product_for(machine: str, seed: int) -> dict:
+    """The product line of ``machine`` in a dataset of ``seed``: every section is a unit of it."""
+    from .base import sample_hall
+
+    rng = np.random.default_rng(seed_sequence(seed, "product", machine))
+    return {**get_machine(machine).sample_product(rng), "hall": sample_hall(rng)}
+
+
 def unit_for(machine: str, section: str, seed: int) -> dict:
-    """Constants of the physical unit behind one section (same for every clip of it)."""
+    """Constants of the physical unit behind one section (same for every clip of it): one unit of
+    the dataset's product line (:func:`product_for`) within manufacturing tolerances, and its
+    installation."""
     rng = np.random.default_rng(seed_sequence(seed, "unit", machine, section))
-    return get_machine(machine).sample_unit(rng)
+    return get_machine(machine).sample_unit(rng, product_for(machine, seed))
+
+
+def room_response(unit: dict, position: int, sr: int) -> np.ndarray:
+    """Impulse response from the machine to microphone ``position`` (1 = near, 2 = far) of the
+    unit's installation: the direct path (1/distance), a few early reflections (image sources of
+    the floor and nearby walls) and an exponentially decaying diffuse tail of the unit's
+    reverberation time. The diffuse level does not depend on the distance, so the far microphone
+    hears the machine quieter and more reverberant. Scaled so that the near microphone's response
+    has unit energy (the machine's level is defined there).
+    """
+    rng = np.random.default_rng(seed_sequence(int(unit["room_seed"]), "room"))
+    rt60, d_near = float(unit["rt60_s"]), float(unit["mic_m"])
+    n_tail = int(min(rt60, 0.6) * sr)
+    tail_t = np.arange(n_tail) / sr
+    tail_noise = rng.standard_normal(n_tail) * np.exp(-6.9 * tail_t / rt60)
+    walls = rng.uniform(1.0, 8.0, 6)  # extra path lengths of the image sources (m)
+    refl = rng.uniform(0.2, 0.5, 6)   # reflection coefficients (absorbing, cluttered surfaces)
+
+    def one(d: float, pos_rng: np.random.Generator) -> np.ndarray:
+        extra = walls * pos_rng.uniform(0.8, 1.25, len(walls))
+        h = np.zeros(n_tail + int((d + extra.max()) / SOUND_SPEED * sr) + 2)
+        h[0] = 1.0 / d
+        for e, g in zip(extra, refl):
+            h[int(round(e / SOUND_SPEED * sr))] += g / (d + e)
+        onset = int(0.004 * sr)
+        # diffuse energy: direct-to-reverberant ratio drr_db at 1 m, independent of distance
+        tail = tail_noise * np.clip((tail_t * sr - onset) / onset, 0.0, 1.0)
+        tail *= 10.0 ** (-float(unit["drr_db"]) / 20.0) / (np.sqrt(np.sum(tail ** 2)) + 1e-12)
+        h[:n_tail] += tail
+        return h
+
+    near = one(d_near, np.random.default_rng(seed_sequence(int(unit["room_seed"]), "position", 1)))
+    h = near if position == 1 else one(d_near * float(unit["far_ratio"]), np.random.default_rng(
+        seed_sequence(int(unit["room_seed"]), "position", position)))
+    return h / np.sqrt(np.sum(near ** 2))
+
+
+def record(source: np.ndarray, sr: int, unit: dict, position: int = 1) -> np.ndarray:
+    """The machine's source signal as microphone ``position`` of the unit's installation hears it
+    (room response; the far position also loses some treble to air absorption and directivity)."""
+    n = len(source)
+    h = room_response(unit, position, sr)
+    nfft = 1 << int(np.ceil(np.log2(n + len(h))))
+    spec = np.fft.rfft(source, nfft) * np.fft.rfft(h, nfft)
+    if position != 1:
+        f = np.fft.rfftfreq(nfft, 1.0 / sr)
+        spec *= (np.maximum(f, 1000.0) / 1000.0) ** -0.25
+    return np.fft.irfft(spec, nfft)[:n]
+
+
+def mic_position(params: dict) -> int:
+    """Which microphone of the installation a clip was recorded with (the ``mic``/``loc`` attribute)."""
+    return 2 if params.get("mic") == 2 or params.get("loc") == "B" else 1
 
 
 @dataclass
@@ -76,14 +148,14 @@ def render_clip(machine: str, params: Optional[dict] = None, anomaly: Optional[s
             ``ToyCar``, ``ToyTrain``).
         params: operating parameters to fix (e.g. ``{"rpm": 1500}`` for a fan); the rest are drawn
             for ``domain`` from ``seed``.
-        anomaly: an anomaly kind of this machine (see ``MACHINES[machine].kinds``) or ``None``.
-        severity: in [0, 1]; 0 renders no anomaly component at all.
+        anomaly: an anomaly kind (fault) of this machine (see ``MACHINES[machine].kinds``) or ``None``.
+        severity: in [0, 1]; 0 renders the healthy machine exactly.
         seed: everything random (unit constants if ``unit`` is not given, operating point, jitter,
-            noise) derives from it.
+            noise, background) derives from it.
         domain: ``"source"``, ``"target"`` or ``None`` (2020 layout, source conditions): picks the
             operating range and the background profile.
         unit: the section's unit constants (:func:`unit_for`); drawn from ``seed`` if omitted.
-        background: mix the domain's factory noise at its SNR.
+        background: mix the domain's factory background at the clip's SNR.
         return_info: also return a :class:`ClipInfo`.
     """
     m = get_machine(machine)
@@ -96,11 +168,14 @@ def render_clip(machine: str, params: Optional[dict] = None, anomaly: Optional[s
     dom = domain if domain in ("source", "target") else "source"
     rng = np.random.default_rng(seed_sequence(seed, "clip", machine))
     # separate streams: the same seed gives the same healthy machine, level and background
-    # whatever the anomaly, so ``anomalous - normal`` is exactly the anomaly component
+    # whatever the anomaly, so ``anomalous - normal`` is exactly what the fault changed
     rng_mix = np.random.default_rng(seed_sequence(seed, "mix", machine))
     rng_bg = np.random.default_rng(seed_sequence(seed, "background", machine))
-    level_jitter, snr_jitter = rng_mix.uniform(-1.0, 1.0), rng_mix.uniform(-1.5, 1.5)
+    level_jitter = rng_mix.uniform(-1.0, 1.0)
+    prof = PROFILES[m.background_profile(dom)]
+    u_snr = rng_mix.uniform()  # the clip's deviation from its unit's SNR, unrelated to the label
     unit = dict(unit) if unit is not None else m.sample_unit(rng)
+    snr_ref = clip_snr_db(unit, prof.snr_db, u_snr)
     p = m.sample_params(rng, unit, dom)
     if params:
         raw = {k: v for k, v in p.items() if k != "attrs"}
@@ -108,19 +183,21 @@ def render_clip(machine: str, params: Optional[dict] = None, anomaly: Optional[s
         p = m.complete(raw, unit)
     p = {**p, "unit": unit}
     n = int(round(duration * sample_rate))
-    out = m.render(p, n, sample_rate, rng, anomaly, float(severity))
-    ref = dsp.rms(out.base) + 1e-12
-    x = (out.base + out.extra) / ref
-    mic_far = p.get("mic") == 2 or p.get("loc") == "B"
-    if mic_far:  # farther microphone: high frequencies fall off a little
-        spec = np.fft.rfft(x)
-        f = np.fft.rfftfreq(n, 1.0 / sample_rate)
-        x = np.fft.irfft(spec * (np.maximum(f, 1000.0) / 1000.0) ** -0.25, n)
-    prof = PROFILES[dom]
-    snr = prof.snr_db + snr_jitter - (3.0 if mic_far else 0.0)
-    if background:
-        x = x + render_background(n, sample_rate, rng_bg, prof) * 10.0 ** (-snr / 20.0)
-    x *= 10.0 ** ((LEVEL_DBFS + level_jitter) / 20.0)
+    ss = seed_sequence(seed, "machine", machine)
+    healthy = m.render(p, n, sample_rate, np.random.default_rng(ss), None)
+    sound = healthy
+    if anomaly is not None and float(severity) > 0.0:
+        fault = Fault(anomaly, float(severity), np.random.default_rng(seed_sequence(seed, "fault", machine, anomaly)))
+        sound = m.render(p, n, sample_rate, np.random.default_rng(ss), fault)
+    ref = dsp.rms(healthy.x) + 1e-12  # the healthy machine's level: a fault may make it louder
+    pos = mic_position(p)
+    y_healthy = record(healthy.x / ref, sample_rate, unit, pos)
+    x = y_healthy if sound is healthy else record(sound.x / ref, sample_rate, unit, pos)
+    snr = float("inf")
+    if background:  # the SNR is the healthy machine's to the background's RMS at this microphone
+        snr = float(snr_ref)
+        x = x + render_background(n, sample_rate, rng_bg, prof) * dsp.rms(y_healthy) * 10.0 ** (-snr / 20.0)
+    x = x * 10.0 ** ((LEVEL_DBFS + level_jitter) / 20.0)
     peak = float(np.max(np.abs(x))) if n else 0.0
     limited = peak > 0.99
     if limited:
@@ -130,9 +207,9 @@ def render_clip(machine: str, params: Optional[dict] = None, anomaly: Optional[s
         return audio
     p.pop("unit")
     info = ClipInfo(machine, domain, p, anomaly, float(severity) if anomaly else 0.0,
-                    out.onset_s, out.offset_s, out.band_hz, [round(float(t), 4) for t in out.events_s],
+                    sound.onset_s, sound.offset_s, sound.band_hz, [round(float(t), 4) for t in sound.events_s],
                     round(float(snr), 2) if background else float("inf"), limited)
-    if anomaly is None:
+    if anomaly is None or sound is healthy:
         info.onset_s = info.offset_s = info.band_hz = None
         info.events_s = []
     return audio, info

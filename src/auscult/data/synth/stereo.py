@@ -36,6 +36,7 @@ import numpy as np
 
 from . import dsp
 from .background import PROFILES, render_background
+from .base import clip_snr_db
 from .render import ClipInfo, render_clip, seed_sequence
 
 #: distance machine -> near microphone (the reference of the mono simulator's level), metres
@@ -145,7 +146,7 @@ def render_stereo_clip(machine: str, params: Optional[dict] = None, anomaly: Opt
     r_far = float(rng.uniform(*FAR_DISTANCE_M))
     far_excess = float(rng.uniform(*FAR_EXCESS_DB))
     coherence = float(rng.uniform(*COHERENCE))
-    snr_jitter = float(rng.uniform(-1.5, 1.5))
+    u_clip = float(rng.uniform())  # where this clip's background level sits around the unit's own
     rt60 = RT60_S[dom] * float(rng.uniform(0.9, 1.1))
     h_near, h_far = _room_ir(sample_rate, rt60, rng), _room_ir(sample_rate, rt60, rng)
     s = dry.astype(np.float64)
@@ -155,7 +156,8 @@ def render_stereo_clip(machine: str, params: Optional[dict] = None, anomaly: Opt
     direct_far = _air(_delay(s, delay), sample_rate, r_far - NEAR_DISTANCE_M) * (NEAR_DISTANCE_M / r_far)
     rev_near, rev_far = g_rev * _reverb(s, h_near), g_rev * _reverb(s, h_far)
     near_m, far_m = s + rev_near, direct_far + rev_far
-    snr_near = PROFILES[dom].snr_db + snr_jitter - NOISE_CONDITIONS[noise]
+    # the unit's microphone place in the domain's SNR range, +- a few dB per clip (as the mono clips)
+    snr_near = clip_snr_db(unit or {}, PROFILES[dom].snr_db, u_clip) - NOISE_CONDITIONS[noise]
     ref = dsp.rms(near_m) + 1e-12
     bg_level = ref * 10.0 ** (-snr_near / 20.0)
     far_bg_level = bg_level * 10.0 ** (far_excess / 20.0)

@@ -97,8 +97,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "demo": Preset("demo", "dcase2023", ("fan", "bearing", "valve"), ("00",), 40, 10, 10, 10, 4.0,
                    "three machines, short clips: the five-minute tour"),
-    "small": Preset("small", "dcase2023", DCASE_MACHINES, ("00",), 90, 10, 10, 10, 10.0,
-                    "seven machines, 100 train + 40 test clips each: tests and benchmarks"),
+    "small": Preset("small", "dcase2023", DCASE_MACHINES, ("00", "01", "02"), 30, 5, 10, 10, 10.0,
+                    "seven machines x three units, 35 train + 40 test clips per unit: tests and benchmarks"),
     "dcase2023": Preset("dcase2023", "dcase2023", DCASE_MACHINES, ("00",), 990, 10, 50, 50, 10.0,
                         "DCASE 2023 development-set layout: one section per machine"),
     "dcase2022": Preset("dcase2022", "dcase2022", DCASE_MACHINES, ("00", "01", "02"), 990, 10, 50, 50,

@@ -1,12 +1,12 @@
-"""Slide rail: strokes, transients, whine and travel noise."""
+"""Slide rail: strokes, start/stop transients on the rail's resonances, belt-drive whine, travel noise."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .. import dsp
-from ..base import AnomalyKind, Machine, Rendered
-from ._common import _k, _unit_rms
+from ..base import AnomalyKind, Machine, Sound
+from ._common import _k, _unit_rms, clip_wobble, modes, pattern, structure, tol, tol_modes
 
 
 def _stroke_profile(n: int, sr: int, rng: np.random.Generator, v: float, a: float, L: float):
@@ -45,18 +45,30 @@ class Slider(Machine):
     name = "slider"
     shift = "vel (stroke velocity, mm/s): target moves faster"
     kinds = _k(
-        AnomalyKind("rail_damage", "a dent in the rail: a click each time the carriage passes it",
-                    "high", level_db=-2.0, localised=True),
-        AnomalyKind("no_lubrication", "dry rail: squeal while the carriage moves fast", "high",
-                    level_db=-8.0),
-        AnomalyKind("loose_belt", "loose drive belt: low-frequency slap at every start and stop",
-                    "low", level_db=-2.0),
+        AnomalyKind("rail_damage", "a dent in the rail: a click each time the carriage passes it, ringing "
+                    "the rail's high local mode", "high", level_db=-2.0, localised=True),
+        AnomalyKind("no_lubrication", "dry rail: friction grows (louder travel noise) and stick-slip makes "
+                    "the rail's squeal mode sing while the carriage moves fast", "mid", level_db=-8.0),
+        AnomalyKind("loose_belt", "loose drive belt: the slack belt slips and catches, so the carriage "
+                    "speed (and the motor whine that follows it) fluctuates, and the belt slaps at its "
+                    "span frequency at every start and stop", "mid", level_db=0.0),
     )
 
-    def sample_unit(self, rng):
-        return {"stroke_m": float(rng.uniform(0.25, 0.4)), "rail_hz": float(rng.uniform(1500, 2800)),
+    def sample_product(self, rng):
+        return {"stroke_m": float(rng.uniform(0.25, 0.4)),
+                "rail": modes(rng, 3, 900.0, 3600.0, zeta=(0.01, 0.04), peak_db=(6.0, 15.0)),
+                "whine_hz": float(rng.uniform(250.0, 350.0)), "whine_span": float(rng.uniform(800.0, 1000.0)),
+                "whine_amps": pattern(rng, [1.0, 0.4, 0.2, 0.1], 3.0),
                 "dent_hz": float(rng.uniform(4000, 6000)), "squeal_hz": float(rng.uniform(2800, 4500)),
-                "dent_at": float(rng.uniform(0.3, 0.7)), "slap_hz": float(rng.uniform(45, 110))}
+                "slap_hz": float(rng.uniform(45, 110))}
+
+    def unit_constants(self, rng, pr):
+        return {"stroke_m": tol(rng, pr["stroke_m"], 0.01), "speed_trim": float(rng.normal(0.0, 0.015)),
+                "rail": tol_modes(rng, pr["rail"]), "whine_hz": tol(rng, pr["whine_hz"], 0.02),
+                "whine_span": tol(rng, pr["whine_span"], 0.02), "whine_amps": pattern(rng, pr["whine_amps"], 3.0),
+                "dent_hz": tol(rng, pr["dent_hz"], 0.03), "squeal_hz": tol(rng, pr["squeal_hz"], 0.03),
+                "dent_at": float(rng.uniform(0.3, 0.7)), "slap_hz": tol(rng, pr["slap_hz"], 0.05),
+                "slip0": float(rng.uniform(0.002, 0.006))}
 
     def sample_params(self, rng, unit, domain):
         vel = int(rng.choice([400, 500, 600, 700] if domain != "target" else [900, 1000]))
@@ -65,46 +77,60 @@ class Slider(Machine):
     def complete(self, p, unit):
         return {**p, "attrs": [("vel", f"{int(p['vel'])}"), ("ac", f"{float(p['ac']):.2f}")]}
 
-    def render(self, p, n, sr, rng, kind, severity):
+    def render(self, p, n, sr, rng, fault):
         u = p["unit"]
-        v = p["vel"] / 1000.0 * rng.uniform(0.98, 1.02)
+        v = p["vel"] / 1000.0 * (1.0 + u["speed_trim"]) * rng.uniform(0.99, 1.01)
         a = p["ac"] * 9.81
         vel, pos, events, vmax = _stroke_profile(n, sr, rng, v, a, u["stroke_m"])
+        wobble = dsp.smooth_random(n, rng, int(n / sr * 6) + 2)
+        amps = clip_wobble(rng, u["whine_amps"], 0.8)
+        phases = rng.uniform(0.0, 2 * np.pi, len(amps))
+        travel = dsp.band_noise(n, sr, rng, 200, 7000, -2.0)
+        kick_amp = rng.uniform(0.5, 1.0, len(events)) * p["ac"] * 3
+        floor = dsp.coloured_noise(n, sr, rng)
+        catch = np.zeros(n)
+        friction = 1.0
+        sound = Sound(np.zeros(n))
+        s_belt, s_lub = self.severity(fault, "loose_belt"), self.severity(fault, "no_lubrication")
+        if s_belt:
+            # slip-and-catch cycles of the slack belt: irregular speed fluctuations of a few Hz while
+            # moving (up to +-12 % at severity 1)
+            catch = fault.amount(0.12) * dsp.smooth_random(n, fault.rng, int(n / sr * 8) + 2)
+        if s_lub:
+            friction = fault.grow(8.0)
         speed = np.abs(vel) / vmax
-        whine_rate = 300.0 + 900.0 * speed
-        whine = dsp.harmonics(dsp.phase_of(whine_rate, sr), [1.0, 0.4, 0.2], rng) * speed
-        travel = dsp.band_noise(n, sr, rng, 200, 7000, -2.0) * (0.05 + speed)
-        kick = dsp.impulse_train(n, sr, events, rng.uniform(0.5, 1.0, len(events)) * p["ac"] * 3)
-        trans = dsp.ring(kick, dsp.resonance_kernel(sr, u["rail_hz"], 0.01))
-        base = 0.4 * whine + 0.8 * travel + 0.5 * _unit_rms(trans) + 0.05 * dsp.coloured_noise(n, sr, rng)
-        r = dsp.rms(base)
-        extra = np.zeros(n)
-        out = Rendered(base, extra)
-        g = self.gain(kind, "rail_damage", severity)
-        if g:
-            x0 = u["dent_at"] * u["stroke_m"]
-            cross = np.nonzero(np.diff(np.sign(pos - x0)) != 0)[0] / sr
-            if not len(cross):  # a clip too short to reach the dent: it is hit mid-travel
-                cross = np.array([rng.uniform(0.1, 0.9) * n / sr])
-            hit = dsp.ring(dsp.impulse_train(n, sr, cross, 1.0), dsp.resonance_kernel(sr, u["dent_hz"], 0.004))
-            if len(cross):  # sparse clicks: scaled by peak, not RMS (a crest factor of ~50)
-                extra += g * r * 3.0 * hit / (np.max(np.abs(hit)) + 1e-12)
-            out.band_hz = (0.85 * u["dent_hz"], 1.15 * u["dent_hz"])
-            out.events_s = list(cross)
-            if len(cross):
-                out.onset_s, out.offset_s = float(cross[0]), float(cross[-1] + 0.03)
-        g = self.gain(kind, "no_lubrication", severity)
-        if g:
-            f_sq = dsp.drifting_rate(u["squeal_hz"], n, sr, rng, jitter=0.03, knots_per_s=4)
+        moving = speed > 0
+        speed = speed * (1.0 + (u["slip0"] * wobble + catch) * moving)
+        whine_rate = u["whine_hz"] + u["whine_span"] * speed
+        whine = dsp.tones(dsp.phase_of(whine_rate, sr), np.r_[0.0, amps * np.exp(1j * phases)]) * speed
+        trav = travel * (0.05 + speed) * friction
+        kick = dsp.impulse_train(n, sr, events, kick_amp)
+        x = 0.4 * whine + 0.8 * dsp.filtered(trav, sr, structure(u["rail"], direct=1.0, radiation_hz=150.0))
+        x = x + 0.05 * floor + 0.25 * _unit_rms(dsp.filtered(kick, sr, structure(u["rail"], direct=0.0, radiation_hz=300.0)))
+        ref = dsp.rms(travel * (0.05 + np.abs(vel) / vmax))  # the healthy travel noise: scale of added sources
+        if s_belt:
+            slap = dsp.ring(dsp.impulse_train(n, sr, events, 1.0), dsp.resonance_kernel(sr, u["slap_hz"], 0.05))
+            x = x + fault.amount(10.0 ** (-2.0 / 20.0)) * ref * _unit_rms(slap)
+            sound.band_hz = (0.7 * u["slap_hz"], min((u["whine_hz"] + u["whine_span"]) * 4.5, 0.49 * sr))
+        if s_lub:
+            f_sq = dsp.drifting_rate(u["squeal_hz"], n, sr, fault.rng, jitter=0.03, knots_per_s=4)
             fast = np.clip(2 * speed - 1, 0, 1)
             if not fast.any():  # short clip without a fast stretch: squeal while moving at all
                 fast = speed / speed.max() if speed.any() else np.ones(n)
             sq = np.sin(2 * np.pi * dsp.phase_of(f_sq, sr)) * fast
-            extra += g * r * _unit_rms(sq)
-            out.band_hz = (0.95 * u["squeal_hz"], 1.05 * u["squeal_hz"])
-        g = self.gain(kind, "loose_belt", severity)
-        if g:
-            slap = dsp.ring(dsp.impulse_train(n, sr, events, 1.0), dsp.resonance_kernel(sr, u["slap_hz"], 0.05))
-            extra += g * r * _unit_rms(slap)
-            out.band_hz = (0.7 * u["slap_hz"], 1.3 * u["slap_hz"])
-        return out
+            x = x + fault.amount(10.0 ** (self.kinds["no_lubrication"].level_db / 20.0)) * ref * 2.0 * _unit_rms(sq)
+            sound.band_hz = (200.0, 7000.0)  # the louder travel noise and the squeal
+        if self.severity(fault, "rail_damage"):
+            x0 = u["dent_at"] * u["stroke_m"]
+            cross = np.nonzero(np.diff(np.sign(pos - x0)) != 0)[0] / sr
+            if not len(cross):  # a clip too short to reach the dent: it is hit mid-travel
+                cross = np.array([fault.rng.uniform(0.1, 0.9) * n / sr])
+            hit = dsp.ring(dsp.impulse_train(n, sr, cross, 1.0), dsp.resonance_kernel(sr, u["dent_hz"], 0.004))
+            # sparse clicks: scaled by peak, not RMS (a crest factor of ~50)
+            lvl = fault.amount(10.0 ** (self.kinds["rail_damage"].level_db / 20.0))
+            x = x + lvl * ref * 3.0 * hit / (np.max(np.abs(hit)) + 1e-12)
+            sound.band_hz = (0.85 * u["dent_hz"], 1.15 * u["dent_hz"])
+            sound.events_s = list(cross)
+            sound.onset_s, sound.offset_s = float(cross[0]), float(cross[-1] + 0.03)
+        sound.x = x
+        return sound
