@@ -122,3 +122,18 @@ def test_onnx_export_of_a_pooled_readout_gives_the_same_embeddings(readout, tmp_
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
     with torch.no_grad():
         np.testing.assert_allclose(got, net(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_shipped_encoder_initialises_a_pooled_readout():
+    """``net.pretrained`` with another read-out: every tensor whose shape fits loads; the encoder's
+    global depthwise conv is simply not there (``mean``), or the wider final 1x1 stays fresh (``meanstd``)."""
+    geo = ClipGeometry(duration=4.0, n_mels=64, n_fft=1024, hop_length=256)
+    got = {r: nu.build_net("mobilefacenet", {"pretrained": "auscult-machine-v1", "readout": r}, geo)
+           for r in ("gdc", "mean", "meanstd")}
+    assert got["gdc"].pretrained_from["kept_fresh"] == ["gdconv.0.weight"]  # the 4 s map is not the 2 s crop's
+    assert got["mean"].pretrained_from["kept_fresh"] == []
+    assert got["meanstd"].pretrained_from["kept_fresh"] == ["project.0.weight"]
+    shared = got["gdc"].state_dict()
+    for k, v in got["mean"].state_dict().items():
+        if not k.startswith("gdconv"):
+            assert torch.equal(v, shared[k]), k
