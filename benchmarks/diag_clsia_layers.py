@@ -14,6 +14,11 @@ white noise in place of each normal test clip ("noise", ``seed_spread.make_gross
 Run from the repository root::
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/diag_clsia_layers.py --seeds 0 1 2
+    # the CI test's set since issue 14 (a pump's), the pooled read-out, a one-block net:
+    ... diag_clsia_layers.py --machines pump --seeds 0 1 2 3 4 5 6 7 --net '{"readout": "mean"}'
+    ... diag_clsia_layers.py --machines pump --seeds 0 1 2 3 4 5 6 7 --net '{"setting": [[2, 64, 1, 2]]}'
+
+Figures and their reading: docs/methods/clsia.md, "Where the information is lost".
 """
 
 from __future__ import annotations
