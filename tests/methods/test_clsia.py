@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from auscult.errors import ConfigError, DataError
+from auscult.errors import CheckpointError, ConfigError, DataError
 from auscult.methods import METHODS, FitContext, build_method
 from auscult.methods.clsia import CLSIAViews, LabelledKeyQueue, MoCo, contrastive_loss, moco_step
 from auscult.losses.heads import ProjectionMLP
@@ -316,3 +316,35 @@ def test_interrupted_fit_resumes_to_identical_scores(easy, one_thread, interrupt
     cfg = {**small_config(), "train": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "checkpoint_every_steps": 1}}
     ref, resumed = interrupted_fit("clsia", cfg, sub, audio, mod, "moco_step", kill_at=4)
     np.testing.assert_array_equal(resumed.score(test[:8], audio), ref.score(test[:8], audio))
+
+
+# ---- net.readout (tests/nets/test_mfn_readout.py has the net itself) ---------------------------
+def _clsia_config(readout):
+    return {
+        "method": "clsia",
+        "features": {"n_mels": 32, "n_fft": 512, "hop_length": 256},
+        "net": {"name": "mobilefacenet", "activation": "relu", "readout": readout,
+                "setting": [[2, 32, 1, 2]], "width": 64},
+        "augment": {"logmixupexp": {"alpha": 0.4, "bank_size": 16}},
+        "train": {"epochs": 1, "batch_size": 4, "optimizer": "adam", "lr": 1e-3},
+        "clsia": {"queue_size": 8, "momentum": 0.9},
+    }
+
+
+def test_pooled_readout_fits_and_its_state_round_trips_fits_and_its_state_round_trips(easy, one_thread):
+    train, test, audio = easy
+    train = [c for c in train if c.section == "00"][:8]
+    test = [c for c in test if c.section == "00"][:6]
+    m = build_method("clsia", _clsia_config("mean"), FitContext(seed=0, quiet=True)).fit(train, [], audio)
+    enc = m.models[m.section_key(train[0])]["encoder"]
+    assert enc.readout == "mean" and not hasattr(enc, "gdconv")
+    scores = m.score(test, audio)
+    assert np.isfinite(scores).all() and scores.shape == (len(test),)
+    state = copy.deepcopy(m.state_dict())
+    fresh = build_method("clsia", _clsia_config("mean"), FitContext(seed=0, quiet=True))
+    fresh.load_state_dict(state)
+    np.testing.assert_array_equal(fresh.score(test, audio), scores)
+    # a state trained with one read-out does not load under the other: a typed error, not silence
+    other = build_method("clsia", _clsia_config("gdc"), FitContext(seed=0, quiet=True))
+    with pytest.raises(CheckpointError, match="gdconv"):
+        other.load_state_dict(copy.deepcopy(state))

@@ -266,6 +266,36 @@ def geometry(config: Mapping[str, Any], frontend: Any, n_samples: int, **fields:
                                      **fields)
 
 
+def net_settings(name: str) -> Optional[set[str]]:
+    """The keyword arguments net ``name``'s constructor takes (``None``: it takes any)."""
+    import inspect
+
+    from ..nets import NETS
+
+    params = inspect.signature(NETS.get(name).factory).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+
+
+def check_net_kwargs(name: str, kwargs: Mapping[str, Any]) -> None:
+    """:class:`ConfigError` for a recipe ``net:`` setting that net ``name`` does not take, naming the
+    nets that do take it (e.g. ``net.readout`` is MobileFaceNet's) and the fix."""
+    from ..nets import NETS
+
+    known = net_settings(name)
+    if known is None:
+        return
+    unknown = sorted(set(kwargs) - known - {"pretrained"})
+    if not unknown:
+        return
+    key = unknown[0]
+    takers = [n for n in NETS.names() if key in (net_settings(n) or ())]
+    where = (f"net.{key} is a setting of {', '.join(takers)}: remove it or set net.name to one of them"
+             if takers else f"remove net.{key}")
+    raise ConfigError(f"net.{key}: not a setting of net {name} (its settings: {', '.join(sorted(known))}); {where}")
+
+
 def build_net(name: str, kwargs: Mapping[str, Any], geo: Any) -> Any:
     """Net ``name`` built for the geometry ``geo`` (:func:`~auscult.nets.build_for_clip`); ``kwargs``
     are the recipe's other ``net:`` settings (a shape argument there is an error: it comes from the clip).
@@ -274,6 +304,7 @@ def build_net(name: str, kwargs: Mapping[str, Any], geo: Any) -> Any:
     net from that encoder's weights (:func:`pretrained_init`)."""
     from ..nets import build_for_clip, input_kwargs
 
+    check_net_kwargs(name, kwargs)
     kwargs = dict(kwargs)
     pretrained = kwargs.pop("pretrained", None)
     shape_keys = set(input_kwargs(name, geo))

@@ -200,6 +200,7 @@ class OSSCL(Method):
         from ..nets import NETS
 
         NETS.get(self.net_name)  # typed error for unknown nets
+        nu.check_net_kwargs(self.net_name, {k: v for k, v in net.items() if k not in ("n_fft", "hop_length", "n_mels")})
         self.two_inputs = self.net_name in TWO_INPUT_NETS
         self.features_cfg = dict(config.get("features") or {})
         self.normalize = str(self.features_cfg.pop("normalize", "none"))

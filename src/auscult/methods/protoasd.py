@@ -171,6 +171,7 @@ class ProtoASD(Method):
         self.net_name = str(net.pop("name", "resnet18_tfap"))
         self.net_kwargs = net
         NETS.get(self.net_name)
+        nu.check_net_kwargs(self.net_name, self.net_kwargs)
         feats = dict(config.get("features") or {})
         feats.setdefault("frontend", "inverted_logmel")
         self.frontend = nu.build_frontend_from_recipe(feats)

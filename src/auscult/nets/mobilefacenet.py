@@ -4,6 +4,14 @@ Stem 3x3/2 conv to 64 channels, 3x3 depthwise conv, inverted-residual bottleneck
 ``[expansion, channels, repeats, stride] = [2,128,2,2], [4,128,2,2], [4,128,2,2]``, 1x1 conv to
 512, a linear global depthwise conv whose kernel equals the remaining feature-map size
 (computed from the input shape here, not fixed), and a linear 1x1 conv to the embedding.
+
+``readout`` chooses how the last feature map becomes one vector before that 1x1 conv: ``"gdc"`` is
+the published global depthwise conv (one learnt weight per channel and map position); ``"mean"``
+averages the map over frequency and time, ``"meanstd"`` appends the per-channel standard deviation
+over the map. The pooled read-outs are auscult's option for small data (docs/methods/clsia.md,
+"Where the information is lost"): they have no position-dependent weights to learn and work for any
+input size. ``"gdc"`` builds exactly the published layers, in the same order (same parameter names,
+same initialisation draws).
 """
 
 from __future__ import annotations
@@ -13,8 +21,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .layers import BatchNorm2d, NetBase, as_chw, check_positive, conv_out_len, make_activation
 from .registry import register_net
+
+#: how the last feature map is reduced to a vector (see the module docstring)
+READOUTS: tuple[str, ...] = ("gdc", "mean", "meanstd")
 
 #: (expansion, out channels, repeats, stride of the first repeat)
 MFN_SETTING: tuple[tuple[int, int, int, int], ...] = ((2, 128, 2, 2), (4, 128, 2, 2), (4, 128, 2, 2))
@@ -78,6 +90,7 @@ class MobileFaceNet(NetBase):
         activation: ``"prelu"`` (published), ``"relu"`` (faster on CPU) or ``"leakyrelu"``.
         setting: bottleneck stages ``(expansion, channels, repeats, stride)``.
         width: channels of the last 1x1 conv and of the global depthwise conv (512).
+        readout: ``"gdc"`` (published), ``"mean"`` or ``"meanstd"`` (pooled over the map).
 
     A 3-D input ``[B, n_mels, frames]`` is accepted when the net has one channel.
     ``forward_features`` returns the ``[B, width, h, w]`` map before global pooling.
@@ -90,8 +103,13 @@ class MobileFaceNet(NetBase):
         activation: str = "prelu",
         setting: Sequence[Sequence[int]] = MFN_SETTING,
         width: int = 512,
+        readout: str = "gdc",
     ):
         super().__init__()
+        if readout not in READOUTS:
+            raise ConfigError(f"MobileFaceNet: net.readout must be one of {', '.join(READOUTS)}, got {readout!r} "
+                              f"(gdc is the published global depthwise conv)")
+        self.readout = readout
         c, n_mels, frames = as_chw(input_shape, "MobileFaceNet")
         self.input_shapes = ((c, n_mels, frames),)
         self.output_shape = (emb_dim,)
@@ -106,8 +124,9 @@ class MobileFaceNet(NetBase):
                 cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.expand = ConvBNAct(cin, width, 1, act=activation)
-        self.gdconv = ConvBNAct(width, width, self.map_size, groups=width, act=None)
-        self.project = ConvBNAct(width, emb_dim, 1, act=None)
+        if readout == "gdc":
+            self.gdconv = ConvBNAct(width, width, self.map_size, groups=width, act=None)
+        self.project = ConvBNAct(width * (2 if readout == "meanstd" else 1), emb_dim, 1, act=None)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -125,5 +144,16 @@ class MobileFaceNet(NetBase):
             x = x.unsqueeze(1)
         return self.expand(self.blocks(self.dw(self.stem(x))))
 
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        """The ``[B, width or 2 * width, 1, 1]`` read-out of a ``forward_features`` map."""
+        if self.readout == "gdc":
+            return self.gdconv(fmap)
+        mean = fmap.mean((2, 3), keepdim=True)
+        if self.readout == "mean":
+            return mean
+        # the small constant keeps the gradient finite where a channel is constant over the map
+        std = (fmap.var((2, 3), unbiased=False, keepdim=True) + 1e-5).sqrt()
+        return torch.cat([mean, std], 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project(self.gdconv(self.forward_features(x))).flatten(1)
+        return self.project(self.pool(self.forward_features(x))).flatten(1)

@@ -227,7 +227,8 @@ class TFSTgramMFN(NetBase):
     Args:
         channels: which maps to stack, in order (any non-empty subset of
             ``("logmel", "tgram", "tfgram")``).
-        activation, emb_dim: passed to MobileFaceNet.
+        activation, emb_dim, readout: passed to MobileFaceNet (``readout`` ``"gdc"``: the published
+            global depthwise conv; see :mod:`auscult.nets.mobilefacenet`).
         tgram_kernel: kernel (and 2x padding) of Tgram's extractor conv; ``None`` = ``n_fft``. The
             OS-SCL code uses 1024 with a 2048-point log-mel.
         tfgram_mid_channels: width of TFgram's second conv block (128 code / 64 paper).
@@ -236,7 +237,7 @@ class TFSTgramMFN(NetBase):
     def __init__(self, n_samples: int, n_fft: int, hop_length: int,
                  n_mels: int, channels: Sequence[str] = ("logmel", "tgram"),
                  emb_dim: int = 128, activation: str = "prelu", tgram_kernel: int | None = None,
-                 tfgram_mid_channels: int = 128):
+                 tfgram_mid_channels: int = 128, readout: str = "gdc"):
         super().__init__()
         chans = tuple(c.lower() for c in channels)
         bad = [c for c in chans if c not in CHANNELS]
@@ -254,7 +255,8 @@ class TFSTgramMFN(NetBase):
         self.tgram = TgramNet(n_samples, kernel, hop_length, n_mels) if "tgram" in chans else None
         self.tfgram = (TFgramNet(n_samples, n_fft, hop_length, n_mels, mid_channels=tfgram_mid_channels)
                        if "tfgram" in chans else None)
-        self.mfn = MobileFaceNet((len(chans), n_mels, frames), emb_dim=emb_dim, activation=activation)
+        self.mfn = MobileFaceNet((len(chans), n_mels, frames), emb_dim=emb_dim, activation=activation,
+                                 readout=readout)
 
     def forward_maps(self, wave: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
         """The stacked ``[B, C, n_mels, frames]`` maps fed to MobileFaceNet."""

@@ -120,6 +120,7 @@ class CLSIA(Method):
         self.net_name = str(net.pop("name", "mobilefacenet"))
         self.net_kwargs = net
         NETS.get(self.net_name)  # typed error for unknown nets
+        nu.check_net_kwargs(self.net_name, self.net_kwargs)  # and for settings it does not take
         self.frontend = nu.build_frontend_from_recipe(config.get("features"))
         self.backend_cfg = {**BACKEND_DEFAULT, **dict(config.get("backend") or {})}
         self.threads = nu.split_train_section(config.get("train"), self.context)[2]["threads"]  # validates too
