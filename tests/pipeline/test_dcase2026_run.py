@@ -99,7 +99,8 @@ def test_autoencoder_mc_trains_on_both_mics_and_scores_the_one_asked(tree26, tmp
     np.testing.assert_allclose(s_far_both, s_far_mono, rtol=1e-6)
     np.testing.assert_allclose(s_near, m.score(test, AudioSource({**cfg["audio"], "channel": "near"})), rtol=1e-6)
     assert not np.allclose(s_near, s_far_mono)
-    assert m.state_dict()["mics"] == {"train": "both", "score": "near"}
+    assert m.state_dict()["mics"] == {"train": "both", "score": "near", "norm": "shared", "backend": "shared"}
+    assert "mic_norms" not in m.state_dict() and "mic_backends" not in m.state_dict()
 
 
 @pytest.mark.parametrize("recipe,extra", [("dcase2026/autoencoder_mc", ()),
