@@ -39,7 +39,14 @@ sys.path.insert(0, str(ROOT / "src"))
 
 VARIANTS = {"ae_near": ("autoencoder", "near"), "ae_mc": ("autoencoder_mc", "both"),
             "ae_far": ("autoencoder", "far"), "ae_mc_pm": ("autoencoder_mc", "both"),
-            "ae_mc_pmb": ("autoencoder_mc", "both")}
+            "ae_mc_pmb": ("autoencoder_mc", "both"), "ts_far": ("autoencoder", "near")}
+# ts_far (a prototype, benchmark only): teacher-student. The teacher is ae_near (needs ae_near in
+# --variants; its near rows are the teacher's, i.e. ae_near's). A student network of the same shape
+# maps a far-mic stacked log-mel vector (standardised with the far mic's training statistics) to
+# the teacher's standardised near-mic vector of the same frames (paired training clips: both
+# channels of one recording). A far-mic clip is scored by the teacher on the student's output:
+# MSE of S(x) - T(S(x)), or the selective Mahalanobis back-end on those residual blocks, fitted on
+# the training clips' far channels. Both channels in training only; at test time the far mic alone.
 # ae_mc_pm: mics.norm = mics.backend = per_mic (one standardisation and one Mahalanobis back-end per
 # microphone; its MSE rows differ from ae_mc's by the standardisation only).
 # ae_mc_pmb: not a training of its own -- ae_mc's network with its back-end refitted per microphone
@@ -106,21 +113,25 @@ def run_seed(seed: int, args) -> list[dict]:
     # warm-up (torch kernels, mel matrices) so that the first variant's time is not inflated
     build_method("autoencoder", config("autoencoder", "near", args, seed)).features(train[:1], mono["near"])
     for name, (method, channel) in VARIANTS.items():
-        if name not in args.variants or name == "ae_mc_pmb":
+        if name not in args.variants or name in ("ae_mc_pmb", "ts_far"):
             continue
         pmb = name == "ae_mc" and "ae_mc_pmb" in args.variants and args.score != "mse"
         src = AudioSource({"sample_rate": 16000, "channel": channel, "length": "keep"})
         # --score both: one network per machine, scored both ways (the score kind changes only what is
         # fitted *after* training: the Mahalanobis back-end on the training residuals)
         kinds = ("mse", "mahalanobis") if args.score == "both" else (args.score,)
+        ts = name == "ae_near" and "ts_far" in args.variants
         keys = [(name, k, mic) for k in kinds for mic in ("near", "far")]
         if pmb:
             keys += [("ae_mc_pmb", "mahalanobis", mic) for mic in ("near", "far")]
+        if ts:
+            keys += [("ts_far", k, mic) for k in kinds for mic in ("near", "far")]
         scores = {key: np.zeros(len(test)) for key in keys}
         t0 = time.perf_counter()
         fit_s = 0.0
         score_s = {k: 0.0 for k in kinds}
         refit_s = 0.0
+        ts_s = 0.0
         for m in machines:
             tr = [c for c in train if c.machine == m]
             idx = [i for i, c in enumerate(test) if c.machine == m]
@@ -137,6 +148,14 @@ def run_seed(seed: int, args) -> list[dict]:
                         meth.select_mic(mic)
                     scores[(name, k, mic)][idx] = meth.score([test[i] for i in idx], mono[mic])
                 score_s[k] += time.perf_counter() - t1
+            if ts:  # the near network is the teacher; a student maps the far mic onto it
+                t1 = time.perf_counter()
+                student = fit_student(meth, tr, mono, args, seed)
+                for k in kinds:
+                    meth.score_cfg["kind"] = k
+                    scores[("ts_far", k, "near")][idx] = scores[(name, k, "near")][idx]
+                    scores[("ts_far", k, "far")][idx] = student.score([test[i] for i in idx], k)
+                ts_s += time.perf_counter() - t1
             if pmb:  # the same network, its back-end refitted per microphone
                 meth.score_cfg["kind"] = "mahalanobis"
                 t1 = time.perf_counter()
@@ -145,7 +164,7 @@ def run_seed(seed: int, args) -> list[dict]:
                     meth.select_mic(mic)
                     scores[("ae_mc_pmb", "mahalanobis", mic)][idx] = meth.score([test[i] for i in idx], mono[mic])
                 refit_s += time.perf_counter() - t1
-        wall = time.perf_counter() - t0 - refit_s
+        wall = time.perf_counter() - t0 - refit_s - ts_s
         if args.scores_dir:
             d = Path(args.scores_dir)
             d.mkdir(parents=True, exist_ok=True)
@@ -162,12 +181,102 @@ def run_seed(seed: int, args) -> list[dict]:
                    "pauc": float(np.mean([r["pauc_mcclish"] for r in aucs])),
                    "per_machine": {r["machine"]: round(float(r["auc_all"]), 4) for r in aucs},
                    **domain_diag(test, scores[(v, k, mic)]),
-                   "wall_s": round(wall + (refit_s if v == "ae_mc_pmb" else 0.0), 1), "fit_s": round(fit_s, 1),
-                   "score_s": round(score_s[k] if v == name else refit_s, 1),
+                   "wall_s": round(wall + {"ae_mc_pmb": refit_s, "ts_far": ts_s}.get(v, 0.0), 1),
+                   "fit_s": round(fit_s, 1), "score_s": round(score_s[k] if v == name else refit_s, 1),
                    "epochs": args.epochs, "trained_with": args.score, "load_avg": os.getloadavg()[0]}
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
+
+
+class Student:
+    """``ts_far``: the far-mic student of a near-mic teacher autoencoder (see VARIANTS)."""
+
+    def __init__(self, teacher, net, far_norm, mono):
+        self.teacher, self.net, self.far_norm, self.mono = teacher, net, far_norm, mono
+        self.backend = None
+
+    def far_features(self, clips):
+        t = self.teacher
+        keep = t.norm
+        t.norm = self.far_norm  # the teacher's front-end, the far mic's standardisation
+        try:
+            return t.features(clips, self.mono["far"])
+        finally:
+            t.norm = keep
+
+    def residuals(self, feats):
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(feats), 4096):
+                y = self.net(feats.gather(torch.arange(i, min(i + 4096, len(feats)))))
+                out.append(y - self.teacher.net(y))
+        return torch.cat(out, 0)
+
+    def summary(self, clips):
+        import numpy as np
+
+        feats = self.far_features(clips)
+        res = self.residuals(feats).double()
+        n_mels = self.teacher.feature_cfg.n_mels
+        mse = np.asarray([float((res[feats.owner == j] ** 2).mean()) for j in range(len(clips))])
+        dbar = np.stack([res[feats.owner == j].reshape(-1, n_mels).mean(0).numpy() for j in range(len(clips))])
+        return mse, dbar, feats, res
+
+    def fit_backend(self, clips):
+        import numpy as np
+
+        from auscult.backends import BACKENDS, BackendMeta
+
+        _, _, feats, res = self.summary(clips)
+        n_mels = self.teacher.feature_cfg.n_mels
+        ctx = self.teacher.model_cfg["context"]
+        rep = np.repeat(feats.owner.numpy(), ctx)
+        be = BACKENDS.build("selective_mahalanobis", shrinkage="none", center=False, group_by="section")
+        self.backend = be.fit(res.reshape(-1, n_mels).numpy(), BackendMeta.from_clips([clips[i] for i in rep]))
+
+    def score(self, clips, kind):
+        from auscult.backends import BackendMeta
+
+        mse, dbar, _, _ = self.summary(clips)
+        return mse if kind == "mse" else self.backend.score(dbar, BackendMeta.from_clips(clips))
+
+
+def fit_student(teacher, train, mono, args, seed) -> Student:
+    import torch
+
+    from auscult.engine import seed_everything
+
+    seed_everything(seed)
+    raw = teacher.norm
+    teacher.norm = None
+    try:
+        far_raw = teacher.features(train, mono["far"])
+    finally:
+        teacher.norm = raw
+    d = far_raw.data.double()
+    far_norm = (d.mean(0).float(), d.std(0).clamp_min(1e-3).float())
+    st = Student(teacher, teacher._build_net(), far_norm, mono)
+    far = st.far_features(train)
+    near = teacher.features(train, mono["near"])  # the teacher's own standardisation
+    if far.lengths != near.lengths:
+        raise SystemExit("ts_far: near and far channels give different frame counts")
+    net = st.net
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    n = len(far)
+    for _ in range(args.epochs):
+        net.train()
+        for idx in torch.randperm(n).split(512):
+            x, y = far.gather(idx), near.gather(idx)
+            loss = ((net(x) - y) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+    st.fit_backend(list(train))
+    return st
 
 
 def domain_diag(test, scores) -> dict:
