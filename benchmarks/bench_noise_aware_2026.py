@@ -8,10 +8,15 @@ machine type train
 * ``ae_mc``    -- ``autoencoder_mc``: the same network, trained on the near *and* far channels
   (both mics in training only);
 * ``ae_far``   -- (reference) the same network on the far channel only;
+* ``ae_mc_pm`` -- ``autoencoder_mc`` with per-microphone statistics (``mics.norm``/``mics.backend: per_mic``);
+* ``ae_mc_pmb`` -- ae_mc's network with its back-end refitted per microphone (no training of its own);
+* ``ts_far``   -- a teacher-student prototype (benchmark only): a far-mic student mapped onto ae_near;
 
 and score every test clip twice, on its near channel and on its far channel alone (single-mic
 scoring). Reported: the DCASE 2026 (= 2023-2025) official score (harmonic mean of AUC source,
-AUC target and pAUC over all machines) and the mean AUC, mean ± std over seeds, with wall times.
+AUC target and pAUC over all machines) and the mean AUC, mean ± std over seeds, with wall times;
+each variant's paired difference to ae_near per seed; and why AUC(target) is low (AUC within the
+target domain, within the source domain, and target vs source normals).
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/bench_noise_aware_2026.py --seeds 0,1,2 \
         --root /tmp/bench26 --out runs/bench_noise_aware_2026.jsonl --score both
