@@ -174,6 +174,15 @@ def time_steps(step, warmup: int, iters: int) -> dict:
 
 # ---------------------------------------------------------------------------------------- children
 def child_reference(a) -> dict:
+    step, info = reference_step(a)
+    out = time_steps(step, a.warmup, a.iters)
+    out.update(info)
+    return out
+
+
+def reference_step(a):
+    """The reference's step for ``a.task`` (a closure) and what describes it; the allocator is tuned
+    first unless ``a.allocator == "stock"``."""
     tuned = tune_glibc() if a.allocator == "tuned" else False
     import types
 
@@ -244,13 +253,19 @@ def child_reference(a) -> dict:
                 logits, _ = net(x_wavs, x_mels, labels, train=True)
                 test_criterion(logits, labels).tolist()
 
-    out = time_steps(step, a.warmup, a.iters)
-    out.update({"allocator_tuned": tuned, "torchlibrosa": "stand-in" if stand_in else "real",
-                "torch": torch.__version__, "threads": torch.get_num_threads()})
-    return out
+    return step, {"allocator_tuned": tuned, "torchlibrosa": "stand-in" if stand_in else "real",
+                  "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
 def child_auscult(a) -> dict:
+    step, info = auscult_step(a)
+    out = time_steps(step, a.warmup, a.iters)
+    out.update(info)
+    return out
+
+
+def auscult_step(a):
+    """auscult's step for ``a.task`` and row ``a.row`` (a closure) and what describes it."""
     if a.allocator == "tuned":
         from auscult.engine.runtime import tune_allocator
 
@@ -321,10 +336,8 @@ def child_auscult(a) -> dict:
         def step():
             m._ce_scores(scorer, x, y).tolist()
 
-    out = time_steps(step, a.warmup, a.iters)
-    out.update({"allocator_tuned": tuned, "fastpath": fp, "torch": torch.__version__,
-                "threads": torch.get_num_threads()})
-    return out
+    return step, {"allocator_tuned": tuned, "fastpath": fp, "torch": torch.__version__,
+                  "threads": torch.get_num_threads()}
 
 
 # ---------------------------------------------------------------------------------------- parent
