@@ -172,6 +172,37 @@ def test_any_rate_and_channel_count(tmp_path):
     assert [p.endswith("broken.wav") for p, _ in rep.skipped] == [True]
 
 
+def test_fit_reads_a_two_microphone_folder_with_its_channel_and_the_bundle_keeps_it(tmp_path):
+    """``--channel far`` fits on the far mic of two-channel recordings -- the same bundle as a fit on
+    the far mic's mono files -- and the bundle reads a two-channel file's far mic afterwards; the
+    default still mixes the channels; ``both`` cannot be fitted by the monitor."""
+    import soundfile as sf
+
+    stereo, far_only = tmp_path / "two" / "fan", tmp_path / "far" / "fan"
+    for i in range(8):
+        near, far = render(60 + i, duration=2.0), render(80 + i, duration=2.0, anomaly="rub")
+        write_wav(stereo / f"r{i}.wav", np.stack([near, far], axis=1))
+        write_wav(far_only / f"r{i}.wav", far)
+    cfg = dict(window_s=1.0, calibration_fraction=0.4, method="logmel_knn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b_far, rep = fit_bundle(stereo, None, FitConfig(channel="far", **cfg))
+        b_ref, _ = fit_bundle(far_only, None, FitConfig(**cfg))
+        b_mean, _ = fit_bundle(stereo, None, FitConfig(**cfg))
+    assert rep.machines["fan"]["channel"] == "far" and b_far.channel() == "far" and b_mean.channel() == "mean"
+    probe_near, probe_far = render(95, duration=2.0), render(96, duration=2.0, anomaly="rub")
+    sf.write(tmp_path / "probe.wav", np.stack([probe_near, probe_far], axis=1), SR, subtype="FLOAT")
+    sf.write(tmp_path / "probe_far.wav", probe_far, SR, subtype="FLOAT")
+    want = b_ref.score_file(tmp_path / "probe_far.wav").score
+    assert b_far.score_file(tmp_path / "probe_far.wav").score == pytest.approx(want, rel=1e-5)
+    assert b_far.score_file(tmp_path / "probe.wav").score == pytest.approx(want, rel=1e-5)
+    assert b_mean.score_file(tmp_path / "probe.wav").score != pytest.approx(want, rel=1e-3)
+    with pytest.raises(ConfigError, match="both"):
+        FitConfig(channel="both")
+    with pytest.raises(ConfigError):
+        FitConfig(channel="left")
+
+
 def test_too_little_audio_says_how_much_is_needed(tmp_path):
     write_wav(tmp_path / "tiny" / "a.wav", render(1, duration=1.0))
     with pytest.raises(DataError, match="add recordings or use a shorter --window"):

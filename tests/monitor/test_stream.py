@@ -373,3 +373,72 @@ def test_watch_cli_shows_the_resampling_warning_as_one_line(knn_fit):
     err = proc.stderr.decode().strip().splitlines()
     assert err == ["warning: stdin audio at 48000 Hz is resampled chunk by chunk to the bundle's 16000 Hz; "
                    "send 16000 Hz to avoid it"], err
+
+
+def channel_bundle(channel=None) -> Bundle:
+    """A level bundle whose model reads multi-channel input with ``channel`` (as a run or ``auscult fit
+    --channel`` records it in ``fit_info``; None: the default, the mean)."""
+    mm = MachineModel(LevelMethod({"audio": {"sample_rate": SR}}),
+                      {"value": 0.5, "expected_false_alarm_rate": 0.01, "method": "test"}, {"n": 0},
+                      {} if channel is None else {"channel": channel})
+    return Bundle({"m": mm}, SR, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("policy,want", [("near", 0.1), ("far", 0.4), (1, 0.4), ("mean", 0.25), (None, 0.25)])
+def test_multi_channel_input_is_read_with_the_models_channel_policy(policy, want, tmp_path, monkeypatch):
+    """stdin PCM (``--channels 2``), files (read block by block, or whole when resampled) and the
+    microphone give the model the channel it reads -- the near or far mic of a two-channel recording,
+    an index, or the mean -- not always the mean of the channels."""
+    import types
+
+    import soundfile as sf
+
+    b = channel_bundle(policy)
+    near, far = seconds_of([0.1] * 2), seconds_of([0.4] * 2)
+    two = np.stack([near, far], axis=1)
+
+    def scores(evs):
+        return [round(e["score"], 3) for e in evs if e["type"] == "window"]
+
+    assert scores(run(b, f32(two.ravel()), format="f32le", channels=2)) == [want, want]
+    sf.write(tmp_path / "two.wav", two, SR, subtype="FLOAT")
+    assert scores(watch(b, tmp_path / "two.wav")) == [want, want]
+    # at another rate the file is decoded whole, then resampled: a tone's RMS survives resampling
+    t = np.arange(2 * 48000) / 48000
+    tone = np.sin(2 * np.pi * 440 * t)
+    sf.write(tmp_path / "two48k.wav", np.stack([0.1 * tone, 0.4 * tone], axis=1), 48000, subtype="FLOAT")
+    got = [e["score"] for e in watch(b, tmp_path / "two48k.wav") if e["type"] == "window"]
+    assert got == pytest.approx([want / np.sqrt(2)] * 2, rel=0.02)
+    # the microphone, two channels
+    _FakeInputStream.blocks = [(two[i:i + SR // 2], "") for i in range(0, 2 * SR, SR // 2)]
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(InputStream=_FakeInputStream))
+    evs = list(watch(b, "mic", config=WatchConfig(channels=2, duration_s=2.0, gap_timeout_s=2.0)))
+    assert _FakeInputStream.last.kw["channels"] == 2 and scores(evs) == [want, want]
+    # a mono input is one microphone: scored as given under every policy
+    assert scores(run(b, f32(far), format="f32le")) == [0.4, 0.4]
+
+
+def test_a_near_or_far_model_refuses_inputs_without_two_channels(tmp_path):
+    """stdin and the microphone: a ChannelCountError before anything is read; a file in a folder: an
+    error event naming it, and the watch goes on with the next file."""
+    import soundfile as sf
+
+    from auscult.errors import ChannelCountError
+
+    b = channel_bundle("far")
+    three = np.stack([seconds_of([0.1] * 2)] * 3, axis=1)
+    with pytest.raises(ChannelCountError, match="3 channels.*far mic"):
+        run(b, f32(three.ravel()), format="f32le", channels=3)
+    with pytest.raises(ChannelCountError, match="channel 2"):
+        run(channel_bundle(2), f32(seconds_of([0.1] * 4)), format="f32le", channels=2)
+    sf.write(tmp_path / "a_three.wav", three, SR, subtype="FLOAT")
+    sf.write(tmp_path / "b_two.wav", np.stack([seconds_of([0.1] * 2), seconds_of([0.4] * 2)], axis=1), SR,
+             subtype="FLOAT")
+    evs = list(watch(b, tmp_path))
+    errors = [e for e in evs if e["type"] == "error"]
+    assert len(errors) == 1 and errors[0]["source"].endswith("a_three.wav") and errors[0]["code"] == "channel_count"
+    assert "3 channels" in errors[0]["reason"]
+    assert [round(e["score"], 3) for e in evs if e["type"] == "window"] == [0.4, 0.4]
+    # the mean policy mixes any channel count
+    assert [round(e["score"], 3) for e in run(channel_bundle("mean"), f32(three.ravel()), format="f32le", channels=3)
+            if e["type"] == "window"] == [0.1, 0.1]

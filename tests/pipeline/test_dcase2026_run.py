@@ -99,10 +99,12 @@ def test_autoencoder_mc_trains_on_both_mics_and_scores_the_one_asked(tree26, tmp
     np.testing.assert_allclose(s_far_both, s_far_mono, rtol=1e-6)
     np.testing.assert_allclose(s_near, m.score(test, AudioSource({**cfg["audio"], "channel": "near"})), rtol=1e-6)
     assert not np.allclose(s_near, s_far_mono)
-    assert m.state_dict()["mics"] == {"train": "both", "score": "near"}
+    assert m.state_dict()["mics"] == {"train": "both", "score": "near", "norm": "shared", "backend": "shared"}
+    assert "mic_norms" not in m.state_dict() and "mic_backends" not in m.state_dict()
 
 
 @pytest.mark.parametrize("recipe,extra", [("dcase2026/autoencoder_mc", ()),
+                                          ("dcase2026/autoencoder_mc", ("mics.norm=per_mic", "mics.backend=per_mic")),
                                           ("dcase2026/autoencoder", ("audio.channel=auto",))])
 def test_a_2026_run_becomes_a_bundle_that_scores_as_the_run_did(recipe, extra, tree26, tmp_path):
     """The run's windows are the clips' length (not the channel count of a [2, T] clip), and the bundle

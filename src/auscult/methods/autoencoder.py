@@ -257,9 +257,7 @@ class AutoencoderMethod(Method):
         self.norm = None
         tr_feats = self.features(train, audio)
         if self.model_cfg["normalize"]:  # per-mel mean/std of the training frames, then features again
-            d = tr_feats.data.double()
-            self.norm = (d.mean(0).float(), d.std(0).clamp_min(1e-3).float())
-            tr_feats.data = ((tr_feats.data - self.norm[0]) / self.norm[1]).contiguous()
+            self._fit_norm(tr_feats)
         va_feats = self.features(val, audio) if val else None
         self.net = self._build_net()
         tc = self.train_cfg
@@ -310,6 +308,12 @@ class AutoencoderMethod(Method):
         if self.score_cfg["kind"] == "mahalanobis":
             self._fit_backend(train + val, audio, device)
         return self
+
+    def _fit_norm(self, feats: _Features) -> None:
+        """``model.normalize``: per-mel mean/std of the training frames; standardises ``feats`` in place."""
+        d = feats.data.double()
+        self.norm = (d.mean(0).float(), d.std(0).clamp_min(1e-3).float())
+        feats.data = ((feats.data - self.norm[0]) / self.norm[1]).contiguous()
 
     def _fit_backend(self, clips: list[Clip], audio, device) -> None:
         from ..backends import BACKENDS, BackendMeta

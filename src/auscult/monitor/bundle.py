@@ -469,17 +469,19 @@ class Bundle:
             extra["worst_window_s"] = [ranges[worst][0] / sr, ranges[worst][1] / sr]
         return self._result(name, mm, float(scores[worst]), extra)
 
-    def decode_file(self, path: Union[str, Path], machine: Optional[str] = None) -> tuple[np.ndarray, int]:
-        """``(mono float32 waveform, its own sample rate)`` of an audio file as ``machine`` reads it:
+    def decode_file(self, path: Union[str, Path], machine: Optional[str] = None,
+                    sample_rate: Optional[int] = None) -> tuple[np.ndarray, int]:
+        """``(mono float32 waveform, its sample rate)`` of an audio file as ``machine`` reads it:
         a multi-channel file with the machine's channel policy (:attr:`MachineModel.channel`), a mono
-        file as it is. Typed AudioError naming the file (ChannelCountError when a near/far policy
-        meets a file that is not two-channel)."""
+        file as it is; at the file's own rate, or resampled to ``sample_rate``. Typed AudioError
+        naming the file (ChannelCountError when a near/far policy meets a file that is not two-channel)."""
         from ..audio import AudioConfig, audio_info, decode_audio
 
         info = audio_info(path)
-        native = int(info["sample_rate"])  # checked at its own rate: a missing band is a fault
+        # by default at its own rate: the input-quality checks see a missing band as a fault
+        rate = int(info["sample_rate"]) if sample_rate is None else int(sample_rate)
         policy = self.channel(machine) if int(info["channels"]) > 1 else "mean"
-        return decode_audio(path, AudioConfig(sample_rate=native, channel=policy)), native
+        return decode_audio(path, AudioConfig(sample_rate=rate, channel=policy)), rate
 
     def score_file(self, path: Union[str, Path], machine: Optional[str] = None) -> ScoreResult:
         """Decode an audio file (typed AudioError naming it; a multi-channel file read with the

@@ -80,6 +80,10 @@ def fit_cmd(
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda[:N] | auto (where networks train)."),
     json_out: bool = typer.Option(False, "--json", help="Print the fit report as JSON."),
+    channel: str = typer.Option("mean", "--channel", help="How a multi-channel recording is read: mean (default), "
+                                                          "near / far (channel 0 / 1 of a DCASE 2026 two-microphone "
+                                                          "recording) or a channel index; the bundle reads "
+                                                          "multi-channel input the same way."),
 ) -> None:
     """Fit a method on normal recordings (one model per machine, or one for all machines for the
     classification methods) and write one model bundle."""
@@ -91,7 +95,7 @@ def fit_cmd(
     cfg = FitConfig(method=method, sample_rate=sample_rate, window_s=window, hop_s=hop,
                     false_alarm_rate=false_alarm_rate, calibration_fraction=calibration, threshold=threshold,
                     epochs=epochs, min_net_windows=min_net_windows, features=_parse_features(feature),
-                    overrides=list(set_ or []), seed=seed, device=device)
+                    overrides=list(set_ or []), seed=seed, device=device, channel=channel)
     bundle, report = fit_bundle(data, out, cfg, machine=machine, log=_err)
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=1, default=str))
@@ -265,7 +269,7 @@ def watch_cmd(
     n: int = typer.Option(DEFAULT_N, "--n", help="... of the last n windows are anomalous."),
     fmt: str = typer.Option("s16le", "--format", help="stdin PCM: s16le | s32le | f32le."),
     rate: int = typer.Option(16000, "--rate", help="stdin PCM sample rate."),
-    channels: int = typer.Option(1, "--channels", help="stdin PCM interleaved channels (averaged)."),
+    channels: int = typer.Option(1, "--channels", help="stdin PCM interleaved channels (read with the model's channel policy: near/far mic of a 2-channel input, or their mean)."),
     chunk: float = typer.Option(0.5, "--chunk", help="Seconds read at a time (smallest detected gap)."),
     gap_timeout: Optional[float] = typer.Option(None, "--gap-timeout", help="stdin: report a gap after this many "
                                                                             "seconds without data."),
@@ -319,7 +323,6 @@ def export_cmd(
     beside it, and check it against the bundle (methods that declare 'export')."""
     import warnings
 
-    from ..audio import AudioConfig, decode_audio
     from .bundle import load_bundle
     from .export import export_onnx
 
@@ -327,9 +330,11 @@ def export_cmd(
     bundle = load_bundle(bundle_path)
     waves = None
     if check:
+        name = bundle.model(machine)[0]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            waves = [decode_audio(p, AudioConfig(sample_rate=bundle.sample_rate)) for p in check]
+            # a multi-channel file as the machine reads it (its channel policy), at the bundle's rate
+            waves = [bundle.decode_file(p, name, sample_rate=bundle.sample_rate)[0] for p in check]
     res = export_onnx(bundle, onnx, machine=machine, check_waves=waves)
     typer.echo(f"wrote {res.onnx} (+ {Path(res.sidecar_json).name}, {Path(res.sidecar_npz).name}) for "
                f"{res.machine} ({res.method}, output {res.output})")

@@ -12,7 +12,9 @@ ssl4asd``, or ``auto``). What it does:
    file names span several sections becomes one unit per section (``<machine>.section_<SS>``).
 2. **Cuts them into windows** of ``window_s`` seconds (non-overlapping; the last window aligned to
    the end of the recording; a recording shorter than a window is one window). Any sample rate is
-   resampled, any channel count is averaged to mono.
+   resampled; a multi-channel recording is read with ``channel`` (default the mean of its channels;
+   ``near`` / ``far`` take channel 0 / 1 of a DCASE 2026 two-microphone recording, an integer that
+   channel), and the bundle reads multi-channel input the same way afterwards.
 3. **Holds out normals for calibration**, by whole recording (windows of one recording are
    correlated, so they never straddle the split): ``calibration_fraction`` of the recordings; with
    a single recording, its last ``calibration_fraction`` of time.
@@ -85,6 +87,10 @@ class FitConfig:
         features: :class:`~auscult.features.FeatureConfig` overrides (``n_mels``, ``hop_length``...).
         overrides: ``key.path=value`` recipe overrides for the method (``--set``), applied last.
         seed, device: reproducibility and where networks train.
+        channel: how a multi-channel recording is read (:func:`~auscult.monitor.bundle.input_channel`):
+            ``mean`` (default), ``near`` / ``far`` (channel 0 / 1 of a two-microphone recording) or a
+            channel index; mono recordings are used as they are. Recorded in the bundle, which reads
+            multi-channel input the same way (``watch``, ``score``, the service).
     """
 
     method: str = "auto"
@@ -101,8 +107,12 @@ class FitConfig:
     overrides: list[str] = field(default_factory=list)
     seed: int = 0
     device: str = "cpu"
+    channel: Union[str, int] = "mean"
 
     def __post_init__(self) -> None:
+        from .bundle import input_channel
+
+        self.channel = input_channel(self.channel, "fit: --channel")  # auto -> mean; ConfigError for both / unknown
         choices = method_choices()
         if self.method not in choices:
             raise ConfigError(f"fit: method must be one of {choices}, got {self.method!r}")
@@ -307,9 +317,10 @@ def fit_recipe(name: str, config: FitConfig, n_windows: int) -> dict[str, Any]:
 # fitting
 # ------------------------------------------------------------------------------------------------
 def _decode_all(files: Sequence[Path], sr: int, skipped: list[tuple[str, str]],
-                faults: Optional[list[dict[str, Any]]] = None, window_s: Optional[float] = None
-                ) -> list[tuple[Path, np.ndarray]]:
-    """Decode ``files`` at ``sr``; undecodable ones go to ``skipped``, input faults (silent,
+                faults: Optional[list[dict[str, Any]]] = None, window_s: Optional[float] = None,
+                channel: Union[str, int] = "mean") -> list[tuple[Path, np.ndarray]]:
+    """Decode ``files`` at ``sr`` (a multi-channel file with the ``channel`` policy, a mono one as it
+    is); undecodable ones (and a file without the policy's channel) go to ``skipped``, input faults (silent,
     clipped, DC offset, shorter than half a window, a rate below ``sr``: the shared check of
     :mod:`auscult.data.quality`, at each file's own rate) to ``faults``: a sensor fault is not
     normal machine sound, and training on it would teach the model that silence is normal."""
@@ -322,8 +333,10 @@ def _decode_all(files: Sequence[Path], sr: int, skipped: list[tuple[str, str]],
         warnings.simplefilter("ignore", SilentAudioWarning)  # the input-fault list says it, once per file
         for p in files:
             try:
-                native = int(audio_info(p)["sample_rate"])
-                x = decode_audio(p, AudioConfig(sample_rate=native))
+                info = audio_info(p)
+                native = int(info["sample_rate"])
+                x = decode_audio(p, AudioConfig(sample_rate=native,
+                                                channel=channel if int(info["channels"]) > 1 else "mean"))
             except AudioError as exc:
                 skipped.append((str(p), exc.reason + (f" ({exc.fix})" if exc.fix else "")))
                 continue
@@ -526,6 +539,7 @@ def _fit_group(name: str, units: list[_Unit], config: FitConfig, skipped: list[t
         if "train" in recipe and isinstance(recipe["train"], dict) and "epochs" in recipe["train"]:
             mm.fit_info["epochs"] = int(recipe["train"]["epochs"])
         mm.fit_info.update(_source_formats([p for p, _ in u.recs]))
+        mm.fit_info["channel"] = config.channel  # the bundle reads multi-channel input as the fit did
         out[u.uid] = mm
     return out
 
@@ -549,7 +563,7 @@ def fit_bundle(data: Union[str, Path], out: Union[str, Path, None] = None, confi
     faults: list[dict[str, Any]] = []
     for m, files in found.items():
         n_faults = len(faults)
-        recs = _decode_all(files, config.sample_rate, skipped, faults, config.window_s)
+        recs = _decode_all(files, config.sample_rate, skipped, faults, config.window_s, config.channel)
         if recs:
             decoded[m] = recs
             continue

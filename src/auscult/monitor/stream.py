@@ -60,7 +60,7 @@ from typing import Any, BinaryIO, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ChannelCountError, ConfigError
 from .alerting import DEFAULT_K, DEFAULT_N, KOfN, check_k_of_n
 
 __all__ = ["WatchConfig", "StreamScorer", "watch", "watch_pcm", "watch_file", "PCM_FORMATS"]
@@ -76,7 +76,8 @@ class WatchConfig:
         window_s, hop_s: scoring window and hop (default: the bundle's).
         k, n: alert while at least ``k`` of the last ``n`` windows are anomalous.
         format, rate, channels: raw PCM layout on stdin (``s16le``, ``s32le`` or ``f32le``,
-            interleaved channels, averaged to mono).
+            interleaved channels, read with the model's channel policy: the near / far mic of a
+            two-channel DCASE 2026 style input, a channel index, or the mean for ``mean``/``auto``).
         chunk_s: how much audio is read at a time (also the smallest detected gap).
         gap_timeout_s: on stdin, report a gap after this long without data (None: wait forever).
         realtime: pace file input at real time (for demos); default as fast as possible.
@@ -128,6 +129,8 @@ class StreamScorer:
                               f"({self.model.min_samples / sr:g} s)")
         self.sr = sr
         self.source = source
+        # how a multi-channel input is read (Bundle.channel: near / far / index / mean); test doubles: mean
+        self.channel = self.model.channel if hasattr(type(self.model), "channel") else "mean"
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0  # sample index (in the source's timeline) of _buf[0]
         self._pos = 0        # samples seen (including gaps we know the length of)
@@ -140,6 +143,34 @@ class StreamScorer:
         self._before = 0     # samples of earlier sources (audio_seconds adds up over files)
         self._src = {"windows": 0, "good": 0, "problems": 0, "faults": {}, "silence": 0, "silence_gaps": 0}
         self._fault: Optional[str] = None  # the input fault of the current run of faulty windows
+
+    def check_channels(self, n_channels: int, what: str) -> None:
+        """Raise :class:`~auscult.errors.ChannelCountError` when an input of ``n_channels`` channels
+        cannot be read with this model's channel policy (a near/far model and an input that is not
+        two-channel; a channel index the input lacks). Mono is always read as it is."""
+        n = int(n_channels)
+        if n <= 1 or self.channel == "mean":
+            return
+        if self.channel in ("near", "far"):
+            if n != 2:
+                raise ChannelCountError(None, f"{what}: {n} channels, but this model reads the {self.channel} mic of a "
+                                              f"two-channel recording (left = near, right = far)",
+                                        "send the two-channel recording or the one microphone's mono signal")
+        elif int(self.channel) >= n:
+            raise ChannelCountError(None, f"{what}: {n} channel(s), but this model reads channel {self.channel}",
+                                    "send a recording with that channel, or its mono signal")
+
+    def pick(self, data: np.ndarray) -> np.ndarray:
+        """The mono signal of ``[frames, channels]`` audio as this model reads it (call
+        :meth:`check_channels` first): the policy's channel, or the mean for ``mean``."""
+        data = np.asarray(data)
+        if data.ndim == 1:
+            return data
+        if data.shape[1] == 1:
+            return data[:, 0]
+        if self.channel == "mean":
+            return data.mean(axis=1)
+        return data[:, {"near": 0, "far": 1}.get(self.channel, self.channel)]
 
     @property
     def alert(self) -> bool:
@@ -342,6 +373,7 @@ def watch_pcm(stream: BinaryIO, scorer: StreamScorer, config: WatchConfig) -> It
     from ..audio import resample
 
     dtype, scale = PCM_FORMATS[config.format]
+    scorer.check_channels(int(config.channels), "--channels")
     scorer.live = True
     frame = np.dtype(dtype).itemsize * int(config.channels)
     chunk_frames = max(1, int(round(config.chunk_s * config.rate)))
@@ -384,7 +416,7 @@ def _decode_and_feed(raw: bytes, dtype: str, scale: float, config: WatchConfig, 
     if scale != 1.0:
         x = x / np.float32(scale)
     if int(config.channels) > 1:
-        x = x.reshape(-1, int(config.channels)).mean(axis=1)
+        x = scorer.pick(x.reshape(-1, int(config.channels)))
     if int(config.rate) != scorer.sr and np.isfinite(x).all():
         x = resample(x, int(config.rate), scorer.sr)
     yield from scorer.feed_chunk(x)
@@ -424,6 +456,11 @@ def watch_file(path: Path, scorer: StreamScorer, config: WatchConfig) -> Iterato
     if info.frames == 0:
         yield scorer.skipped(str(path), "empty", "the file holds zero samples; nothing to score")
         return
+    try:  # a near/far model and a file that is not two-channel: this file is an error, the watch goes on
+        scorer.check_channels(int(info.channels), "the file")
+    except ChannelCountError as exc:
+        yield scorer.error(str(path), f"{exc.reason} ({exc.fix})", code="channel_count")
+        return
     fault = scorer.rate_fault(int(info.samplerate))
     if fault is not None:
         yield fault
@@ -435,7 +472,7 @@ def watch_file(path: Path, scorer: StreamScorer, config: WatchConfig) -> Iterato
         except Exception as exc:
             yield scorer.error(str(path), f"cannot decode ({exc.__class__.__name__}: {str(exc)[:200]})")
             return
-        x = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        x = scorer.pick(data)
         if np.isfinite(x).all() and x.size:
             x = resample(x, int(info.samplerate), scorer.sr)
         else:  # keep the NaN/Inf for feed_chunk to report, on the model's timeline
@@ -485,7 +522,7 @@ def _sf_blocks(path: Path, block: int, scorer: StreamScorer):
                 return
             if data.shape[0] == 0:
                 return
-            yield data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+            yield scorer.pick(data)
 
 
 def watch_microphone(device: Optional[str], scorer: StreamScorer, config: WatchConfig) -> Iterator[dict[str, Any]]:
@@ -499,6 +536,7 @@ def watch_microphone(device: Optional[str], scorer: StreamScorer, config: WatchC
     from ..audio import resample
 
     rate, channels = int(config.rate), int(config.channels)
+    scorer.check_channels(channels, "--channels")
     blocks: "queue.Queue[tuple[np.ndarray, str]]" = queue.Queue()
 
     def callback(indata, frames, time_info, status):  # runs in the audio thread: copy and hand over
@@ -520,7 +558,7 @@ def watch_microphone(device: Optional[str], scorer: StreamScorer, config: WatchC
                 continue
             if status:  # e.g. "input overflow": the device dropped samples
                 yield scorer.gap(f"audio device reported: {status} (samples may be lost)", code="device")
-            x = data.mean(axis=1) if data.ndim == 2 else data.ravel()
+            x = scorer.pick(data) if data.ndim == 2 else data.ravel()
             if rate != scorer.sr and np.isfinite(x).all():
                 x = resample(x, rate, scorer.sr)
             yield from scorer.feed_chunk(x)

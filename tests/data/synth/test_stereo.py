@@ -173,3 +173,27 @@ def test_dcase2026_preset_writes_the_challenges_machine_types_through_aliases(tm
     clips = list(DatasetIndex.scan(new / "dev_data").clips)
     assert {c.machine for c in clips} == {"bearingEmu", "ToyCar", "ToyCarEmu"}
     assert all(c.year == 2026 and c.channels == 2 for c in clips)
+
+
+def test_previews_take_the_2026_type_names(tmp_path, monkeypatch):
+    """``auscult synth --preview --machines bearingEmu`` draws the type's model (bearing) with the unit
+    the dataset writer gives that type, saved under the type's name; an unknown type is a ConfigError."""
+    pytest.importorskip("matplotlib")
+    from auscult.data.synth import preview, writer
+    from auscult.errors import ConfigError
+
+    calls = []
+    real = preview.render_clip
+
+    def spy(name, **kw):
+        calls.append((name, kw["unit"]))
+        return real(name, **kw)
+
+    monkeypatch.setattr(preview, "render_clip", spy)
+    paths = preview.render_previews(tmp_path, machines=["bearingEmu", "ToyCarEmu"], duration=0.5, dpi=20)
+    assert [p.name for p in paths] == ["bearingEmu.png", "ToyCarEmu.png"] and all(p.stat().st_size for p in paths)
+    assert {n for n, _ in calls} == {"bearing", "ToyCar"}
+    assert all(u == writer.machine_unit("bearingEmu", "00", 0) for n, u in calls if n == "bearing")
+    assert all(u == writer.machine_unit("ToyCarEmu", "00", 0) for n, u in calls if n == "ToyCar")
+    with pytest.raises(ConfigError):
+        preview.render_previews(tmp_path, machines=["pumpEmu"], duration=0.5)

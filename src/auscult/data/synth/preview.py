@@ -16,7 +16,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from .machines import MACHINES
-from .render import get_machine, render_clip, unit_for
+from .render import get_machine, render_clip
 
 
 def mechanism_view(machine: str, kind: str, params: dict, unit: dict, band_hz) -> dict:
@@ -91,7 +91,11 @@ def render_previews(out_dir, machines: Optional[Iterable[str]] = None, seed: int
     """Write ``<out_dir>/<machine>.png`` and return the paths (see the module docstring).
 
     All panels of a machine share the unit, operating point and noise seed, so the differences
-    between panels are the faults alone.
+    between panels are the faults alone. ``machines`` may name the DCASE 2026 types that the
+    simulator renders through an alias (``ToyCarEmu``, ``bearingEmu``, ... ->
+    :data:`~auscult.data.synth.writer.MACHINE_ALIASES`): drawn by their model with the unit the
+    dataset writer gives that type, titled and saved under the type's own name. An unknown name is
+    a :class:`~auscult.errors.ConfigError`.
     """
     import matplotlib
 
@@ -103,17 +107,20 @@ def render_previews(out_dir, machines: Optional[Iterable[str]] = None, seed: int
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
+    from .writer import machine_model, machine_unit
+
     for name in machines or MACHINES:
-        m = get_machine(name)
-        unit = unit_for(name, "00", seed)
+        model = machine_model(name)  # ConfigError for a type the simulator cannot render
+        m = get_machine(model)
+        unit = machine_unit(name, "00", seed)  # = unit_for(name, "00", seed) for a model's own name
         panels = [None, *m.kinds]
         fig, axes = plt.subplots(2, len(panels), figsize=(2.8 * len(panels), 4.8),
                                  gridspec_kw={"height_ratios": [1.2, 1.0]})
         kw = dict(seed=seed, unit=unit, sample_rate=sample_rate, duration=duration)
-        clean = render_clip(name, background=False, **kw)
+        clean = render_clip(model, background=False, **kw)
         for j, kind in enumerate(panels):
             ax = axes[0, j]
-            x = render_clip(name, anomaly=kind, severity=1.0, **kw)
+            x = render_clip(model, anomaly=kind, severity=1.0, **kw)
             S = log_mel(x, sample_rate, n_fft=1024, hop=256, n_mels=96) * (10.0 / np.log(10.0))  # dB
             ax.imshow(S, origin="lower", aspect="auto", cmap="magma",
                       extent=(0, duration, 0, S.shape[0]), vmin=S.max() - 70, vmax=S.max())
@@ -130,8 +137,8 @@ def render_previews(out_dir, machines: Optional[Iterable[str]] = None, seed: int
                 ax2.set_xlabel("Hz", fontsize=7)
                 ax2.tick_params(labelsize=6)
                 continue
-            faulty, info = render_clip(name, anomaly=kind, severity=1.0, background=False, return_info=True, **kw)
-            _plot_view(ax2, mechanism_view(name, kind, info.params, unit, info.band_hz), clean, faulty, sample_rate)
+            faulty, info = render_clip(model, anomaly=kind, severity=1.0, background=False, return_info=True, **kw)
+            _plot_view(ax2, mechanism_view(model, kind, info.params, unit, info.band_hz), clean, faulty, sample_rate)
         axes[0, 0].set_ylabel(f"{name}: mel bin", fontsize=8)
         axes[1, 0].set_ylabel("dB", fontsize=8)
         axes[1, 1].legend(fontsize=6, loc="lower left")
