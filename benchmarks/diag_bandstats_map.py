@@ -109,26 +109,54 @@ def _variants() -> dict[str, Callable[[np.ndarray, dict], np.ndarray]]:
         "mean+^2 + flux+^2": lambda e, z: np.maximum(zm(e, z), 0) ** 2 + np.maximum(zf(e, z), 0) ** 2,
         "mean+ + flux+": lambda e, z: np.maximum(zm(e, z), 0) + np.maximum(zf(e, z), 0),
         "level dB above mean": lambda e, z: np.maximum(e - z["mu_m"][:, None], 0),
+        "flux dB": lambda e, z: _flux(e),
+        "flux+": lambda e, z: np.maximum(zf(e, z), 0),
+        "flux dB above mean": lambda e, z: np.maximum(_flux(e) - z["mu_f"][:, None], 0),
     }
 
 
+#: name -> (component variant names, how the per-component tail maps combine)
+COMBOS = {
+    "max(tail(level dB), tail(flux dB))": (("level dB above mean", "flux dB"), "max"),
+    "sum(tail(level dB), tail(flux dB))": (("level dB above mean", "flux dB"), "sum"),
+    "max(tail(mean+), tail(flux^2))": (("mean+ (excess level)", "flux^2"), "max"),
+    "max(tail(mean^2), tail(flux^2))": (("mean^2", "flux^2"), "max"),
+    "max(tail(level dB), tail(flux dB above))": (("level dB above mean", "flux dB above mean"), "max"),
+    "max(tail(mean+), tail(flux+))": (("mean+ (excess level)", "flux+"), "max"),
+}
+
+
 def score(paths: Sequence[Path], names: Optional[Sequence[str]] = None, smooth: Optional[int] = None,
-          neighbours: Optional[int] = None, where: bool = False) -> dict[str, Any]:
+          neighbours: Optional[int] = None, where: bool = False, stage1: Optional[int] = None) -> dict[str, Any]:
+    """``stage1``: when given, each component is first scaled as the method would (its own tail map
+    with ``stage1`` frames of smoothing), combined, and then the bundle's tail map (``smooth``) is
+    applied to the combination -- the two-stage pipeline of a bundle."""
     from auscult.monitor.explain import TAIL_NEIGHBOURS, TAIL_SMOOTH, frame_curve, summary_peak, tail_map, tail_reference
 
     smooth = TAIL_SMOOTH if smooth is None else smooth
     neighbours = TAIL_NEIGHBOURS if neighbours is None else neighbours
     out = {}
-    for name, f in _variants().items():
+    single = {k: ((k,), "max") for k in _variants()}
+    comps = _variants()
+    for name, (parts, how) in {**single, **COMBOS}.items():
         if names and name not in names:
             continue
         per_run = []
         for p in paths:
             z, meta, clips = _load(p)
-            loc, scale = tail_reference([f(e, z) for e in z["normal"]], smooth, neighbours)
+            s1 = smooth if stage1 is None else stage1
+            refs = [tail_reference([comps[c](e, z) for e in z["normal"]], s1, neighbours) for c in parts]
+
+            def combined(e):
+                tms = [tail_map(comps[k](e, z), loc, scale, s1) for k, (loc, scale) in zip(parts, refs)]
+                return np.maximum.reduce(tms) if how == "max" else np.sum(tms, axis=0)
+            if stage1 is not None:
+                loc2, scale2 = tail_reference([combined(e) for e in z["normal"]], smooth, neighbours)
             rows = []
             for i, c in enumerate(clips):
-                tf = tail_map(f(z["faults"][i], z), loc, scale, smooth)
+                tf = combined(z["faults"][i])
+                if stage1 is not None:
+                    tf = tail_map(tf, loc2, scale2, smooth)
                 cur = frame_curve(tf)
                 t, b = summary_peak(tf, cur)
                 e = bl._Expl(z["times"], z["freqs"], tf, cur, float(z["times"][t]), float(z["freqs"][b]))
@@ -151,7 +179,7 @@ def score(paths: Sequence[Path], names: Optional[Sequence[str]] = None, smooth: 
                      "curve": float(np.mean([r["curve_peak_in_window"] for r in per_run])),
                      "band": float(np.mean([r["summary_band_in_band"] for r in per_run]))}
         o = out[name]
-        print(f"{name:28s} smooth {smooth} nb {neighbours}: all {o['all'][0]:.0f} ± {o['all'][1]:.0f}  "
+        print(f"{name:28s} smooth {smooth} nb {neighbours} stage1 {stage1}: all {o['all'][0]:.0f} ± {o['all'][1]:.0f}  "
               f"w/o valve {o['no_valve'][0]:.0f} ± {o['no_valve'][1]:.0f}  curve {o['curve']:.0f} band {o['band']:.0f} | "
               + "  ".join(f"{m} {a:.0f}±{s:.0f}" for m, (a, s) in by_m.items()), flush=True)
     return out
@@ -166,6 +194,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--smooth", nargs="+", type=int, default=[None])
     ap.add_argument("--neighbours", nargs="+", type=int, default=[None])
     ap.add_argument("--where", action="store_true")
+    ap.add_argument("--stage1", nargs="+", type=int, default=[None], help="two-stage: the method's own smoothing")
     a = ap.parse_args(argv)
     d = Path(a.cache)
     d.mkdir(parents=True, exist_ok=True)
@@ -177,9 +206,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 _cache(p, m, s)
                 print(f"# cached {p.name}", flush=True)
             paths.append(p)
-    for sm in a.smooth:
-        for nb in a.neighbours:
-            score(paths, a.variants, sm, nb, a.where)
+    for s1 in a.stage1:
+        for sm in a.smooth:
+            for nb in a.neighbours:
+                score(paths, a.variants, sm, nb, a.where, s1)
 
 
 if __name__ == "__main__":
