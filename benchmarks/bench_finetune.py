@@ -89,9 +89,10 @@ def run_one(machine: str, seed: int, args) -> dict[str, Any]:
 
     for name in args.detectors:
         base, _, ep = name.partition("@")
+        ep, _, lr = ep.partition(":")
         cfg: dict[str, Any] = {"audio": {"sample_rate": 16000, "channel": "mean", "length": "keep"}}
         if base == "encoder_ft":
-            cfg["encoder_ft"] = {"epochs": int(ep or args.epochs)}
+            cfg["encoder_ft"] = {"epochs": int(ep or args.epochs), **({"lr": float(lr)} if lr else {})}
         if METHODS.get(base).factory.classes is not None:  # one model over all units
             t0 = time.perf_counter()
             m = METHODS.build(base, config=cfg, context=FitContext(seed=seed, quiet=True)).fit(train, [], src)
@@ -147,7 +148,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--n-train", type=int, default=50)
     ap.add_argument("--test-normal", type=int, default=25)
     ap.add_argument("--test-anomaly", type=int, default=25)
-    ap.add_argument("--epochs", type=int, default=5, help="encoder_ft epochs (a detector 'encoder_ft@E' overrides)")
+    ap.add_argument("--epochs", type=int, default=5,
+                    help="encoder_ft epochs (a detector 'encoder_ft@E' or 'encoder_ft@E:LR' overrides epochs and lr)")
     ap.add_argument("--detectors", nargs="+", default=["bandstats", "encoder_knn", "encoder_ft"])
     ap.add_argument("--cache", default="/tmp/bench_ft")
     ap.add_argument("--out", default=None)
