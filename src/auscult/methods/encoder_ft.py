@@ -82,6 +82,9 @@ class EncoderFTMethod(Method):
         folds = o.get("folds")
         if folds is not None and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2):
             raise ConfigError(f"{self.name}.folds must be null (leave-one-out) or an integer >= 2, got {folds!r}")
+        # the config this method saves (bundles) names the encoder: a later default cannot change what a
+        # saved model means
+        self.config = {**dict(config), self.name: dict(o)}
         self.backend = {**self.backend_default, **dict(config.get("backend") or {})}
         self.backend.pop("group_by", None)
         self.encoder = self._frozen_encoder()
