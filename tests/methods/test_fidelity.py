@@ -1,12 +1,29 @@
-"""Fact 1 of the simulator's fidelity benchmark (benchmarks/bench_fidelity.py, docs/synth.md) at CI
-size, for one machine type: on a multi-unit set, the unit classifier (OS-SCL, its synthetic recipe
-made smaller) ranks anomalies better than the DCASE autoencoder baseline, as on DCASE 2020/2022.
+"""The simulator's fidelity at CI size, on one machine type: what reliably holds on a multi-unit set.
 
-Gearbox, three units (sections) of one product line, factory background at -6..+6 dB, faults at
-severity 0.5-1. The classes OS-SCL learns are the three units, which differ by the same mesh and
-casing structure the gearbox faults disturb."""
+Gearbox, three units (sections) of one product line, DCASE 2022 layout, 16 + 2 training clips per
+unit, 5 + 5 test clips per unit, domain and label, 4 s, factory background at -6..+6 dB, faults at
+severity 0.5-1 (wear, tooth damage, misalignment).
+
+**Fact 1 of the fidelity benchmark (a unit classifier beats the autoencoder) does not hold here, and
+is not asserted.** Measured with this exact protocol (AE = synthetic recipe at 20 epochs; OS-SCL =
+synthetic recipe at 2 s crops, 32 mels, batch 16, at most 30 epochs with its held-out stop rule) for
+data seeds 0-4 x training seeds 0-2, one thread: mean per-section AUC AE 0.567 +- 0.034 (0.517-0.630),
+OS-SCL 0.516 +- 0.079 (0.387-0.660); AE minus OS-SCL +0.050 +- 0.095 (-0.143 to +0.233), OS-SCL
+ahead in 5 of 15 runs. A test of either ordering would be a draw of the seeds, so the ranking lives
+in docs/synth.md (fidelity, with the command) and this file checks the two things the ranking rests
+on that held in every run:
+
+* the units differ by their sound (issue 14: units of one type differ by the same physics): a
+  nearest-centroid rule on the clip-mean log-mel, no training, tells the three units apart;
+* the autoencoder finds the fault that adds energy (gear wear: mesh harmonics and broadband grow)
+  -- per fault kind it scored wear 0.88 on average (0.75-0.97 over the 15 runs), tooth damage 0.49
+  and misalignment 0.49: tooth damage (sidebands at nearly unchanged energy) and misalignment are
+  what the AE misses and what a unit classifier would have to find.
+"""
 
 from __future__ import annotations
+
+import csv
 
 import numpy as np
 import pytest
@@ -30,42 +47,54 @@ def gearbox_units(synth_once):
     idx = DatasetIndex.scan(root)
     train = sorted(idx.select(split="train"), key=lambda c: str(c.path))
     test = sorted(idx.select(split="test"), key=lambda c: str(c.path))
-    return train, test
+    with open(root / "metadata.csv", newline="") as fh:
+        kind = {r["file"].rsplit("/", 1)[-1]: r["anomaly_kind"] for r in csv.DictReader(fh)}
+    return train, test, [kind[c.path.name] for c in test]
 
 
-def mean_section_auc(test, scores) -> float:
-    out = []
-    for sec in SECTIONS:
-        idx = [i for i, c in enumerate(test) if c.section == sec]
-        out.append(auc([test[i].label == "anomaly" for i in idx], scores[idx]))
-    return float(np.mean(out))
+def test_units_of_one_type_are_told_apart_by_their_sound(gearbox_units):
+    """Nearest centroid of the standardised clip-mean log-mel (64 mels), centroids from the source
+    training normals, on the test normals. Measured on data seeds 0-4: 0.80-1.00 in the source
+    domain, 0.67-1.00 in the target domain (seed 0, the one here: 1.00 / 1.00); chance 0.33."""
+    import torch
+
+    from auscult.features import FeatureConfig, LogMel
+
+    train, test, _ = gearbox_units
+    audio = AudioSource({"sample_rate": 16000}, memory=True)
+    lm = LogMel(FeatureConfig(n_mels=64))
+
+    def clip_means(clips):
+        with torch.no_grad():
+            return np.stack([lm(torch.from_numpy(np.asarray(w, dtype=np.float32))[None])[0].double().numpy().mean(1)
+                             for w in audio.load_many(clips)])
+
+    tr = [c for c in train if c.domain == "source"]
+    x = clip_means(tr)
+    mu, sd = x.mean(0), x.std(0) + 1e-9
+    sec = np.array([c.section for c in tr])
+    cent = np.stack([((x[sec == s] - mu) / sd).mean(0) for s in SECTIONS])
+    for dom in ("source", "target"):
+        te = [c for c in test if c.label == "normal" and c.domain == dom]
+        z = (clip_means(te) - mu) / sd
+        pred = np.array(SECTIONS)[((z[:, None, :] - cent[None]) ** 2).sum(-1).argmin(1)]
+        acc = float((pred == np.array([c.section for c in te])).mean())
+        assert acc >= 0.6, (dom, acc)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Fact 1 does not hold at CI size (issue 14 finding, benchmarks/diag_fidelity_size.py, 3 data seeds, 10 + 10 "
-    "test clips per unit and domain): at 16 training clips per unit AE 0.638 +- 0.020 vs OS-SCL 0.514 +- 0.034 "
-    "(this test's held-out stop rule ends it after 3-5 epochs: units told apart on 0.40-0.47 of the test normals, "
-    "chance 0.33) or 0.531 +- 0.047 "
-    "(fixed 30 epochs); the gap narrows with data and stays: at 160 clips per unit AE 0.630 +- 0.034 vs OS-SCL "
-    "(fixed 30 epochs) 0.616 +- 0.019, at 400 0.634 +- 0.037 vs 0.607 +- 0.036 (ahead on seed 0 only). "
-    "See docs/synth.md, fidelity."))
 @pytest.mark.usefixtures("one_thread")
-def test_unit_classifier_beats_the_autoencoder_on_units_of_one_type(gearbox_units):
-    train, test = gearbox_units
-    ae_cfg = load_recipe("synthetic/autoencoder")
-    ae_cfg["train"] = {**ae_cfg["train"], "epochs": 20, "log_every": 0}
-    ae_audio = AudioSource(ae_cfg["audio"], memory=True)
-    ae = build_method("autoencoder", ae_cfg, FitContext(seed=0, quiet=True)).fit(train, [], ae_audio)
-    ae_auc = mean_section_auc(test, ae.score(test, ae_audio))
-
-    cfg = load_recipe("synthetic/osscl")
-    cfg["audio"] = {**cfg["audio"], "duration": 2.0}
-    cfg["features"] = {**cfg["features"], "n_mels": 32}
-    cfg["train"] = {**cfg["train"], "epochs": 30, "batch_size": 16, "log_every": 0}
+def test_autoencoder_finds_the_fault_that_adds_energy(gearbox_units):
+    """The AE's mean per-section AUC of the wear clips against the section's normals (measured
+    0.75-0.97 over 5 data x 3 training seeds; data and training seed 0, the ones here: 0.88)."""
+    train, test, kinds = gearbox_units
+    cfg = load_recipe("synthetic/autoencoder")
+    cfg["train"] = {**cfg["train"], "epochs": 20, "log_every": 0}
     audio = AudioSource(cfg["audio"], memory=True)
-    val = train[::9]
-    os_ = build_method("osscl", cfg, FitContext(seed=0, quiet=True)).fit(
-        [c for c in train if c not in val], val, audio)
-    os_auc = mean_section_auc(test, os_.score(test, audio))
-    print(f"\nmean per-section AUC on 3 gearbox units: AE {ae_auc:.3f}, OS-SCL {os_auc:.3f}")
-    assert os_auc > ae_auc, (os_auc, ae_auc)
+    ae = build_method("autoencoder", cfg, FitContext(seed=0, quiet=True)).fit(train, [], audio)
+    scores = np.asarray(ae.score(test, audio), dtype=np.float64)
+    per_section = []
+    for s in SECTIONS:
+        i = [k for k, c in enumerate(test) if c.section == s and (c.label == "normal" or kinds[k] == "wear")]
+        per_section.append(auc([test[k].label == "anomaly" for k in i], scores[i]))
+    print(f"\nAE on gearbox wear, per section: {np.round(per_section, 3)}")
+    assert float(np.mean(per_section)) > 0.7, per_section

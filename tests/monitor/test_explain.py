@@ -9,9 +9,9 @@ on (``quiet_fits``) have no factory background. Since issue 14 the background ca
 babble and other machines at a level that varies per clip; with it, the kNN bundle's frame curve
 peaked on a background event on 3 of the 6 clips (peak inside the squeal window 3/6 with the
 background, 6/6 without; band check 6/6 either way). The time and band criteria below are about the
-fault, not about the hall; the other tests here use the factory recordings. (The autoencoder's
-calibrated map is brightest at 93 Hz, not in the squeal's 5.2-5.5 kHz band, with the background and
-in the quiet room alike: a finding about the AE on issue 14's fan, not about the hall.)
+fault, not about the hall; the other tests here use the factory recordings. The quiet room's
+autoencoder standardises its mel bands: unstandardised, 100 epochs on these few windows do not
+reach issue 14's fan levels and its score does not move with the squeal at all (``quiet_fits``).
 """
 
 from __future__ import annotations
@@ -70,6 +70,11 @@ def test_frame_threshold_is_calibrated_on_normals(knn_fit):
     assert e.frame_threshold is not None and e.frame_threshold > 0
     curves = np.concatenate([bundle.explain_waveform(render(3000 + i), SR).frame_scores for i in range(4)])
     assert (curves > e.frame_threshold).mean() < 0.1
+    # and over more clips, near the 1 % the threshold stands for: the threshold is cross-fitted
+    # (explain_calibration). Measured on 30 fresh clips 0.6 % (in-sample, as before: 7-10 %, and
+    # 12 % on the four clips above)
+    more = np.concatenate([curves] + [bundle.explain_waveform(render(3004 + i), SR).frame_scores for i in range(8)])
+    assert (more > e.frame_threshold).mean() < 0.05
 
 
 def test_plot_and_json(knn_fit, tmp_path):

@@ -15,8 +15,8 @@ after pre-training), which is what a folder of a few dozen clips calls for. See
 """
 
 from .base import ENCODERS, BandStatsEncoder, ClipEncoder, LogMelStatsEncoder, build_encoder
-from .cnn import PRETRAINED, CNNEncoder, pretrained_path  # registers 'cnn'
+from .cnn import DEFAULT_ENCODER, PRETRAINED, CNNEncoder, pretrained_path  # registers 'cnn'
 from .detector import EmbeddingDetector, FusedDetector, threshold_from_normal_scores
 
-__all__ = ["ENCODERS", "BandStatsEncoder", "CNNEncoder", "ClipEncoder", "EmbeddingDetector", "FusedDetector", "LogMelStatsEncoder",
+__all__ = ["DEFAULT_ENCODER", "ENCODERS", "BandStatsEncoder", "CNNEncoder", "ClipEncoder", "EmbeddingDetector", "FusedDetector", "LogMelStatsEncoder",
            "PRETRAINED", "build_encoder", "pretrained_path", "threshold_from_normal_scores"]

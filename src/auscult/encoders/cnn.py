@@ -26,7 +26,7 @@ from ..errors import CheckpointError, ConfigError
 from .base import ENCODERS, ClipEncoder
 
 __all__ = ["CNNEncoder", "build_net", "ENCODER_FORMAT", "ENCODER_FORMAT_VERSION", "save_encoder", "PRETRAINED",
-           "pretrained_path"]
+           "DEFAULT_ENCODER", "pretrained_path"]
 
 ENCODER_FORMAT = "auscult-encoder"
 ENCODER_FORMAT_VERSION = 1
@@ -46,7 +46,9 @@ def build_net(n_mels: int, crop_frames: int, emb_dim: int = 128, width: int = 12
 
 #: encoders shipped inside the package (``auscult/encoders/weights/<name>.json + .npz``, card in
 #: ``<name>.md``): a name here is accepted wherever encoder weights are asked for
-PRETRAINED: tuple[str, ...] = ("auscult-machine-v1",)
+PRETRAINED: tuple[str, ...] = ("auscult-machine-v1", "auscult-machine-v2")
+#: the shipped encoder used where none is named (``encoder_knn``); saved models always name theirs
+DEFAULT_ENCODER = "auscult-machine-v2"
 
 
 def pretrained_path(name: str) -> Path:

@@ -14,10 +14,12 @@ Two registered methods share this code (:class:`EncoderMethod`); both wrap
   picks for a unit with fewer than ``min_net_windows`` windows (see
   :func:`auscult.monitor.fit.choose_method`).
 * ``encoder_knn`` -- the CNN encoder pre-trained on simulated machines and shipped in the package
-  (``auscult-machine-v1``, see ``src/auscult/encoders/weights/auscult-machine-v1.md``), frozen,
-  scored by the k-NN with local-density normalisation (``knn_norm``). It does well on simulated units
-  it never saw (~71 AUC at N = 95) but does not transfer to the real gearbox (~49-57 AUC): a research
-  and comparison method, not the default.
+  (default ``auscult-machine-v2``, pre-trained on issue 14's simulator; ``auscult-machine-v1``, the
+  earlier simulator's, stays loadable: see ``src/auscult/encoders/weights/*.md``), frozen, scored by
+  the k-NN with local-density normalisation (``knn_norm``). With v1 it did well on simulated units it
+  never saw (~71 AUC at N = 95, the earlier simulator) but did not transfer to the real gearbox (~49-57
+  AUC): a research and comparison method, not the default. The configuration it saves names its
+  encoder, so a later default cannot change what a saved model means.
 
 Nothing is trained on the user's data except the back-end, so every training clip is in the final
 model *and* gets an honest normal score from a model fitted without it (leave-one-out; standardisation
@@ -35,7 +37,7 @@ Recipe keys (``bandstats``)::
 
 (``encoder_knn``)::
 
-    encoder_knn: {weights: auscult-machine-v1, window_hop: null, folds: null}
+    encoder_knn: {weights: auscult-machine-v2, window_hop: null, folds: null}
     backend:     {name: knn_norm, normalize: local}
 
 ``folds: null`` is leave-one-out (one fold per clip or recording); an integer K uses K folds (large
@@ -370,7 +372,13 @@ class BandStatsMethod(EncoderMethod):
             self.explain_ref = loaded
 
 
-ENCODER_KNN_DEFAULTS: dict[str, Any] = {"weights": "auscult-machine-v1", "window_hop": None, "folds": None}
+def _default_encoder() -> str:
+    from ..encoders import DEFAULT_ENCODER
+
+    return DEFAULT_ENCODER
+
+
+ENCODER_KNN_DEFAULTS: dict[str, Any] = {"weights": _default_encoder(), "window_hop": None, "folds": None}
 
 
 @METHODS.register("encoder_knn", defaults={"encoder_knn": ENCODER_KNN_DEFAULTS},
@@ -382,6 +390,28 @@ class EncoderKNNMethod(EncoderMethod):
     name = "encoder_knn"
     own_defaults = ENCODER_KNN_DEFAULTS
     backend_default = {"name": "knn_norm", "normalize": "local"}
+
+    def __init__(self, config: dict[str, Any], context: FitContext | None = None):
+        super().__init__(config, context)
+        #: whether the recipe named the encoder. The config this method saves (bundles) always names
+        #: it, so a later change of the default encoder cannot change what a saved model means.
+        self.weights_named = "weights" in dict(config.get(self.name) or {})
+        self.config = {**dict(config), self.name: dict(self.opts)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """As :meth:`EncoderMethod.load_state_dict`; a model saved from a recipe that did not name the
+        encoder (bundles fitted while ``auscult-machine-v1`` was the default) loads with the shipped
+        encoder its saved detector names, not with today's default."""
+        from ..encoders import PRETRAINED, build_encoder
+
+        det = state.get("detector") if isinstance(state, dict) else None
+        saved = dict(det.get("encoder") or {}) if isinstance(det, dict) and "members" not in det else {}
+        if (not self.weights_named and saved.get("name") == "cnn" and saved.get("weights") in PRETRAINED
+                and saved["weights"] != self.opts["weights"]):
+            self.opts = {**self.opts, "weights": saved["weights"]}
+            self.config = {**self.config, self.name: dict(self.opts)}
+            self.encoder = build_encoder(self.encoder_spec())
+        super().load_state_dict(state)
 
     def encoder_spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"name": "cnn", "weights": str(self.opts["weights"])}

@@ -11,7 +11,7 @@ clips. A clip is scored by its own unit's back-end.
 
 Recipe keys::
 
-    encoder_ft: {weights: auscult-machine-v1, epochs: 5, lr: 0.0001, batch_size: 32, n_subclusters: 4,
+    encoder_ft: {weights: auscult-machine-v2, epochs: 5, lr: 0.0001, batch_size: 32, n_subclusters: 4,
                  statex: true, window_hop: null, folds: null}
     backend:    {name: knn_norm, normalize: local}
 

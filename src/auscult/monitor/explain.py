@@ -6,7 +6,7 @@
 2. the time-frequency anomaly map (per band and frame, ``1`` = as high as held-out normal audio ever
    got in that band and its neighbours, :func:`tail_map`), with the summary line's point circled,
 3. the per-frame anomaly curve with the level normal frames rarely exceed (the 99th percentile
-   of held-out normal frames) as a dashed line.
+   of held-out normal frames, each compared with a reference it did not help build) as a dashed line.
 
 How the map is computed: by the method, for the methods that declare the ``explain`` capability
 (:meth:`auscult.methods.Method.explain`). For the autoencoder, the squared reconstruction residual

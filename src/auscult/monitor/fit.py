@@ -383,6 +383,7 @@ class _Unit:
     cal_w: list[np.ndarray] = field(default_factory=list)
     split_desc: str = ""
     fit_rec: list[int] = field(default_factory=list)  # per fit window: its recording (hold_out=False)
+    cal_rec: list[int] = field(default_factory=list)  # per calibration window: its recording (several held out)
 
     def cut(self, config: FitConfig, hold_out: bool = True) -> None:
         """Cut the recordings into windows: a share held out for calibration, or (``hold_out=False``,
@@ -409,6 +410,7 @@ class _Unit:
             fit_i, cal_i = holdout_split(list(range(len(self.recs))), config.calibration_fraction, seed=config.seed)
             self.fit_w = _windows([self.recs[i][1] for i in fit_i], win)
             self.cal_w = _windows([self.recs[i][1] for i in cal_i], win)
+            self.cal_rec = [i for i in cal_i for _ in cut_windows(self.recs[i][1].shape[0], win, win)]
             self.split_desc = f"{len(fit_i)} recordings fit, {len(cal_i)} held out for calibration"
         else:
             x = self.recs[0][1]
@@ -475,6 +477,8 @@ def _fit_group(name: str, units: list[_Unit], config: FitConfig, skipped: list[t
             if u.fit_rec:
                 u.fit_rec = [r for w, r in zip(u.fit_w, u.fit_rec) if w.shape[0] >= method.min_samples]
             u.fit_w = [w for w in u.fit_w if w.shape[0] >= method.min_samples]
+            if u.cal_rec:
+                u.cal_rec = [r for w, r in zip(u.cal_w, u.cal_rec) if w.shape[0] >= method.min_samples]
             u.cal_w = [w for w in u.cal_w if w.shape[0] >= method.min_samples]
         if self_cal and (len(u.fit_w) < MIN_SCORES or len(set(u.fit_rec)) < 2):
             raise DataError(f"{u.uid}: {u.seconds / config.sample_rate:.1f} s of audio give {len(u.fit_w)} windows of "
@@ -512,7 +516,8 @@ def _fit_group(name: str, units: list[_Unit], config: FitConfig, skipped: list[t
                                            gamma_loc="min" if self_cal else "fit")
         mm.calibration = calibration_stats(cal)
         if method.supports("explain"):
-            mm.calibration.update(explain_calibration(mm, (u.cal_w or u.fit_w)[:32]))
+            mm.calibration.update(explain_calibration(mm, (u.cal_w or u.fit_w)[:32],
+                                                      groups=((u.cal_rec if u.cal_w else u.fit_rec)[:32] or None)))
         mm.fit_info = {"method": name, "detector_reason": why[u.uid], "split": u.split_desc,
                        "n_recordings": len(u.recs), "seconds_of_audio": u.seconds / config.sample_rate,
                        "fit_windows": len(u.fit_w), "calibration_windows": len(cal) if self_cal else len(u.cal_w),
