@@ -50,6 +50,10 @@ def test_fine_tunes_deterministically_and_scores_per_unit(units, one_thread):
     assert len(moved) > len(wa) // 2, "fine-tuning left the encoder (almost) as shipped"
     assert all(np.array_equal(wa[k].numpy(), wb[k].numpy()) for k in wa), "same seed, different weights"
     sa, sb = a.score(test, src), b.score(test, src)
+    again = _build()
+    again.fit(train, [], src)
+    again.fit(train, [], src)  # a repeated fit starts from the shipped weights, not the last fit's
+    assert again.score(test, src).tolist() == sa.tolist()
     assert np.isfinite(sa).all() and sa.tolist() == sb.tolist()
     assert sorted(a.detectors) == ["fan/00", "fan/01"]
     # a training clip scores its leave-one-out score from its own unit's back-end
@@ -99,6 +103,8 @@ def test_one_unit_is_a_clear_error(units, one_thread):
     src, train, test = units
     with pytest.raises(DataError, match="single unit.*encoder_knn"):
         _build().fit(train[:6], [], src)
+    with pytest.raises(DataError, match="unit fan/01 \\(2 training clips\\)"):
+        _build().fit(train[:8], [], src)
     m = _build().fit(train, [], src)
     from auscult.data.synth import render_clip
 

@@ -220,6 +220,7 @@ class EncoderFTMethod(Method):
                             f"of other units of the machine (DCASE sections, or one sub-folder per unit), or use "
                             f"--method encoder_knn (the same encoder, frozen) or --method auto")
         waves = self._waves(train, audio)
+        self.encoder = self._frozen_encoder()  # a repeated fit starts from the shipped weights again
         y = np.array([units.index(k) for k in keys], dtype=np.int64)
         if int(self.opts["epochs"]) > 0:
             self._finetune(self._logmels(waves), y, len(units))
@@ -230,7 +231,11 @@ class EncoderFTMethod(Method):
             rows = np.flatnonzero(y == j)
             det = EmbeddingDetector(self.encoder, backend=self.backend, standardize=True, folds=self.opts["folds"],
                                     seed=int(self.context.seed))
-            det.fit_embeddings(x[rows], groups=[recording_of.get(str(train[i].path), str(train[i].path)) for i in rows])
+            try:
+                det.fit_embeddings(x[rows], groups=[recording_of.get(str(train[i].path), str(train[i].path))
+                                                    for i in rows])
+            except DataError as exc:
+                raise DataError(f"{self.name}: unit {u} ({len(rows)} training clips): {exc}") from None
             self.detectors[u] = det
         self.train_paths = [str(c.path) for c in train]
         self.train_units = keys

@@ -244,7 +244,8 @@ def choose_method(n_windows: int, config: FitConfig) -> tuple[str, str]:
     * several units in one folder change nothing: each unit is fitted alone by this rule. Fine-tuning
       the shipped encoder on the units as classes (``encoder_ft``) was measured against it on 3
       simulated units x 50 clips of gearbox and fan (3 seeds, benchmarks/bench_finetune.py): 54.7-56.7
-      AUC against 54.9 for the frozen encoder and 61.7 for ``bandstats`` -- not picked.
+      AUC against 54.9 for the frozen encoder v1 (v2: 58.1-58.8 against 60.1) and 61.7 for
+      ``bandstats`` -- not picked.
     * from ``config.min_net_windows`` windows on -> the ``autoencoder``: beyond what was measured, the
       earlier rule stands (a network that models frame-level structure, which statistics of a whole
       clip average away, and explains itself per frame and band). Not measured against ``bandstats``
