@@ -197,3 +197,46 @@ def test_bandstats_explains_where_a_tone_burst_is():
     assert abs(e.freqs[band] - 3000) < 250 and 0.95 <= e.times[frame] <= 1.35, (e.freqs[band], e.times[frame])
     assert e.score == pytest.approx(float(m.score([c], src)[0]))
     assert float(m.score([c], src)[0]) > float(m.score([src.add(x, "fan")], src)[0])
+
+
+def test_bandstats_map_follows_a_steady_tone_not_only_its_onset():
+    """A steady tone lights bandstats' map for as long as it lasts, above what normal clips reach in
+    its band (the band-level statistic counts, against the highest level training frames reached);
+    the map of a model saved without that reference (the sum of squared z-scores, where the
+    frame-to-frame flux term dominates) lights the tone's onset and offset and hardly its middle --
+    what made the summary line miss steady faults (docs/benchmarks.md, Localisation)."""
+    from auscult.data.source import WaveformSource
+    from auscult.data.synth import render_clip
+    from auscult.data.synth.render import unit_for
+    from auscult.fileio import pack_tree, unpack_tree
+    from auscult.methods import METHODS
+
+    unit = unit_for("fan", "00", 11)
+    m = METHODS.build("bandstats", config={"audio": {"sample_rate": 16000}})
+    src = WaveformSource(m.audio_config)
+    m.fit([src.add(render_clip("fan", unit=unit, seed=s, duration=2.0), "fan") for s in range(12)], [], src)
+    x = render_clip("fan", unit=unit, seed=100, duration=2.0).astype(np.float32)
+    t = np.arange(x.size) / 16000
+    on = (t >= 0.6) & (t < 1.4)
+    y = x.copy()
+    y[on] += 0.1 * np.abs(x).max() * np.sin(2 * np.pi * 5100 * t[on])
+    c = src.add(y, "fan")
+    e = m.explain(c, src)
+    b = int(np.argmin(np.abs(e.freqs - 5100)))
+    mid = (e.times >= 0.8) & (e.times <= 1.2)
+    edges = (np.abs(e.times - 0.6) < 0.05) | (np.abs(e.times - 1.4) < 0.05)
+    normal = max(float(m.explain(src.add(render_clip("fan", unit=unit, seed=s, duration=2.0), "fan"), src)
+                       .tf_map[b, 4:-4].max()) for s in range(101, 104))
+    assert np.median(e.tf_map[b, mid]) > normal, (np.median(e.tf_map[b, mid]), normal)
+    assert np.median(e.tf_map[b, mid]) > 0.5 * e.tf_map[b, edges].max()
+    assert abs(int(np.argmax(e.tf_map[:, mid].mean(axis=1))) - b) <= 1
+    # the state round trip keeps the reference (same map); a state without it explains the old way
+    arrays: dict = {}
+    state = unpack_tree(pack_tree(m.state_dict(), arrays), arrays)
+    again = METHODS.build("bandstats", config={"audio": {"sample_rate": 16000}})
+    again.load_state_dict(state)
+    assert np.array_equal(again.explain(c, src).tf_map, e.tf_map)
+    del state["explain_ref"]
+    again.load_state_dict(state)
+    old = again.explain(c, src)
+    assert np.median(old.tf_map[b, mid]) < 0.2 * old.tf_map[b, edges].max()

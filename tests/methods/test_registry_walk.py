@@ -31,6 +31,7 @@ FAST: dict[str, list[str]] = {
     "logmel_knn": [],
     "bandstats": [],
     "encoder_knn": [],
+    "encoder_ft": ["encoder_ft.epochs=1"],
     "clsia": ["train.epochs=1", "train.batch_size=8", "net.emb_dim=32", "clsia.queue_size=32",
               "augment.logmixupexp.bank_size=32", "audio.duration=2.0"],
     "osscl": ["train.epochs=1", "train.batch_size=8", "net.emb_dim=32", "audio.duration=2.0", "data.holdout=0.1"],

@@ -45,8 +45,8 @@ folders). The front-end is the encoder's own (its section), not the recipe's ``f
 sample rate follows ``audio.sample_rate``.
 
 Capabilities: ``embed`` (the encoder's clip vectors, before standardisation); ``bandstats`` also
-``explain`` (per band and frame, the squared z-scores of the frame's contribution to each statistic
-against the training clips).
+``explain`` (per band and frame, each statistic's per-frame contribution over the highest one the
+training clips reached in that band, summed over the statistics: :meth:`BandStatsMethod.explain`).
 """
 
 from __future__ import annotations
@@ -262,37 +262,114 @@ class BandStatsMethod(EncoderMethod):
         mu, sd = np.asarray(self.detector.mu_), np.asarray(self.detector.sd_)
         return [(mu[i * k:(i + 1) * k], sd[i * k:(i + 1) * k]) for i in range(len(self.opts["stats"]))]
 
-    def explain(self, clip: Clip, audio: Any) -> TFMap:
-        """Every (band, frame) as the sum over the statistics of its squared z-score against the
-        training clips: the frame's band energy against the training band means (``mean``), its
-        change from the previous frame against the training band flux (``flux``), its distance from
-        the clip's own band mean against the training band spread (``std``). The clip score is the
-        method's score."""
+    # ---- explain ------------------------------------------------------------------------------
+    def _levels(self, wave: np.ndarray) -> np.ndarray:
+        """``[K, F]`` band energies in dB of every frame of one waveform (the bundle drops edge frames)."""
         import torch
+
+        fe, cfg = self.encoder.fe, self.encoder.feature_cfg
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(wave))[None]
+            power = fe.spectrogram.frame_power(x)  # [1, F, n_freqs]
+            e = torch.matmul(power, fe.bands.to(power.dtype).t())[0].T  # [K, F]
+            return (10.0 * torch.log10(e.clamp_min(cfg.eps))).double().numpy()
+
+    def _components(self, e_db: np.ndarray) -> dict[str, np.ndarray]:
+        """Per statistic, each (band, frame)'s contribution to it, in dB: ``mean`` -- the level above the
+        training clips' band mean (0 below it); ``flux`` -- the change from the previous frame; ``std`` --
+        the distance from the clip's own band mean."""
+        mu = {stat: m for stat, (m, _) in zip(self.opts["stats"], self._standardisation())}
+        out = {}
+        for stat in self.opts["stats"]:
+            if stat == "mean":
+                out[stat] = np.maximum(e_db - mu["mean"][:, None], 0.0)
+            elif stat == "flux":
+                out[stat] = np.abs(np.diff(e_db, axis=1, prepend=e_db[:, :1]))
+            else:
+                out[stat] = np.abs(e_db - e_db.mean(axis=1, keepdims=True))
+        return out
+
+    def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "BandStatsMethod":
+        """Fit the detector (:meth:`EncoderMethod.fit`), then the explanation's reference: per statistic
+        and band, the highest per-frame contribution the training clips reached (:meth:`explain`)."""
+        from ..features.bandstats import interior_frame_mask
+        from ..monitor.explain import TAIL_NEIGHBOURS, tail_reference
+
+        super().fit(train, val, audio)
+        cfg = self.encoder.feature_cfg
+        per: dict[str, list[np.ndarray]] = {s: [] for s in self.opts["stats"]}
+        for w in self._waves(list(train), audio):
+            e_db = self._levels(w)
+            keep = interior_frame_mask(e_db.shape[1], int(w.shape[0]), cfg)
+            for stat, comp in self._components(e_db).items():
+                per[stat].append(comp[:, keep])
+        self.explain_ref = {stat: tail_reference(maps, smooth=1, neighbours=TAIL_NEIGHBOURS)
+                            for stat, maps in per.items()}
+        return self
+
+    def explain(self, clip: Clip, audio: Any) -> TFMap:
+        """Every (band, frame): per statistic, the frame's contribution to it (:meth:`_components`, dB)
+        over the highest contribution any training frame reached in that band and its neighbours
+        (:func:`~auscult.monitor.explain.tail_map`, unsmoothed), summed over the statistics. So a steady
+        tone (it raises ``mean``) and a click (it raises ``flux``) both count, each against how far that
+        statistic moves in normal audio. The clip score is the method's score.
+
+        Models saved before this reference existed explain as they did: the sum over the statistics of
+        each frame's squared z-score against the training clips' clip-level statistics (there the
+        frame-to-frame ``flux`` term, whose clip-level spread is tiny, outweighed the band level and
+        the map showed a steady fault only at its onset: docs/benchmarks.md, Localisation)."""
+        from ..monitor.explain import tail_map
 
         self._check()
         fe = self.encoder.fe
         cfg = self.encoder.feature_cfg
         (wave,) = self._waves([clip], audio)
-        with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(wave))[None]
-            power = fe.spectrogram.frame_power(x)  # [1, F, n_freqs]: every frame (the bundle drops edge frames)
-            e = torch.matmul(power, fe.bands.to(power.dtype).t())[0].T  # [K, F]
-            e_db = (10.0 * torch.log10(e.clamp_min(cfg.eps))).double().numpy()
-        per_frame = {"mean": e_db,
-                     "flux": np.abs(np.diff(e_db, axis=1, prepend=e_db[:, :1])),
-                     "std": np.abs(e_db - e_db.mean(axis=1, keepdims=True))}
+        e_db = self._levels(wave)
+        ref = getattr(self, "explain_ref", None)
         tf = np.zeros_like(e_db)
-        for stat, (mu, sd) in zip(self.opts["stats"], self._standardisation()):
-            tf += ((per_frame[stat] - mu[:, None]) / sd[:, None]) ** 2
+        if ref:
+            for stat, comp in self._components(e_db).items():
+                tf += tail_map(comp, *ref[stat], smooth=1)
+            how = ("sum over the statistics (" + ", ".join(self.opts["stats"]) + ") of each frame's contribution "
+                   "over the highest one a training frame reached in its band and neighbours")
+        else:
+            per_frame = {"mean": e_db,
+                         "flux": np.abs(np.diff(e_db, axis=1, prepend=e_db[:, :1])),
+                         "std": np.abs(e_db - e_db.mean(axis=1, keepdims=True))}
+            for stat, (mu, sd) in zip(self.opts["stats"], self._standardisation()):
+                tf += ((per_frame[stat] - mu[:, None]) / sd[:, None]) ** 2
+            how = ("sum over the statistics (" + ", ".join(self.opts["stats"]) + ") of each frame's squared "
+                   "z-score per band against the training clips")
         bands = fe.bands.double().numpy()
         f_bins = np.arange(bands.shape[1]) * cfg.sample_rate / cfg.n_fft
         freqs = (bands @ f_bins) / np.maximum(bands.sum(axis=1), 1e-12)
         score = float(self.score([clip], audio)[0])
         return TFMap(times=np.arange(e_db.shape[1]) * cfg.hop_length / cfg.sample_rate, frame_scores=tf.mean(axis=0),
-                     freqs=freqs, tf_map=tf, spectrogram=e_db, score=score,
-                     how="sum over the statistics (" + ", ".join(self.opts["stats"]) + ") of each frame's squared "
-                         "z-score per band against the training clips")
+                     freqs=freqs, tf_map=tf, spectrogram=e_db, score=score, how=how)
+
+    def state_dict(self) -> dict[str, Any]:
+        out = super().state_dict()
+        ref = getattr(self, "explain_ref", None)
+        if ref:
+            out["explain_ref"] = {stat: {"loc": np.asarray(loc), "scale": np.asarray(scale)}
+                                  for stat, (loc, scale) in ref.items()}
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        ref = state.get("explain_ref")
+        self.explain_ref = None
+        if ref is not None:
+            k = int(self.opts["n_bands"])
+            try:
+                loaded = {str(stat): (np.asarray(v["loc"], dtype=np.float64), np.asarray(v["scale"], dtype=np.float64))
+                          for stat, v in dict(ref).items()}
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CheckpointError(f"{self.name}: saved explanation reference is incomplete ({exc}); refit") from None
+            if set(loaded) != set(self.opts["stats"]) or any(a.shape != (k,) or b.shape != (k,) for a, b in loaded.values()):
+                raise CheckpointError(f"{self.name}: saved explanation reference ({sorted(loaded)}) does not fit the "
+                                      f"recipe's {k} bands x statistics {list(self.opts['stats'])}; refit")
+            self.explain_ref = loaded
 
 
 def _default_encoder() -> str:

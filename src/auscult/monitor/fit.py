@@ -20,8 +20,8 @@ ssl4asd``, or ``auto``). What it does:
    a single recording, its last ``calibration_fraction`` of time.
 4. **Fits the method.** ``auto`` picks per unit by data size (:func:`choose_method`). The
    autoencoder and ``logmel_knn`` fit one model per unit. Classification methods (CLSIA, OS-SCL,
-   ProtoASD, SSL4ASD) fit one model on every unit of the folder together, the units being their
-   classes; with a single class, OS-SCL and ProtoASD refuse (a :class:`~auscult.errors.DataError`
+   ProtoASD, SSL4ASD, ``encoder_ft``) fit one model on every unit of the folder together, the units
+   being their classes; with a single class, OS-SCL, ProtoASD and ``encoder_ft`` refuse (a :class:`~auscult.errors.DataError`
    naming the methods that work on one machine) and CLSIA / SSL4ASD say in the report what they do
    instead (:attr:`auscult.methods.Method.one_class`). A method starts from its ``fit_preset`` (settings
    sized for a CPU and a folder of recordings), then ``--feature`` / ``--epochs`` / ``--set`` apply.
@@ -251,6 +251,11 @@ def choose_method(n_windows: int, config: FitConfig) -> tuple[str, str]:
       62.7 / 58.1 / 56.4 AUC, ``logmel_knn`` 60.6 / 58.0 / 56.0 AUC; on 9 held-out simulated units it
       was also ahead of both (75-79 AUC at N = 95 against 63-75 for ``logmel_knn``).
       200 windows is just above the largest folder measured (95 clips = 190 windows of 5 s).
+    * several units in one folder change nothing: each unit is fitted alone by this rule. Fine-tuning
+      the shipped encoder on the units as classes (``encoder_ft``) was measured against it on 3
+      simulated units x 50 clips of gearbox and fan (3 seeds, benchmarks/bench_finetune.py): 54.7-56.7
+      AUC against 54.9 for the frozen encoder v1 (v2: 58.1-58.8 against 60.1) and 61.7 for
+      ``bandstats`` -- not picked.
     * from ``config.min_net_windows`` windows on -> the ``autoencoder``: beyond what was measured, the
       earlier rule stands (a network that models frame-level structure, which statistics of a whole
       clip average away, and explains itself per frame and band). Not measured against ``bandstats``
