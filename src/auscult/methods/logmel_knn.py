@@ -18,8 +18,9 @@ Recipe keys::
     logmel_knn: {sd_floor_db: 0.5}
     backend:    {name: knn, k: 2, metric: euclidean, group_by: section}
 
-Capabilities: ``embed`` (the standardised summaries), ``explain`` (every frame's log-mel value as a
-squared z-score against the nearest training clip's band mean and spread), ``export`` (the summary
+Capabilities: ``embed`` (the standardised summaries), ``explain`` (every frame's log-mel band level
+above the training band mean, distance from the clip's own band mean and change from the previous
+frame, each over the highest a training frame reached there, summed), ``export`` (the summary
 in one ONNX graph, the k-NN back-end beside it).
 """
 
@@ -102,6 +103,9 @@ class LogMelKNN(Method):
         self.sd: Optional[np.ndarray] = None
         self.backend: Any = None
         self.train_meta: list[dict[str, Any]] = []
+        #: per component of :meth:`_components`: (loc, scale) per band, see :meth:`explain`; None in
+        #: models saved before it existed (they explain the old way)
+        self.explain_ref: Optional[dict[str, tuple[np.ndarray, np.ndarray]]] = None
 
     @property
     def feature_config(self):
@@ -132,16 +136,76 @@ class LogMelKNN(Method):
 
     # ---- fit / score -------------------------------------------------------------------------
     def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "LogMelKNN":
-        """Summarise the training clips (``val`` is not needed: there is nothing to select)."""
+        """Summarise the training clips (``val`` is not needed: there is nothing to select), and learn
+        the explanation's reference (:meth:`explain`) from their frames."""
+        from ..monitor.explain import interior_frames
+
         train = list(train)
         if len(train) < 2:
             raise DataError(f"logmel_knn: {len(train)} training clip(s); at least 2 are needed")
-        self.bank = self.stats(train, audio)
+        floor = float(self.opts["sd_floor_db"])
+        cfg = self.feature_cfg
+        # one pass: the summaries, and for the explanation's reference every training frame's per-band
+        # maximum of each component plus the frames of at most EXPLAIN_REF_CLIPS clips (their medians)
+        pick = set(np.linspace(0, len(train) - 1, min(len(train), self.EXPLAIN_REF_CLIPS)).round().astype(int).tolist())
+        rows, kept, peak = [], [], {}
+        for i, w in enumerate(audio.load_many(train)):
+            if w.shape[0] < self.min_samples:
+                raise DataError(f"logmel_knn: a clip of {w.shape[0]} samples is shorter than one hop "
+                                f"({self.min_samples}); use longer clips")
+            lm = self._logmel(w)
+            rows.append(np.concatenate([lm.mean(axis=1), np.sqrt(lm.var(axis=1) + floor ** 2)]))
+            keep = interior_frames(lm.shape[1], int(w.shape[0]), cfg.n_fft, cfg.hop_length)
+            tops = {"lm": lm[:, keep].max(axis=1),
+                    **{k: v[:, keep].max(axis=1) for k, v in self._components(lm, level=False).items()}}
+            peak = tops if not peak else {k: np.maximum(peak[k], v) for k, v in tops.items()}
+            if i in pick:
+                kept.append((lm, keep))
+        self.bank = np.stack(rows)
         self.mu = self.bank.mean(axis=0)
         self.sd = self.bank.std(axis=0) + 1e-3
+        self.explain_ref = self._explain_reference(kept, peak)
         self.train_meta = [{**r, "path": str(c.path)} for r, c in zip(nu.clip_meta(train), train)]
         self._fit_backend()
         return self
+
+    #: clips whose frames give each band's median in the explanation's reference (the maximum uses all)
+    EXPLAIN_REF_CLIPS = 64
+
+    def _components(self, lm: np.ndarray, level: bool = True) -> dict[str, np.ndarray]:
+        """Per (band, frame), its contribution to what the k-NN compares, in dB: ``level`` -- above the
+        training clips' band mean (0 below it; the summary's mean), ``spread`` -- away from the clip's
+        own band mean (the summary's spread), ``change`` -- from the previous frame (where a click or a
+        start lies inside a raised spread)."""
+        out = {}
+        if level:
+            assert self.mu is not None
+            out["level"] = np.maximum(lm - self.mu[:lm.shape[0], None], 0.0)
+        out["spread"] = np.abs(lm - lm.mean(axis=1, keepdims=True))
+        out["change"] = np.abs(np.diff(lm, axis=1, prepend=lm[:, :1]))
+        return out
+
+    def _explain_reference(self, kept: Sequence[tuple[np.ndarray, np.ndarray]], peak: dict[str, np.ndarray]
+                           ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per component and band, :func:`~auscult.monitor.explain.tail_reference` (unsmoothed) of the
+        training frames: the median over the interior frames of the clips ``kept`` (log-mel, interior
+        mask; at most :attr:`EXPLAIN_REF_CLIPS` clips, spread evenly over the training set) and the highest value any
+        training frame reached (``peak``: per-band maxima over every clip; ``lm`` the log-mel itself,
+        whence the level's maximum) in the band or its neighbours."""
+        from ..monitor.explain import TAIL_NEIGHBOURS
+
+        assert self.mu is not None
+        n = len(peak["lm"])
+        tops = {"level": np.maximum(peak["lm"] - self.mu[:n], 0.0), "spread": peak["spread"], "change": peak["change"]}
+        comps = [{name: c[:, keep] for name, c in self._components(lm).items()} for lm, keep in kept]
+        out = {}
+        k = int(TAIL_NEIGHBOURS)
+        for name, top in tops.items():
+            loc = np.median(np.concatenate([c[name] for c in comps], axis=1), axis=1)
+            up = top - loc
+            scale = np.array([up[max(0, b - k): b + k + 1].max() for b in range(len(loc))])
+            out[name] = (loc, np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12)))
+        return out
 
     def _fit_backend(self) -> None:
         assert self.bank is not None
@@ -188,9 +252,19 @@ class LogMelKNN(Method):
 
     # ---- explain / export ----------------------------------------------------------------------
     def explain(self, clip: Clip, audio: Any) -> TFMap:
-        """Every (frame, band) log-mel value as a squared z-score against the nearest training clip's
-        band mean and spread: the frames and bands that pull the clip away from its nearest normal."""
+        """Every (band, frame): per component (:meth:`_components`: the level above the training band
+        mean, the distance from the clip's own band mean, the change from the previous frame; dB), its
+        value over the highest one any *training* frame reached in that band and its neighbours
+        (:func:`~auscult.monitor.explain.tail_map`, unsmoothed), summed over the components. A steady
+        tone (level), a louder or more variable stretch (spread) and a click (change) each count
+        against how far normal audio moved that way. The clip score is the method's k-NN score.
+
+        Models saved before the reference existed explain as they did: each frame's squared z-score
+        against the nearest training clip's band mean and spread (two-sided, so a quiet frame counted
+        like a loud one and a band the nearest clip happened to hold still outshone the fault:
+        docs/benchmarks.md, Localisation)."""
         from ..features import mel_center_frequencies
+        from ..monitor.explain import tail_map
 
         self._check()
         assert self.bank is not None
@@ -205,16 +279,24 @@ class LogMelKNN(Method):
         z = self._standardise(np.concatenate([stats, self.bank[rows]]))
         d = np.sqrt(((z[1:] - z[:1]) ** 2).sum(axis=1))
         k = min(int(self.backend_cfg.get("k", 2)), d.shape[0])
-        nn_row = rows[int(np.argmin(d))]
-        n_mels = self.feature_cfg.n_mels
-        mean_nn, sd_nn = self.bank[nn_row, :n_mels], self.bank[nn_row, n_mels:]
-        tf = ((lm - mean_nn[:, None]) / sd_nn[:, None]) ** 2  # [n_mels, F]
+        ref = self.explain_ref
+        if ref:
+            tf = np.zeros_like(lm)
+            for name, comp in self._components(lm).items():
+                tf += tail_map(comp, *ref[name], smooth=1)
+            how = ("sum over level, spread and change of each frame's log-mel band over the highest a training "
+                   "frame reached in its band and neighbours")
+        else:
+            nn_row = rows[int(np.argmin(d))]
+            n_mels = self.feature_cfg.n_mels
+            mean_nn, sd_nn = self.bank[nn_row, :n_mels], self.bank[nn_row, n_mels:]
+            tf = ((lm - mean_nn[:, None]) / sd_nn[:, None]) ** 2  # [n_mels, F]
+            how = ("squared z-score of each frame's log-mel band against the nearest normal clip's band mean "
+                   "and spread")
         cfg = self.feature_cfg
         return TFMap(times=np.arange(lm.shape[1]) * cfg.hop_length / cfg.sample_rate, frame_scores=tf.mean(axis=0),
                      freqs=np.asarray(mel_center_frequencies(cfg), dtype=np.float64), tf_map=tf, spectrogram=lm,
-                     score=float(np.sort(d)[:k].mean()),
-                     how="squared z-score of each frame's log-mel band against the nearest normal clip's band mean "
-                         "and spread")
+                     score=float(np.sort(d)[:k].mean()), how=how)
 
     def scoring_graph(self, clip: Clip) -> ScoringGraph:
         """The standardised band summary (conv STFT: standard ONNX ops); the k-NN back-end scores it."""
@@ -230,7 +312,9 @@ class LogMelKNN(Method):
         self._check()
         return {"method": self.name, "version": 1, "bank": np.array(self.bank), "mu": np.array(self.mu),
                 "sd": np.array(self.sd), "train_meta": [dict(r) for r in self.train_meta],
-                "backend": backend_to_state(self.backend)}
+                "backend": backend_to_state(self.backend),
+                **({"explain_ref": {name: {"loc": np.asarray(loc), "scale": np.asarray(scale)}
+                                    for name, (loc, scale) in self.explain_ref.items()}} if self.explain_ref else {})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or state.get("method") != self.name:
@@ -245,6 +329,20 @@ class LogMelKNN(Method):
         self.sd = np.asarray(state["sd"], dtype=np.float64)
         self.train_meta = [dict(r) for r in state["train_meta"]]
         self.backend = backend_from_state(state["backend"])
+        self.explain_ref = None
+        ref = state.get("explain_ref")
+        if ref is not None:
+            n = self.feature_cfg.n_mels
+            try:
+                loaded = {str(name): (np.asarray(v["loc"], dtype=np.float64), np.asarray(v["scale"], dtype=np.float64))
+                          for name, v in dict(ref).items()}
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CheckpointError(f"logmel_knn: saved explanation reference is incomplete ({exc}); refit") from None
+            if set(loaded) != {"level", "spread", "change"} or any(a.shape != (n,) or b.shape != (n,)
+                                                                    for a, b in loaded.values()):
+                raise CheckpointError(f"logmel_knn: saved explanation reference ({sorted(loaded)}) does not fit "
+                                      f"{n} log-mel bands x (level, spread, change); refit")
+            self.explain_ref = loaded
 
     def describe(self) -> str:
         return (f"logmel_knn (mean + spread of {self.feature_cfg.n_mels} log-mel bands per clip, mean distance to "

@@ -11,8 +11,10 @@
 How the map is computed: by the method, for the methods that declare the ``explain`` capability
 (:meth:`auscult.methods.Method.explain`). For the autoencoder, the squared reconstruction residual
 of each (frame, mel band) -- the clip score is exactly their mean, so the map shows where the score
-comes from; for the k-NN on band statistics (``logmel_knn``), each frame's squared z-score against
-the nearest normal clip's band mean and spread. The bundle compares the map, band by band, with
+comes from; for the k-NN on band statistics (``logmel_knn``), each frame's band level above the
+training mean, distance from the clip's own band mean and change from the previous frame, each over
+the highest a training frame reached (models saved before: each frame's squared z-score against the
+nearest normal clip's band mean and spread). The bundle compares the map, band by band, with
 the highest level it reached on held-out normal audio in that band and its neighbours
 (:func:`tail_map`; bundles calibrated before that divide by the band's mean level,
 :func:`calibrated_map`), so neither a band that is always hard to reconstruct (noise) nor the loud
