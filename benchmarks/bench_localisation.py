@@ -174,6 +174,49 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "mass_ratio_median": float(np.nanmedian([r["mass_ratio"] for r in rows]))}
 
 
+def point_cached_maps(tf_maps: Sequence[np.ndarray], times: np.ndarray, freqs: np.ndarray,
+                      clips: Sequence[LocalisedClip], meta: dict[str, Any], label: str = "",
+                      where: bool = False) -> dict[str, Any]:
+    """The pointing game on finished maps (one per faulty clip, ``[bands, frames]``), read as a bundle
+    reads them (:func:`~auscult.monitor.explain.frame_curve`, :func:`~auscult.monitor.explain.summary_peak`):
+    one unit's row for :func:`summarise_units`. ``where`` prints each clip's truth and summary.
+    (For the map diagnoses, ``diag_bandstats_map.py`` / ``diag_logmel_knn_map.py``.)"""
+    from auscult.monitor.explain import frame_curve, summary_peak
+
+    rows = []
+    for tf, c in zip(tf_maps, clips):
+        cur = frame_curve(tf)
+        t, b = summary_peak(tf, cur)
+        r = score_explanation(_Expl(times, freqs, tf, cur, float(times[t]), float(freqs[b])), c)
+        if r is None:
+            continue
+        rows.append(r)
+        if where:
+            print(f"  {label[:22]:22s} {meta['machine']:8s} u{meta['seed']} {c.kind:12s} sev {c.severity} "
+                  f"truth {r['truth']:28s} says {r['summary']:18s} hit {int(r['summary_in_region'])}")
+    return {"machine": meta["machine"], "seed": meta["seed"], **summarise(rows)}
+
+
+def summarise_units(per_unit: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std over units of the summary-line hit rate: per machine, all, without valve (whose timing
+    fault a level map cannot point at by design), and the curve / band hit rates."""
+    def ms(v):
+        return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+    by_m = {m: ms([r["summary_in_region"] for r in per_unit if r["machine"] == m])
+            for m in sorted({r["machine"] for r in per_unit})}
+    return {"by_machine": by_m, "all": ms([r["summary_in_region"] for r in per_unit]),
+            "no_valve": ms([r["summary_in_region"] for r in per_unit if r["machine"] != "valve"]),
+            "curve": float(np.mean([r["curve_peak_in_window"] for r in per_unit])),
+            "band": float(np.mean([r["summary_band_in_band"] for r in per_unit]))}
+
+
+def summary_line(o: dict[str, Any]) -> str:
+    """One printed line of :func:`summarise_units`'s figures (after the variant's label)."""
+    return (f"all {o['all'][0]:.0f} ± {o['all'][1]:.0f}  w/o valve {o['no_valve'][0]:.0f} ± {o['no_valve'][1]:.0f}  "
+            f"curve {o['curve']:.0f} band {o['band']:.0f} | "
+            + "  ".join(f"{m} {a:.0f}±{s:.0f}" for m, (a, s) in o["by_machine"].items()))
+
+
 # ------------------------------------------------------------------------------------ map variants
 @dataclass
 class _Expl:

@@ -131,7 +131,7 @@ def score(paths: Sequence[Path], names: Optional[Sequence[str]] = None, smooth: 
     """``stage1``: when given, each component is first scaled as the method would (its own tail map
     with ``stage1`` frames of smoothing), combined, and then the bundle's tail map (``smooth``) is
     applied to the combination -- the two-stage pipeline of a bundle."""
-    from auscult.monitor.explain import TAIL_NEIGHBOURS, TAIL_SMOOTH, frame_curve, summary_peak, tail_map, tail_reference
+    from auscult.monitor.explain import TAIL_NEIGHBOURS, TAIL_SMOOTH, tail_map, tail_reference
 
     smooth = TAIL_SMOOTH if smooth is None else smooth
     neighbours = TAIL_NEIGHBOURS if neighbours is None else neighbours
@@ -152,36 +152,13 @@ def score(paths: Sequence[Path], names: Optional[Sequence[str]] = None, smooth: 
                 return np.maximum.reduce(tms) if how == "max" else np.sum(tms, axis=0)
             if stage1 is not None:
                 loc2, scale2 = tail_reference([combined(e) for e in z["normal"]], smooth, neighbours)
-            rows = []
-            for i, c in enumerate(clips):
+            tfs = []
+            for i in range(len(clips)):
                 tf = combined(z["faults"][i])
-                if stage1 is not None:
-                    tf = tail_map(tf, loc2, scale2, smooth)
-                cur = frame_curve(tf)
-                t, b = summary_peak(tf, cur)
-                e = bl._Expl(z["times"], z["freqs"], tf, cur, float(z["times"][t]), float(z["freqs"][b]))
-                r = bl.score_explanation(e, c)
-                if r is None:
-                    continue
-                rows.append(r)
-                if where:
-                    print(f"  {name[:22]:22s} {meta['machine']:8s} u{meta['seed']} {c.kind:12s} sev {c.severity} "
-                          f"truth {r['truth']:28s} says {r['summary']:18s} hit {int(r['summary_in_region'])}")
-            per_run.append({"machine": meta["machine"], "seed": meta["seed"], **bl.summarise(rows)})
-        by_m = {}
-        for m in sorted({r["machine"] for r in per_run}):
-            v = [r["summary_in_region"] for r in per_run if r["machine"] == m]
-            by_m[m] = (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
-        allv = [r["summary_in_region"] for r in per_run]
-        pointable = [r["summary_in_region"] for r in per_run if r["machine"] != "valve"]
-        out[name] = {"by_machine": by_m, "all": (float(np.mean(allv)), float(np.std(allv, ddof=1))),
-                     "no_valve": (float(np.mean(pointable)), float(np.std(pointable, ddof=1))),
-                     "curve": float(np.mean([r["curve_peak_in_window"] for r in per_run])),
-                     "band": float(np.mean([r["summary_band_in_band"] for r in per_run]))}
-        o = out[name]
-        print(f"{name:28s} smooth {smooth} nb {neighbours} stage1 {stage1}: all {o['all'][0]:.0f} ± {o['all'][1]:.0f}  "
-              f"w/o valve {o['no_valve'][0]:.0f} ± {o['no_valve'][1]:.0f}  curve {o['curve']:.0f} band {o['band']:.0f} | "
-              + "  ".join(f"{m} {a:.0f}±{s:.0f}" for m, (a, s) in by_m.items()), flush=True)
+                tfs.append(tail_map(tf, loc2, scale2, smooth) if stage1 is not None else tf)
+            per_run.append(bl.point_cached_maps(tfs, z["times"], z["freqs"], clips, meta, name, where))
+        out[name] = o = bl.summarise_units(per_run)
+        print(f"{name:28s} smooth {smooth} nb {neighbours} stage1 {stage1}: " + bl.summary_line(o), flush=True)
     return out
 
 

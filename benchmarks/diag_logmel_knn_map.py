@@ -21,7 +21,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -150,7 +150,7 @@ VARIANTS: dict[str, tuple[tuple[str, ...], str]] = {
 
 def score(paths: Sequence[Path], names: Optional[Sequence[str]] = None, where: bool = False,
           s1: int = 1) -> dict[str, Any]:
-    from auscult.monitor.explain import TAIL_NEIGHBOURS, TAIL_SMOOTH, frame_curve, summary_peak, tail_map, tail_reference
+    from auscult.monitor.explain import TAIL_NEIGHBOURS, TAIL_SMOOTH, tail_map, tail_reference
 
     out = {}
     for name, (parts, how) in VARIANTS.items():
@@ -175,34 +175,10 @@ def score(paths: Sequence[Path], names: Optional[Sequence[str]] = None, where: b
                 tms = [tail_map(c[k], *refs[k], smooth=s1) for k in parts]
                 return np.maximum.reduce(tms) if how == "tailmax" else np.sum(tms, axis=0)
             loc2, scale2 = tail_reference([method_map(lm) for lm in z["normal"]], TAIL_SMOOTH, TAIL_NEIGHBOURS)
-            rows = []
-            for i, c in enumerate(clips):
-                tf = tail_map(method_map(z["faults"][i]), loc2, scale2, TAIL_SMOOTH)
-                cur = frame_curve(tf)
-                t, b = summary_peak(tf, cur)
-                e = bl._Expl(z["times"], z["freqs"], tf, cur, float(z["times"][t]), float(z["freqs"][b]))
-                r = bl.score_explanation(e, c)
-                if r is None:
-                    continue
-                rows.append(r)
-                if where:
-                    print(f"  {name[:16]:16s} {meta['machine']:8s} u{meta['seed']} {c.kind:12s} sev {c.severity} "
-                          f"truth {r['truth']:28s} says {r['summary']:18s} hit {int(r['summary_in_region'])}")
-            per_run.append({"machine": meta["machine"], "seed": meta["seed"], **bl.summarise(rows)})
-        by_m = {}
-        for m in sorted({r["machine"] for r in per_run}):
-            v = [r["summary_in_region"] for r in per_run if r["machine"] == m]
-            by_m[m] = (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
-        allv = [r["summary_in_region"] for r in per_run]
-        pv = [r["summary_in_region"] for r in per_run if r["machine"] != "valve"]
-        out[name] = {"by_machine": by_m, "all": (float(np.mean(allv)), float(np.std(allv, ddof=1))),
-                     "no_valve": (float(np.mean(pv)), float(np.std(pv, ddof=1))),
-                     "curve": float(np.mean([r["curve_peak_in_window"] for r in per_run])),
-                     "band": float(np.mean([r["summary_band_in_band"] for r in per_run]))}
-        o = out[name]
-        print(f"{name:18s} s1 {s1}: all {o['all'][0]:.0f} ± {o['all'][1]:.0f}  w/o valve {o['no_valve'][0]:.0f} ± "
-              f"{o['no_valve'][1]:.0f}  curve {o['curve']:.0f} band {o['band']:.0f} | "
-              + "  ".join(f"{m} {a:.0f}±{s:.0f}" for m, (a, s) in by_m.items()), flush=True)
+            tfs = [tail_map(method_map(z["faults"][i]), loc2, scale2, TAIL_SMOOTH) for i in range(len(clips))]
+            per_run.append(bl.point_cached_maps(tfs, z["times"], z["freqs"], clips, meta, name[:16], where))
+        out[name] = o = bl.summarise_units(per_run)
+        print(f"{name:18s} s1 {s1}: " + bl.summary_line(o), flush=True)
     return out
 
 
