@@ -118,16 +118,22 @@ class LogMelKNN(Method):
             return self._stats_module.logmel(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None]
                                              )[0].double().numpy()
 
-    def stats(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
-        """Raw per-band (mean, spread) of each clip ``[N, 2 * n_mels]`` (float64)."""
-        floor = float(self.opts["sd_floor_db"])
-        rows = []
+    def _logmels(self, clips: Sequence[Clip], audio: Any):
+        """Each clip's ``(wave, log-mel [n_mels, F])``, with the length check every path needs."""
         for w in audio.load_many(list(clips)):
             if w.shape[0] < self.min_samples:
                 raise DataError(f"logmel_knn: a clip of {w.shape[0]} samples is shorter than one hop "
                                 f"({self.min_samples}); use longer clips")
-            lm = self._logmel(w)
-            rows.append(np.concatenate([lm.mean(axis=1), np.sqrt(lm.var(axis=1) + floor ** 2)]))
+            yield w, self._logmel(w)
+
+    def _summary(self, lm: np.ndarray) -> np.ndarray:
+        """One clip's raw per-band (mean, spread) ``[2 * n_mels]`` from its log-mel."""
+        floor = float(self.opts["sd_floor_db"])
+        return np.concatenate([lm.mean(axis=1), np.sqrt(lm.var(axis=1) + floor ** 2)])
+
+    def stats(self, clips: Sequence[Clip], audio: Any) -> np.ndarray:
+        """Raw per-band (mean, spread) of each clip ``[N, 2 * n_mels]`` (float64)."""
+        rows = [self._summary(lm) for _, lm in self._logmels(clips, audio)]
         return np.stack(rows) if rows else np.zeros((0, 2 * self.feature_cfg.n_mels))
 
     def _standardise(self, stats: np.ndarray) -> np.ndarray:
@@ -143,18 +149,13 @@ class LogMelKNN(Method):
         train = list(train)
         if len(train) < 2:
             raise DataError(f"logmel_knn: {len(train)} training clip(s); at least 2 are needed")
-        floor = float(self.opts["sd_floor_db"])
         cfg = self.feature_cfg
         # one pass: the summaries, and for the explanation's reference every training frame's per-band
         # maximum of each component plus the frames of at most EXPLAIN_REF_CLIPS clips (their medians)
         pick = set(np.linspace(0, len(train) - 1, min(len(train), self.EXPLAIN_REF_CLIPS)).round().astype(int).tolist())
         rows, kept, peak = [], [], {}
-        for i, w in enumerate(audio.load_many(train)):
-            if w.shape[0] < self.min_samples:
-                raise DataError(f"logmel_knn: a clip of {w.shape[0]} samples is shorter than one hop "
-                                f"({self.min_samples}); use longer clips")
-            lm = self._logmel(w)
-            rows.append(np.concatenate([lm.mean(axis=1), np.sqrt(lm.var(axis=1) + floor ** 2)]))
+        for i, (w, lm) in enumerate(self._logmels(train, audio)):
+            rows.append(self._summary(lm))
             keep = interior_frames(lm.shape[1], int(w.shape[0]), cfg.n_fft, cfg.hop_length)
             tops = {"lm": lm[:, keep].max(axis=1),
                     **{k: v[:, keep].max(axis=1) for k, v in self._components(lm, level=False).items()}}
@@ -270,8 +271,7 @@ class LogMelKNN(Method):
         assert self.bank is not None
         (wave,) = audio.load_many([clip])
         lm = self._logmel(wave)  # [n_mels, F]
-        floor = float(self.opts["sd_floor_db"])
-        stats = np.concatenate([lm.mean(axis=1), np.sqrt(lm.var(axis=1) + floor ** 2)])[None]
+        stats = self._summary(lm)[None]
         rows = [r for r, m in enumerate(self.train_meta)
                 if (m["machine"], m["section"]) == (clip.machine, clip.section) and m.get("path") != str(clip.path)]
         if not rows:
