@@ -278,16 +278,12 @@ class BandStatsMethod(EncoderMethod):
         """Per statistic, each (band, frame)'s contribution to it, in dB: ``mean`` -- the level above the
         training clips' band mean (0 below it); ``flux`` -- the change from the previous frame; ``std`` --
         the distance from the clip's own band mean."""
+        from ..monitor.explain import level_contributions
+
         mu = {stat: m for stat, (m, _) in zip(self.opts["stats"], self._standardisation())}
-        out = {}
-        for stat in self.opts["stats"]:
-            if stat == "mean":
-                out[stat] = np.maximum(e_db - mu["mean"][:, None], 0.0)
-            elif stat == "flux":
-                out[stat] = np.abs(np.diff(e_db, axis=1, prepend=e_db[:, :1]))
-            else:
-                out[stat] = np.abs(e_db - e_db.mean(axis=1, keepdims=True))
-        return out
+        kind = {"mean": "above", "flux": "change", "std": "spread"}
+        c = level_contributions(e_db, mu.get("mean"), [kind[stat] for stat in self.opts["stats"]])
+        return {stat: c[kind[stat]] for stat in self.opts["stats"]}
 
     def fit(self, train: Sequence[Clip], val: Sequence[Clip], audio: Any) -> "BandStatsMethod":
         """Fit the detector (:meth:`EncoderMethod.fit`), then the explanation's reference: per statistic

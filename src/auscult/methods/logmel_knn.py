@@ -178,13 +178,13 @@ class LogMelKNN(Method):
         training clips' band mean (0 below it; the summary's mean), ``spread`` -- away from the clip's
         own band mean (the summary's spread), ``change`` -- from the previous frame (where a click or a
         start lies inside a raised spread)."""
-        out = {}
-        if level:
-            assert self.mu is not None
-            out["level"] = np.maximum(lm - self.mu[:lm.shape[0], None], 0.0)
-        out["spread"] = np.abs(lm - lm.mean(axis=1, keepdims=True))
-        out["change"] = np.abs(np.diff(lm, axis=1, prepend=lm[:, :1]))
-        return out
+        from ..monitor.explain import level_contributions
+
+        if not level:
+            return level_contributions(lm, kinds=("spread", "change"))
+        assert self.mu is not None
+        c = level_contributions(lm, self.mu)
+        return {"level": c["above"], "spread": c["spread"], "change": c["change"]}
 
     def _explain_reference(self, kept: Sequence[tuple[np.ndarray, np.ndarray]], peak: dict[str, np.ndarray]
                            ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -193,19 +193,16 @@ class LogMelKNN(Method):
         mask; at most :attr:`EXPLAIN_REF_CLIPS` clips, spread evenly over the training set) and the highest value any
         training frame reached (``peak``: per-band maxima over every clip; ``lm`` the log-mel itself,
         whence the level's maximum) in the band or its neighbours."""
-        from ..monitor.explain import TAIL_NEIGHBOURS
+        from ..monitor.explain import tail_scale
 
         assert self.mu is not None
         n = len(peak["lm"])
         tops = {"level": np.maximum(peak["lm"] - self.mu[:n], 0.0), "spread": peak["spread"], "change": peak["change"]}
         comps = [{name: c[:, keep] for name, c in self._components(lm).items()} for lm, keep in kept]
         out = {}
-        k = int(TAIL_NEIGHBOURS)
         for name, top in tops.items():
             loc = np.median(np.concatenate([c[name] for c in comps], axis=1), axis=1)
-            up = top - loc
-            scale = np.array([up[max(0, b - k): b + k + 1].max() for b in range(len(loc))])
-            out[name] = (loc, np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12)))
+            out[name] = (loc, tail_scale(loc, top))
         return out
 
     def _fit_backend(self) -> None:

@@ -116,10 +116,39 @@ def tail_reference(maps: Sequence[np.ndarray], smooth: int = TAIL_SMOOTH, neighb
         raise ConfigError("tail_reference: no normal maps to learn from")
     sm = np.concatenate([smooth_frames(m, smooth) for m in maps], axis=1)
     loc = np.median(sm, axis=1)
-    peak = sm.max(axis=1) - loc
+    return loc, tail_scale(loc, sm.max(axis=1), neighbours)
+
+
+def tail_scale(loc: np.ndarray, peak: np.ndarray, neighbours: int = TAIL_NEIGHBOURS) -> np.ndarray:
+    """:func:`tail_reference`'s ``scale`` from per-band medians ``loc`` and maxima ``peak``: the
+    largest ``peak - loc`` in the band or its ``neighbours`` bands on each side (floored above 0).
+    For callers that gather the maxima while streaming over clips."""
+    up = np.asarray(peak) - np.asarray(loc)
     k = int(neighbours)
-    scale = np.array([peak[max(0, b - k): b + k + 1].max() for b in range(len(loc))])
-    return loc, np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12))
+    scale = np.array([up[max(0, b - k): b + k + 1].max() for b in range(len(up))])
+    return np.maximum(scale, 1e-6 * max(float(scale.max()), 1e-12))
+
+
+def level_contributions(db: np.ndarray, band_mean: Optional[np.ndarray] = None,
+                        kinds: Sequence[str] = ("above", "spread", "change")) -> dict[str, np.ndarray]:
+    """Per (band, frame) of a ``[K, F]`` level map in dB, what it contributes to a band-statistics
+    detector, in dB: ``above`` -- the level above the training clips' ``band_mean`` (0 below it),
+    ``spread`` -- the distance from the clip's own band mean, ``change`` -- the change from the previous
+    frame. The explanations of ``bandstats`` and ``logmel_knn`` divide each by what training frames
+    reached (:func:`tail_map`) and sum them."""
+    out = {}
+    for kind in kinds:
+        if kind == "above":
+            if band_mean is None:
+                raise ConfigError("level_contributions: 'above' needs the training band mean")
+            out[kind] = np.maximum(db - np.asarray(band_mean)[:db.shape[0], None], 0.0)
+        elif kind == "spread":
+            out[kind] = np.abs(db - db.mean(axis=1, keepdims=True))
+        elif kind == "change":
+            out[kind] = np.abs(np.diff(db, axis=1, prepend=db[:, :1]))
+        else:
+            raise ConfigError(f"level_contributions: unknown kind {kind!r} (above, spread, change)")
+    return out
 
 
 def tail_map(tf: np.ndarray, loc: np.ndarray, scale: np.ndarray, smooth: int = TAIL_SMOOTH) -> np.ndarray:
