@@ -230,9 +230,15 @@ class AutoencoderMethod(Method):
         out.samples = samples  # each clip's length in samples (which frames see padding)
         return out
 
+    def _reference_rows(self, feats: _Features) -> list[int]:
+        """Which log-mel matrices of ``feats`` the explanation's reference learns from (all of them here;
+        one per clip)."""
+        return list(range(len(feats.lengths)))
+
     def _clip_maps(self, clips: Sequence[Clip], audio, device):
-        """Per clip: its one-sided squared residual map ``[n_mels, F]`` (:meth:`_positive_map`) and the
-        mask of its interior frames (whose analysis window lies inside the clip)."""
+        """Per log-mel matrix of ``clips`` (:meth:`_reference_rows`): its one-sided squared residual map
+        ``[n_mels, F]`` (:meth:`_positive_map`) and the mask of its interior frames (whose analysis
+        window lies inside the clip)."""
         from ..monitor.explain import interior_frames
 
         cfg = self.feature_cfg
@@ -241,7 +247,7 @@ class AutoencoderMethod(Method):
             part = list(clips[i:i + bs])
             feats = self.features(part, audio)
             res = self._residuals(feats, device).double()
-            for j in range(len(part)):
+            for j in self._reference_rows(feats):
                 n = int(feats.lengths[j])
                 yield (self._positive_map(res[feats.owner == j], n),
                        interior_frames(n, feats.samples[j], cfg.n_fft, cfg.hop_length))
