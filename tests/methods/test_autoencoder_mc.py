@@ -152,3 +152,31 @@ def test_select_mic_and_refit_backend_reject_unknown_names(fitted, fan26):
         fitted.select_mic("left")
     with pytest.raises(ConfigError, match="shared or per_mic"):
         fitted.refit_backend(fan26[0], _src("both"), "both")
+
+
+def test_explanation_reference_is_the_scored_microphones_training_audio(fan26, fitted):
+    """The explanation's map is drawn for the scored microphone, so its reference (what training frames
+    reached) comes from that microphone's training audio, not from the noisier far one's as well."""
+    from auscult.monitor.explain import interior_frames, tail_reference
+
+    fitted._training = True
+    try:
+        f = fitted.features(fan26[0], _src("both"))
+    finally:
+        fitted._training = False
+    res = fitted._residuals(f, "cpu").double()
+    cfg = fitted.feature_cfg
+
+    def ref(ch):
+        maps = [fitted._positive_map(res[f.owner == j], f.lengths[j])[
+                    :, interior_frames(f.lengths[j], f.samples[j], cfg.n_fft, cfg.hop_length)]
+                for j, m in enumerate(f.mic_of) if m == ch]
+        return tail_reference(maps, smooth=1)
+
+    near, far = ref(0), ref(1)
+    assert fitted.explain_ref is not None
+    np.testing.assert_allclose(fitted.explain_ref[0], near[0], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(fitted.explain_ref[1], near[1], rtol=1e-6, atol=1e-9)
+    assert not np.allclose(near[1], far[1])
+    e = fitted.explain(fan26[1][0], _src("both"))
+    assert e.tf_map.shape[0] == cfg.n_mels and np.all(e.tf_map >= 0) and "training frame" in e.how

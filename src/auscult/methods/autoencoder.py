@@ -108,8 +108,10 @@ class _Indices:
 class AutoencoderMethod(Method):
     """The DCASE autoencoder baseline (see the module docstring for the recipe keys).
 
-    Capabilities: ``embed`` (mean residual block per clip), ``explain`` (squared residual per frame
-    and mel band: the clip's MSE score is exactly their mean), ``export`` (log-mel + AE + the score
+    Capabilities: ``embed`` (mean residual block per clip), ``explain`` (per frame and mel band, the
+    squared residual where the input is above its reconstruction, over the highest a training frame
+    reached in that band and its neighbours; models saved before: the two-sided squared residual, whose
+    mean is the MSE score), ``export`` (log-mel + AE + the score
     in one graph; with ``score.kind: mahalanobis`` the graph returns the residual block and the
     selective-Mahalanobis back-end scores it).
     """
@@ -164,6 +166,9 @@ class AutoencoderMethod(Method):
         self.norm: Optional[tuple] = None  # (mean [n_mels], std [n_mels]) when model.normalize
         self.backend = None
         self._frontend = None
+        #: (loc, scale) per mel band of the explanation's map (:meth:`explain`): what the training clips'
+        #: one-sided residuals reached; None in models saved before it existed (they explain the old way)
+        self.explain_ref: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     # -------------------------------------------------------------------- pieces
     @property
@@ -208,9 +213,11 @@ class AutoencoderMethod(Method):
         fe = self._logmel()
         bs = int(self.score_cfg["batch_clips"])
         mats: list = []
+        samples: list = []
         with torch.no_grad():
             for i in range(0, len(clips), bs):
                 waves = audio.load_many(clips[i:i + bs])
+                samples.extend(int(w.shape[0]) for w in waves)
                 if len({w.shape[0] for w in waves}) == 1:
                     lm = fe(torch.from_numpy(np.stack(waves)))
                     mats.extend(m.transpose(0, 1).contiguous() for m in lm)
@@ -219,7 +226,52 @@ class AutoencoderMethod(Method):
         if self.norm is not None:
             mean, std = self.norm
             mats = [(m - mean) / std for m in mats]
-        return _Features(mats, self.model_cfg["context"])
+        out = _Features(mats, self.model_cfg["context"])
+        out.samples = samples  # each clip's length in samples (which frames see padding)
+        return out
+
+    def _reference_rows(self, feats: _Features) -> list[int]:
+        """Which log-mel matrices of ``feats`` the explanation's reference learns from (all of them here;
+        one per clip)."""
+        return list(range(len(feats.lengths)))
+
+    def _clip_maps(self, clips: Sequence[Clip], audio, device):
+        """Per log-mel matrix of ``clips`` (:meth:`_reference_rows`): its one-sided squared residual map
+        ``[n_mels, F]`` (:meth:`_positive_map`) and the mask of its interior frames (whose analysis
+        window lies inside the clip)."""
+        from ..monitor.explain import interior_frames
+
+        cfg = self.feature_cfg
+        bs = int(self.score_cfg["batch_clips"])
+        for i in range(0, len(clips), bs):
+            part = list(clips[i:i + bs])
+            feats = self.features(part, audio)
+            res = self._residuals(feats, device).double()
+            for j in self._reference_rows(feats):
+                n = int(feats.lengths[j])
+                yield (self._positive_map(res[feats.owner == j], n),
+                       interior_frames(n, feats.samples[j], cfg.n_fft, cfg.hop_length))
+
+    def _overlap_mean(self, per_pos, n_frames: int):
+        """Per-position values ``[V, context * n_mels]`` -> their mean over the stacked vectors that hold
+        each frame ``[F, n_mels]`` (vector ``v``'s position ``j`` is frame ``v + j``)."""
+        import torch
+
+        ctx, n_mels = int(self.model_cfg["context"]), int(self.feature_cfg.n_mels)
+        v = per_pos.reshape(-1, ctx, n_mels)
+        acc = torch.zeros((n_frames, n_mels), dtype=torch.float64)
+        cnt = torch.zeros(n_frames, dtype=torch.float64)
+        n_vec = v.shape[0]
+        for j in range(ctx):
+            acc[j:j + n_vec] += v[:, j]
+            cnt[j:j + n_vec] += 1
+        return (acc / cnt.clamp(min=1)[:, None]).numpy()
+
+    def _positive_map(self, res, n_frames: int) -> np.ndarray:
+        """The part of the squared residual where the input is *above* its reconstruction,
+        ``max(x - x_hat, 0)^2``, per (mel band, frame) ``[n_mels, F]``, averaged over the stacked vectors
+        holding the frame: energy the net could not explain, not a frame quieter than expected."""
+        return self._overlap_mean(res.clamp(min=0.0) ** 2, n_frames).T.copy()
 
     def _residuals(self, feats: _Features, device, batch: int = 4096):
         """Per-vector residuals ``x - x_hat`` ``[V, D]`` on the CPU."""
@@ -307,7 +359,33 @@ class AutoencoderMethod(Method):
         del data
         if self.score_cfg["kind"] == "mahalanobis":
             self._fit_backend(train + val, audio, device)
+        self.explain_ref = self._explain_reference(train, audio, device)
         return self
+
+    #: training clips whose frames give each band's median in the explanation's reference (the maximum uses all)
+    EXPLAIN_REF_CLIPS = 64
+
+    def _explain_reference(self, clips: Sequence[Clip], audio, device) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`~auscult.monitor.explain.tail_reference` (unsmoothed) of the training clips' one-sided
+        residual maps (:meth:`_positive_map`, interior frames): per band, the median over the frames of at
+        most :attr:`EXPLAIN_REF_CLIPS` clips (spread evenly) and the distance from it to the highest value
+        any training frame reached in the band or its neighbours. The training clips were fitted, so their
+        residuals could sit below fresh normal audio's; measured on 12 simulated units (40-clip folders,
+        ``benchmarks/diag_autoencoder_map.py --bias``): the fitted clips' mean residual is 0.88-1.11 x that
+        of unseen normal clips and the per-band maxima of equal numbers of clips 0.82-1.21 x (medians
+        0.95-1.0): the bottleneck leaves no room to memorise, so no correction is applied."""
+        from ..monitor.explain import tail_scale
+
+        clips = list(clips)
+        pick = set(np.linspace(0, len(clips) - 1, min(len(clips), self.EXPLAIN_REF_CLIPS)).round().astype(int).tolist())
+        kept, peak = [], None
+        for i, (mp, keep) in enumerate(self._clip_maps(clips, audio, device)):
+            top = mp[:, keep].max(axis=1)
+            peak = top if peak is None else np.maximum(peak, top)
+            if i in pick:
+                kept.append(mp[:, keep])
+        loc = np.median(np.concatenate(kept, axis=1), axis=1)
+        return loc, tail_scale(loc, peak)
 
     def _fit_norm(self, feats: _Features) -> None:
         """``model.normalize``: per-mel mean/std of the training frames; standardises ``feats`` in place."""
@@ -371,12 +449,21 @@ class AutoencoderMethod(Method):
 
     # -------------------------------------------------------------------- explain / export
     def explain(self, clip: Clip, audio) -> TFMap:
-        """The squared reconstruction residual of every (frame, mel band), averaged over the stacked
-        vectors that contain the frame. The clip's MSE score is exactly the mean of these residuals,
-        so the map is a decomposition of the score itself (no gradient approximation)."""
-        import torch
+        """Every (mel band, frame): the part of the squared reconstruction residual where the input is
+        *above* its reconstruction, ``max(x - x_hat, 0)^2`` averaged over the stacked vectors holding
+        the frame (:meth:`_positive_map`), over the highest value any *training* frame reached in that
+        band and its neighbours (:func:`~auscult.monitor.explain.tail_map`, unsmoothed, against
+        :attr:`explain_ref`): ``1`` = as far above its reconstruction as normal training audio ever got
+        there. A fault adds energy the net cannot reproduce; a frame quieter than its reconstruction
+        (the gap after a normal loud event, a dip) is not a fault, and a band the net always
+        reconstructs poorly is scaled by how poorly it did on normal audio. The clip score is the
+        method's score (the MSE: the mean of the two-sided squared residual).
 
+        Models saved before the reference existed explain as they did: the two-sided squared residual,
+        whose mean is exactly the MSE score (a quiet frame counted like a loud one, and the machine's
+        own loud events the net reconstructs poorly outshone the fault: docs/benchmarks.md, Localisation)."""
         from ..features import mel_center_frequencies
+        from ..monitor.explain import tail_map
 
         if self.net is None:
             raise ConfigError("autoencoder: fit() or load_state_dict() before explain()")
@@ -384,25 +471,25 @@ class AutoencoderMethod(Method):
             feats = self.features([clip], audio)
             device = next(self.net.parameters()).device
             res = self._residuals(feats, device).double()  # [V, context * n_mels]
-        ctx, n_mels = int(self.model_cfg["context"]), int(self.feature_cfg.n_mels)
         n_frames = int(feats.lengths[0])
-        sq = (res ** 2).reshape(-1, ctx, n_mels)  # vector v, position j -> frame v + j
-        acc = torch.zeros((n_frames, n_mels), dtype=torch.float64)
-        cnt = torch.zeros(n_frames, dtype=torch.float64)
-        n_vec = sq.shape[0]
-        for j in range(ctx):
-            acc[j:j + n_vec] += sq[:, j]
-            cnt[j:j + n_vec] += 1
-        per = (acc / cnt.clamp(min=1)[:, None]).numpy()  # [F, n_mels]
+        sq = res ** 2
+        if self.explain_ref is not None:
+            tf = tail_map(self._positive_map(res, n_frames), *self.explain_ref, smooth=1)
+            frame_scores = tf.mean(axis=0)
+            how = ("squared AE reconstruction residual where the input is above its reconstruction, per frame "
+                   "and mel band, over the highest a training frame reached in its band and neighbours")
+        else:
+            per = self._overlap_mean(sq, n_frames)  # [F, n_mels]
+            tf, frame_scores = per.T.copy(), per.mean(axis=1)
+            how = ("squared AE reconstruction residual per frame and mel band (averaged over the stacked "
+                   "vectors containing the frame; the clip score is their mean)")
         cfg = self.feature_cfg
         spec = feats.data.numpy().T.astype(np.float64)
         if self.norm is not None:  # draw the log-mel in dB, not standardised
             spec = spec * self.norm[1].double().numpy()[:, None] + self.norm[0].double().numpy()[:, None]
-        return TFMap(times=np.arange(n_frames) * cfg.hop_length / cfg.sample_rate, frame_scores=per.mean(axis=1),
-                     freqs=np.asarray(mel_center_frequencies(cfg), dtype=np.float64), tf_map=per.T.copy(),
-                     spectrogram=spec, score=float(sq.mean()),
-                     how="squared AE reconstruction residual per frame and mel band (averaged over the stacked "
-                         "vectors containing the frame; the clip score is their mean)")
+        return TFMap(times=np.arange(n_frames) * cfg.hop_length / cfg.sample_rate, frame_scores=frame_scores,
+                     freqs=np.asarray(mel_center_frequencies(cfg), dtype=np.float64), tf_map=tf,
+                     spectrogram=spec, score=float(sq.mean()), how=how)
 
     def scoring_graph(self, clip: Clip) -> ScoringGraph:
         """Log-mel (conv STFT: standard ONNX ops) -> standardisation -> frame stacking -> AE ->
@@ -429,6 +516,8 @@ class AutoencoderMethod(Method):
             "features": self.feature_cfg.to_dict() if hasattr(self.feature_cfg, "to_dict") else None,
             "score": dict(self.score_cfg),
             "backend": backend_to_state(self.backend) if self.backend is not None else None,
+            **({"explain_ref": {"loc": np.asarray(self.explain_ref[0]), "scale": np.asarray(self.explain_ref[1])}}
+               if self.explain_ref is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -448,6 +537,20 @@ class AutoencoderMethod(Method):
         self.backend = backend_from_state(state["backend"]) if state.get("backend") else None
         norm = state.get("norm")
         self.norm = None if norm is None else (norm[0].float(), norm[1].float())
+        self.explain_ref = None
+        ref = state.get("explain_ref")
+        if ref is not None:
+            from ..errors import CheckpointError
+
+            n = int(self.feature_cfg.n_mels)
+            try:
+                loc, scale = (np.asarray(ref[k], dtype=np.float64) for k in ("loc", "scale"))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CheckpointError(f"autoencoder: saved explanation reference is incomplete ({exc}); refit") from None
+            if loc.shape != (n,) or scale.shape != (n,):
+                raise CheckpointError(f"autoencoder: saved explanation reference has shapes {loc.shape} and "
+                                      f"{scale.shape}, not ({n},) per mel band; refit")
+            self.explain_ref = (loc, scale)
         if self.score_cfg["kind"] == "mahalanobis" and self.backend is None:
             raise ConfigError("autoencoder: score.kind is mahalanobis but the saved state has no back-end "
                               "(it was trained with score.kind=mse); retrain or use score.kind=mse")

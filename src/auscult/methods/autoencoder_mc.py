@@ -144,6 +144,7 @@ class AutoencoderMultiMic(AutoencoderMethod):
         mats: list = []
         owners: list[int] = []
         mics: list[int] = []
+        samples: list[int] = []
         with torch.no_grad():
             for i in range(0, len(clips), bs):
                 part = clips[i:i + bs]
@@ -153,6 +154,7 @@ class AutoencoderMultiMic(AutoencoderMethod):
                         sigs.append(np.ascontiguousarray(s, dtype=np.float32))
                         owners.append(i + j)
                         mics.append(ch)
+                        samples.append(int(s.shape[0]))
                 if sigs and len({s.shape[0] for s in sigs}) == 1:
                     lm = fe(torch.from_numpy(np.stack(sigs)))
                     mats.extend(m.transpose(0, 1).contiguous() for m in lm)
@@ -166,7 +168,15 @@ class AutoencoderMultiMic(AutoencoderMethod):
         feats = _Features(mats, self.model_cfg["context"])
         feats.clip_of = owners
         feats.mic_of = mics
+        feats.samples = samples
         return feats
+
+    def _reference_rows(self, feats: _Features) -> list[int]:
+        """The explanation's reference learns from the scored microphone's training audio (``mics.score``),
+        the one a map is drawn for; all matrices when training saw only the other one."""
+        ch = _CHANNEL[self.mics_cfg["score"]]
+        rows = [i for i, m in enumerate(feats.mic_of) if m == ch]
+        return rows or list(range(len(feats.lengths)))
 
     def _fit_norm(self, feats: _Features) -> None:
         if self.mics_cfg["norm"] != "per_mic":

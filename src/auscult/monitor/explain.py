@@ -10,8 +10,9 @@
 
 How the map is computed: by the method, for the methods that declare the ``explain`` capability
 (:meth:`auscult.methods.Method.explain`). For the autoencoder, the squared reconstruction residual
-of each (frame, mel band) -- the clip score is exactly their mean, so the map shows where the score
-comes from; for the k-NN on band statistics (``logmel_knn``), each frame's band level above the
+of each (frame, mel band) where the input is above its reconstruction, over the highest a training
+frame reached in that band and its neighbours (models saved before: the two-sided squared residual,
+whose mean is the clip score); for the k-NN on band statistics (``logmel_knn``), each frame's band level above the
 training mean, distance from the clip's own band mean and change from the previous frame, each over
 the highest a training frame reached (models saved before: each frame's squared z-score against the
 nearest normal clip's band mean and spread). The bundle compares the map, band by band, with
