@@ -359,11 +359,13 @@ def table(rows: list[dict]) -> str:
     import numpy as np
 
     def ms(rs, k):
+        if not all(k in r for r in rs):  # rows written before the column existed
+            return "–"
         v = np.asarray([r[k] for r in rs], dtype=float)
         return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
 
-    out = ["| score | variant | test mic | official score | AUC source | AUC target | pAUC | wall s / seed | seeds |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| score | variant | test mic | official score | AUC source | AUC target | pAUC | mean AUC | "
+           "wall s / seed | seeds |", "|---|---|---|---|---|---|---|---|---|---|"]
     diag = ["", "Why AUC(target) is low (means over machine types, then mean ± std over seeds): AUC(target) as "
             "official (target normals vs the anomalies of both domains), within the target domain only, within "
             "the source domain only, and target normals vs source normals (0.5 = the score ignores the domain).",
@@ -376,14 +378,17 @@ def table(rows: list[dict]) -> str:
                 if not rs:
                     continue
                 out.append(f"| {kind} | {name} | {mic} | {ms(rs, 'official')} | {ms(rs, 'auc_source')} | "
-                           f"{ms(rs, 'auc_target')} | {ms(rs, 'pauc')} | {np.mean([r['wall_s'] for r in rs]):.0f} | "
+                           f"{ms(rs, 'auc_target')} | {ms(rs, 'pauc')} | {ms(rs, 'auc_mean')} | "
+                           f"{np.mean([r['wall_s'] for r in rs]):.0f} | "
                            f"{','.join(str(r['seed']) for r in rs)} |")
                 if all("auc_tn_vs_sn" in r for r in rs):
                     diag.append(f"| {kind} | {name} | {mic} | {ms(rs, 'auc_target')} | {ms(rs, 'auc_target_within')} | "
                                 f"{ms(rs, 'auc_source_within')} | {ms(rs, 'auc_tn_vs_sn')} |")
     # paired by seed: what a both-mic variant changes against the near-only network, same seed and data
+    # the within-domain columns say whether a change is in how the anomalies separate (not in the domain offset)
     out += ["", "| score | test mic | variant − ae_near | Δ official | Δ AUC source | Δ AUC target | Δ pAUC | "
-            "Δ official per seed | seeds |", "|---|---|---|---|---|---|---|---|---|"]
+            "Δ mean AUC | Δ AUC within source | Δ AUC within target | Δ official per seed | seeds |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind in ("mse", "mahalanobis"):
         for mic in ("near", "far"):
             pick = {(r["variant"], r["seed"]): r for r in rows
@@ -399,10 +404,13 @@ def table(rows: list[dict]) -> str:
                     return np.asarray([pick[(name, s)][k] - pick[("ae_near", s)][k] for s in seeds])
 
                 def d(k):
+                    if not all(k in pick[(v, s)] for v in (name, "ae_near") for s in seeds):
+                        return "–"
                     v = dv(k)
                     return f"{v.mean():+.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
                 out.append(f"| {kind} | {mic} | {name} | {d('official')} | {d('auc_source')} | {d('auc_target')} | "
-                           f"{d('pauc')} | {', '.join(f'{x:+.3f}' for x in dv('official'))} | "
+                           f"{d('pauc')} | {d('auc_mean')} | {d('auc_source_within')} | {d('auc_target_within')} | "
+                           f"{', '.join(f'{x:+.3f}' for x in dv('official'))} | "
                            f"{','.join(map(str, seeds))} |")
     return "\n".join(out + (diag if len(diag) > 5 else []))
 

@@ -58,3 +58,25 @@ def test_unrecorded_tree_counts_as_default_severity(bench, tmp_path):
     assert bench.dataset(tmp_path, 1, _args(bench, "0.1,1.0")) == out
     with pytest.raises(SystemExit, match="another --root"):
         bench.dataset(tmp_path, 1, _args(bench, "0.6,1.0"))
+
+
+def test_table_pairs_by_seed_and_tolerates_old_rows(bench):
+    def row(variant, seed, mic, official, within=None):
+        r = {"seed": seed, "variant": variant, "score": "mse", "test_mic": mic, "official": official,
+             "auc_source": official, "auc_target": official, "pauc": official, "wall_s": 1.0}
+        if within is not None:
+            r.update(auc_mean=official, auc_source_within=within, auc_target_within=within, auc_tn_vs_sn=0.5)
+        return r
+
+    rows = [row("ae_near", 0, "far", 0.50, 0.55), row("ae_mc", 0, "far", 0.53, 0.60),
+            row("ae_near", 1, "far", 0.40, 0.50), row("ae_mc", 1, "far", 0.41, 0.52),
+            row("ae_mc", 2, "far", 0.90, 0.90)]  # seed 2 has no ae_near: not paired
+    text = bench.table(rows)
+    line = next(ln for ln in text.splitlines() if ln.startswith("| mse | far | ae_mc |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[3] == "+0.020 ± 0.014"  # Δ official: +0.03, +0.01
+    assert cells[8] == "+0.035 ± 0.021"  # Δ within source: +0.05, +0.02
+    assert cells[10] == "+0.030, +0.010" and cells[11] == "0,1"
+    old = bench.table([row("ae_near", 0, "far", 0.5), row("ae_mc", 0, "far", 0.6)])  # rows of an earlier version
+    line = next(ln for ln in old.splitlines() if ln.startswith("| mse | far | ae_mc |"))
+    assert "| – |" in line and "+0.100" in line
