@@ -104,7 +104,7 @@ def test_autoencoder_mc_trains_on_both_mics_and_scores_the_one_asked(tree26, tmp
 
 
 @pytest.mark.parametrize("recipe,extra", [("dcase2026/autoencoder_mc", ()),
-                                          ("dcase2026/autoencoder_mc", ("mics.norm=per_mic", "mics.backend=per_mic")),
+                                          ("dcase2026/autoencoder_mc", ("mics.norm=shared", "mics.backend=shared")),
                                           ("dcase2026/autoencoder", ("audio.channel=auto",))])
 def test_a_2026_run_becomes_a_bundle_that_scores_as_the_run_did(recipe, extra, tree26, tmp_path):
     """The run's windows are the clips' length (not the channel count of a [2, T] clip), and the bundle

@@ -45,8 +45,8 @@ def test_dcase2026_recipes_hold_the_baseline_settings_on_the_near_mic():
         c = load_recipe(name)
         assert c["year"] == 2026 and c["audio"]["channel"] == "near", name
     mc = load_recipe("dcase2026/autoencoder_mc")
-    assert mc["audio"]["channel"] == "both" and mc["mics"] == {"train": "both", "score": "near", "norm": "shared",
-                                                              "backend": "shared"}
+    assert mc["audio"]["channel"] == "both" and mc["mics"] == {"train": "both", "score": "near", "norm": "per_mic",
+                                                              "backend": "per_mic"}
 
 
 @pytest.mark.parametrize("text, value", [
