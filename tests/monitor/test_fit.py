@@ -60,13 +60,20 @@ def test_manifest_input(tmp_path):
 
 
 def test_choose_method_by_data_size():
+    # the default: bandstats at every size (measured ahead of the autoencoder up to 300 ten-second
+    # clips = 600 windows of 5 s, and the rule does not switch beyond what was measured)
+    for n in (5, 199, 200, 600, 100_000):
+        kind, why = choose_method(n, FitConfig())
+        assert kind == "bandstats" and str(n) in why and "measured" in why
+    # --min-net-windows opts in to the autoencoder from that many windows on
     cfg = FitConfig(min_net_windows=60)
     kind, why = choose_method(59, cfg)
-    assert kind == "bandstats" and "59" in why and "too few" in why
+    assert kind == "bandstats" and "59" in why
     kind, why = choose_method(60, cfg)
     assert kind == "autoencoder" and "60" in why
-    # the default boundary: just above the largest folder measured (95 ten-second clips = 190 windows of 5 s)
-    assert choose_method(199, FitConfig())[0] == "bandstats" and choose_method(200, FitConfig())[0] == "autoencoder"
+    for bad in (0, -3, True, 2.5, "200"):
+        with pytest.raises(ConfigError, match="min_net_windows"):
+            FitConfig(min_net_windows=bad)
     assert choose_method(10, FitConfig(method="autoencoder"))[0] == "autoencoder"
     with pytest.raises(ConfigError, match="magic"):
         FitConfig(method="magic")
@@ -94,7 +101,7 @@ def test_auto_fits_bandstats_on_every_recording_with_leave_one_recording_out_thr
         warnings.simplefilter("ignore")
         b, rep = fit_bundle(fan_dir, None, FitConfig(window_s=WINDOW_S))
     r = rep.machines["fan"]
-    assert r["detector"] == "bandstats" and "too few" in r["detector_reason"]
+    assert r["detector"] == "bandstats" and "measured best" in r["detector_reason"]
     assert (r["n_recordings"], r["fit_windows"], r["calibration_windows"]) == (16, 32, 32)
     assert r["calibration"] == "leave-one-recording-out" and "all 16 recordings fit" in r["split"]
     method = b.models["fan"].method

@@ -11,8 +11,7 @@ Two registered methods share this code (:class:`EncoderMethod`); both wrap
   67.8), against 56.4 / 52.6 for the autoencoder and at most 57.2 / 52.3 for PyOD's audio detectors;
   on 9 simulated units never seen before, 75-79 AUC where one Mahalanobis gets 67-73 -- the fusion is
   the choice that holds on both (docs/benchmarks.md, small data). What ``auscult fit --method auto``
-  picks for a unit with fewer than ``min_net_windows`` windows (see
-  :func:`auscult.monitor.fit.choose_method`).
+  picks for a unit (see :func:`auscult.monitor.fit.choose_method`).
 * ``encoder_knn`` -- the CNN encoder pre-trained on simulated machines and shipped in the package
   (default ``auscult-machine-v2``, pre-trained on issue 14's simulator; ``auscult-machine-v1``, the
   earlier simulator's, stays loadable: see ``src/auscult/encoders/weights/*.md``), frozen, scored by

@@ -70,9 +70,10 @@ def fit_cmd(
     sample_rate: int = typer.Option(16000, "--sample-rate", help="Everything is resampled to this rate."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs of a neural method (default: its "
                                                                 "preset; the autoencoder's scale with the data)."),
-    min_net_windows: int = typer.Option(200, "--min-net-windows", help="From this many training windows on, auto "
-                                                                       "trains the autoencoder (below: bandstats; see "
-                                                                       "docs/benchmarks.md, small data)."),
+    min_net_windows: Optional[int] = typer.Option(None, "--min-net-windows", help="Opt in: from this many training "
+                                                  "windows on, auto trains the autoencoder (default: auto always "
+                                                  "picks bandstats, measured ahead at every size; docs/benchmarks.md, "
+                                                  "small data)."),
     feature: Optional[List[str]] = typer.Option(None, "--feature", help="Front-end option KEY=VALUE (repeatable), "
                                                                         "e.g. --feature n_mels=64."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a setting of the method's recipe, "
