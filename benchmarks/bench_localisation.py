@@ -420,26 +420,53 @@ def render_clips(machine: str, unit_seed: int, n: int, severities: Sequence[floa
     return out
 
 
-def _cache_run(path: Path, machine: str, seed: int, method: str, args) -> None:
-    """Stage 1: fit, explain, store (raw maps + the bundle's explanations + clip truths)."""
+def clip_records(clips: Sequence[LocalisedClip]) -> list[dict[str, Any]]:
+    """The truths of ``clips`` as JSON records (what a stage-1 cache stores; the waves are not kept)."""
+    return [{"kind": c.kind, "severity": c.severity, "onset_s": c.onset_s, "offset_s": c.offset_s,
+             "band_hz": list(c.band_hz), "events_s": list(c.events_s), "seed": c.seed} for c in clips]
+
+
+def clips_from_records(records: Sequence[dict[str, Any]], machine: str) -> list[LocalisedClip]:
+    """:func:`clip_records` read back (the waves empty)."""
+    return [LocalisedClip(np.zeros(0), c["kind"], c["severity"], c["onset_s"], c["offset_s"], tuple(c["band_hz"]),
+                          machine, c["events_s"], c["seed"]) for c in records]
+
+
+def fit_unit(machine: str, seed: int, method: str, n_fit: int, duration: float, decoded: bool = False
+             ) -> tuple[Any, float, list[np.ndarray]]:
+    """``auscult fit`` on a folder of ``n_fit`` normal clips of the held-out unit ``seed`` (clip seeds
+    0..n_fit-1, 16-bit files): ``(bundle, fit seconds, the folder's waves)``, the waves as rendered or,
+    with ``decoded``, as the fit read them back from the files."""
     import soundfile as sf
 
     from auscult.data.synth import render_clip, unit_for
-    from auscult.monitor.explain import interior_frames
     from auscult.monitor.fit import FitConfig, fit_bundle
 
     unit = unit_for(machine, "loc", seed)
-    clips = render_clips(machine, seed, args.n_clips, args.severities, args.duration, first_seed=50_000)
+    waves = []
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / machine
         d.mkdir()
-        for i in range(args.n_fit):
-            sf.write(str(d / f"rec_{i:03d}.wav"), render_clip(machine, unit=unit, seed=i, duration=args.duration), SR)
+        for i in range(n_fit):
+            w = render_clip(machine, unit=unit, seed=i, duration=duration)
+            sf.write(str(d / f"rec_{i:03d}.wav"), w, SR)
+            waves.append(sf.read(str(d / f"rec_{i:03d}.wav"), dtype="float32")[0] if decoded else w)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t0 = time.perf_counter()
-            bundle, _ = fit_bundle(d, None, FitConfig(method=method, window_s=args.duration, seed=seed))
+            bundle, _ = fit_bundle(d, None, FitConfig(method=method, window_s=duration, seed=seed))
             fit_s = time.perf_counter() - t0
+    return bundle, fit_s, waves
+
+
+def _cache_run(path: Path, machine: str, seed: int, method: str, args) -> None:
+    """Stage 1: fit, explain, store (raw maps + the bundle's explanations + clip truths)."""
+    from auscult.data.synth import render_clip, unit_for
+    from auscult.monitor.explain import interior_frames
+
+    unit = unit_for(machine, "loc", seed)
+    clips = render_clips(machine, seed, args.n_clips, args.severities, args.duration, first_seed=50_000)
+    bundle, fit_s, _ = fit_unit(machine, seed, method, args.n_fit, args.duration)
     _, mm = bundle.model(None)
     if mm.kind != method:
         raise RuntimeError(f"asked for {method}, the bundle holds {mm.kind}")
@@ -467,9 +494,7 @@ def _cache_run(path: Path, machine: str, seed: int, method: str, args) -> None:
         b_peak.append(_summary_of(e))
     explain_s = time.perf_counter() - t0
     meta = {"machine": machine, "seed": seed, "method": method, "fit_s": fit_s, "explain_s": explain_s,
-            "bundle_how": e.method, "clips": [{"kind": c.kind, "severity": c.severity, "onset_s": c.onset_s,
-                                             "offset_s": c.offset_s, "band_hz": list(c.band_hz),
-                                             "events_s": list(c.events_s), "seed": c.seed} for c in clips]}
+            "bundle_how": e.method, "clips": clip_records(clips)}
     cal = mm.calibration.get("band_scale")
     np.savez_compressed(path, normal_raw=np.stack(normal), fault_raw=np.stack(fault_raw), times=times, freqs=freqs,
                         fault_spec=np.stack(fault_spec), clean_spec=np.stack(clean_spec),
@@ -481,9 +506,7 @@ def _cache_run(path: Path, machine: str, seed: int, method: str, args) -> None:
 def _load_cache(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any], list[LocalisedClip]]:
     z = dict(np.load(path))
     meta = json.loads(bytes(z.pop("meta")).decode())
-    clips = [LocalisedClip(np.zeros(0), c["kind"], c["severity"], c["onset_s"], c["offset_s"], tuple(c["band_hz"]),
-                           meta["machine"], c["events_s"], c["seed"]) for c in meta["clips"]]
-    return z, meta, clips
+    return z, meta, clips_from_records(meta["clips"], meta["machine"])
 
 
 def oracle_check(z: dict[str, np.ndarray], clips: Sequence[LocalisedClip], db: float = 3.0) -> dict[str, float]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -44,30 +43,17 @@ SR = bl.SR
 
 
 def _cache(path: Path, machine: str, seed: int, n_fit: int = 40, n_normal: int = 16, duration: float = 10.0) -> None:
-    import soundfile as sf
     import torch
 
     from auscult.data.synth import render_clip, unit_for
     from auscult.engine import holdout_split
     from auscult.fileio import pack_tree
-    from auscult.monitor.fit import FitConfig, fit_bundle
+    from auscult.monitor.fit import FitConfig
 
     unit = unit_for(machine, "loc", seed)
     clips = bl.render_clips(machine, seed, 4, [0.5, 1.0], duration, first_seed=50_000)
-    folder = []
-    with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp) / machine
-        d.mkdir()
-        for i in range(n_fit):
-            sf.write(str(d / f"rec_{i:03d}.wav"), render_clip(machine, unit=unit, seed=i, duration=duration), SR)
-        for i in range(n_fit):  # what the fit decoded (16-bit files)
-            folder.append(sf.read(str(d / f"rec_{i:03d}.wav"), dtype="float32")[0])
-        cfg = FitConfig(method="autoencoder", window_s=duration, seed=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t0 = time.perf_counter()
-            bundle, _ = fit_bundle(d, None, cfg)
-            fit_s = time.perf_counter() - t0
+    bundle, fit_s, folder = bl.fit_unit(machine, seed, "autoencoder", n_fit, duration, decoded=True)
+    cfg = FitConfig(method="autoencoder", window_s=duration, seed=seed)
     _, mm = bundle.model(None)
     m = mm.method
     assert m.norm is None, "the fit preset does not standardise"
@@ -91,8 +77,7 @@ def _cache(path: Path, machine: str, seed: int, n_fit: int = 40, n_normal: int =
     state = pack_tree(m.state_dict(), arrays)
     meta = {"machine": machine, "seed": seed, "fit_s": fit_s, "fit_i": list(fit_i), "cal_i": list(cal_i),
             "state": state, "config": m.config, "n_samples": int(round(duration * SR)),
-            "clips": [{"kind": c.kind, "severity": c.severity, "onset_s": c.onset_s, "offset_s": c.offset_s,
-                       "band_hz": list(c.band_hz), "events_s": list(c.events_s), "seed": c.seed} for c in clips]}
+            "clips": bl.clip_records(clips)}
     np.savez_compressed(path, folder=fold, normal=normal, faults=faults, bundle_peak=np.asarray(peaks),
                         tail_loc=np.asarray(mm.calibration["tail_loc"]), tail_scale=np.asarray(mm.calibration["tail_scale"]),
                         **{f"state__{k}": np.asarray(v) for k, v in arrays.items()},
@@ -122,9 +107,7 @@ class Unit:
         self.times = (np.arange(n) * cfg.hop_length / cfg.sample_rate)[self.keep]
         from auscult.features import mel_center_frequencies
         self.freqs = np.asarray(mel_center_frequencies(cfg), dtype=np.float64)
-        self.clips = [bl.LocalisedClip(np.zeros(0), c["kind"], c["severity"], c["onset_s"], c["offset_s"],
-                                       tuple(c["band_hz"]), meta["machine"], c["events_s"], c["seed"])
-                      for c in meta["clips"]]
+        self.clips = bl.clips_from_records(meta["clips"], meta["machine"])
         self.fit = [z["folder"][i] for i in meta["fit_i"]]
         self.cal = [z["folder"][i] for i in meta["cal_i"]]
         self.normal = list(z["normal"])

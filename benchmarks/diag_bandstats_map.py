@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -36,23 +34,14 @@ SR = bl.SR
 
 
 def _cache(path: Path, machine: str, seed: int, n_fit: int = 40, n_normal: int = 16, duration: float = 10.0) -> None:
-    import soundfile as sf
     import torch
 
     from auscult.data.synth import render_clip, unit_for
     from auscult.monitor.explain import interior_frames
-    from auscult.monitor.fit import FitConfig, fit_bundle
 
     unit = unit_for(machine, "loc", seed)
     clips = bl.render_clips(machine, seed, 4, [0.5, 1.0], duration, first_seed=50_000)
-    with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp) / machine
-        d.mkdir()
-        for i in range(n_fit):
-            sf.write(str(d / f"rec_{i:03d}.wav"), render_clip(machine, unit=unit, seed=i, duration=duration), SR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            bundle, _ = fit_bundle(d, None, FitConfig(method="bandstats", window_s=duration, seed=seed))
+    bundle, _, _ = bl.fit_unit(machine, seed, "bandstats", n_fit, duration)
     _, mm = bundle.model(None)
     m = mm.method
     fe, cfg = m.encoder.fe, m.encoder.feature_cfg
@@ -78,9 +67,7 @@ def _cache(path: Path, machine: str, seed: int, n_fit: int = 40, n_normal: int =
     times = (np.arange(n_all) * cfg.hop_length / cfg.sample_rate)[keep]
     if len(times) != normal.shape[-1]:
         raise RuntimeError(f"{len(times)} times for {normal.shape[-1]} frames")
-    meta = {"machine": machine, "seed": seed, "clips": [{"kind": c.kind, "severity": c.severity, "onset_s": c.onset_s,
-                                                        "offset_s": c.offset_s, "band_hz": list(c.band_hz),
-                                                        "events_s": list(c.events_s), "seed": c.seed} for c in clips]}
+    meta = {"machine": machine, "seed": seed, "clips": bl.clip_records(clips)}
     np.savez_compressed(path, normal=normal, faults=faults, freqs=freqs, times=times, mu_m=mu_m, sd_m=sd_m,
                         mu_f=mu_f, sd_f=sd_f, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
 
@@ -88,9 +75,7 @@ def _cache(path: Path, machine: str, seed: int, n_fit: int = 40, n_normal: int =
 def _load(path: Path):
     z = dict(np.load(path))
     meta = json.loads(bytes(z.pop("meta")).decode())
-    clips = [bl.LocalisedClip(np.zeros(0), c["kind"], c["severity"], c["onset_s"], c["offset_s"], tuple(c["band_hz"]),
-                              meta["machine"], c["events_s"], c["seed"]) for c in meta["clips"]]
-    return z, meta, clips
+    return z, meta, bl.clips_from_records(meta["clips"], meta["machine"])
 
 
 def _flux(e: np.ndarray) -> np.ndarray:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -35,25 +33,14 @@ SR = bl.SR
 
 
 def _cache(path: Path, machine: str, seed: int, n_fit: int = 40, n_normal: int = 16, duration: float = 10.0) -> None:
-    import soundfile as sf
 
     from auscult.data.synth import render_clip, unit_for
     from auscult.monitor.explain import interior_frames
-    from auscult.monitor.fit import FitConfig, fit_bundle
 
     unit = unit_for(machine, "loc", seed)
     clips = bl.render_clips(machine, seed, 4, [0.5, 1.0], duration, first_seed=50_000)
-    train_waves = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp) / machine
-        d.mkdir()
-        for i in range(n_fit):
-            w = render_clip(machine, unit=unit, seed=i, duration=duration)
-            train_waves[f"rec_{i:03d}.wav"] = w
-            sf.write(str(d / f"rec_{i:03d}.wav"), w, SR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            bundle, _ = fit_bundle(d, None, FitConfig(method="logmel_knn", window_s=duration, seed=seed))
+    bundle, _, waves = bl.fit_unit(machine, seed, "logmel_knn", n_fit, duration)
+    train_waves = {f"rec_{i:03d}.wav": w for i, w in enumerate(waves)}
     _, mm = bundle.model(None)
     m = mm.method
     cfg = m.feature_cfg
@@ -82,8 +69,7 @@ def _cache(path: Path, machine: str, seed: int, n_fit: int = 40, n_normal: int =
     from auscult.features import mel_center_frequencies
     freqs = np.asarray(mel_center_frequencies(cfg), dtype=np.float64)
     meta = {"machine": machine, "seed": seed, "n_train": len(used),
-            "clips": [{"kind": c.kind, "severity": c.severity, "onset_s": c.onset_s, "offset_s": c.offset_s,
-                       "band_hz": list(c.band_hz), "events_s": list(c.events_s), "seed": c.seed} for c in clips]}
+            "clips": bl.clip_records(clips)}
     np.savez_compressed(path, train=train, normal=normal, faults=faults, bank=m.bank, mu=m.mu, sd=m.sd,
                         freqs=freqs, times=times, floor=float(m.opts["sd_floor_db"]),
                         meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
@@ -94,9 +80,7 @@ def _load(path: Path):
     meta = json.loads(bytes(z.pop("meta")).decode())
     for k in ("train", "normal", "faults"):
         z[k] = z[k].astype(np.float64)
-    clips = [bl.LocalisedClip(np.zeros(0), c["kind"], c["severity"], c["onset_s"], c["offset_s"], tuple(c["band_hz"]),
-                              meta["machine"], c["events_s"], c["seed"]) for c in meta["clips"]]
-    return z, meta, clips
+    return z, meta, bl.clips_from_records(meta["clips"], meta["machine"])
 
 
 def _nn(lm: np.ndarray, z: dict, exclude: Optional[int] = None) -> int:
