@@ -21,7 +21,10 @@ class Fan(Machine):
                     "ch. 1)", "low", level_db=26.0),
         AnomalyKind("blade_damage", "chipped or bent blade: one blade pushes less air and sits off its "
                     "pitch, breaking the B-fold symmetry: shaft orders between the blade-pass harmonics "
-                    "appear, plus the 1x of the lost mass", "mid", level_db=-4.0),
+                    "appear, plus the 1x of the lost mass; the blade, off its design incidence, runs "
+                    "separated, and its broadband self-noise (one of the B blades' share of the rotor's "
+                    "flow noise) rises by up to 10 dB, swishing at 1x as it rotates (separation-stall "
+                    "noise, Brooks, Pope & Marcolini 1989, NASA RP-1218)", "mid", level_db=10.0),
         AnomalyKind("rub", "rotor rub: an intermittent friction squeal (stick-slip) at a high housing "
                     "mode", "high", level_db=-10.0, localised=True),
     )
@@ -88,12 +91,22 @@ class Fan(Machine):
         af = p["airflow"] ** 2
         turb = turb * (1.0 + 0.2 * np.sin(2 * np.pi * B * cyc))
         x = 0.5 * tone * (1.0 + depth * whirl) + af * u["aero"] * turb
+        if s_blade:
+            # a blade that has lost most of its loading runs off its design incidence, separated: its
+            # share (1/B) of the rotor's broadband flow noise (modelled as the blades' self-noise)
+            # grows by grow(level_db) in amplitude, from its own turbulence (the fault's stream, so the
+            # healthy machine's draws are untouched), same spectrum, swishing once per revolution as
+            # the one loud blade rotates past the microphone (mean power of the swish kept at 1)
+            gain = fault.grow(self.kinds["blade_damage"].level_db)
+            sep = dsp.band_noise(n, sr, fault.rng, 60, 7500, u["tilt_db_oct"])
+            swish = 1.0 + 0.5 * np.cos(2 * np.pi * cyc + fault.rng.uniform(0.0, 2 * np.pi))
+            x = x + af * u["aero"] * np.sqrt((gain ** 2 - 1.0) / B) * sep * swish / np.sqrt(1.125)
         x = dsp.filtered(x, sr, structure(u["housing"], direct=1.0, radiation_hz=25.0))
         out = Sound(x)
         if self.severity(fault, "imbalance"):
             out.band_hz = (0.7 * fr, B * fr + 1.5 * fr)  # 1x and the first blade-pass sidebands
         if s_blade:
-            out.band_hz = (0.5 * fr, (4 * B + B // 2 + 0.5) * fr)
+            out.band_hz = (0.5 * fr, 7500.0)  # the shaft orders and the separated blade's broadband
         if self.severity(fault, "rub"):
             on, off = _window(fault.rng, n / sr, 0.25, 0.5)
             f_sq = dsp.drifting_rate(u["squeal_hz"], n, sr, fault.rng, jitter=0.02, knots_per_s=3)
