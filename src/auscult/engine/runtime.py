@@ -17,6 +17,7 @@ import logging
 import os
 import platform
 import random
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +109,19 @@ def resolve_device(device: str = "auto") -> "Any":
 
 
 def default_num_threads() -> int:
-    """CPU threads for intra-op parallelism: the CPUs this process may run on (affinity-aware)."""
+    """CPU threads for intra-op parallelism: ``OMP_NUM_THREADS`` when it is set to a positive integer
+    (the user's limit, as torch itself reads it at start-up; on a shared machine a run that set it to 1
+    used to be raised to every CPU here), else the CPUs this process may run on (affinity-aware)."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if n >= 1:
+            return n
+        warnings.warn(f"OMP_NUM_THREADS={env!r} is not a positive integer: ignored, using the CPUs available "
+                      f"to this process", RuntimeWarning, stacklevel=2)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - macOS/Windows
