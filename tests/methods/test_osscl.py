@@ -178,12 +178,15 @@ def test_score_flags_a_clip_of_another_class(fitted, data):
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "OS-SCL's cross-entropy score does not beat chance on the simulator's anomalies: the classifier learns "
-    "its proxy task (test_score_flags_a_clip_of_another_class) but the synthetic faults do not move the class "
-    "evidence. Mean per-section AUC 0.44-0.56 at 4, 30, 100 and 300 epochs, with 6 units per type, 4x the "
-    "clips, and units at one operating point without background (where units are told apart, unit-swap AUC "
-    "0.68-0.83, anomalies stay at 0.52-0.56); no anomaly kind is detected consistently on the preset data. Reproduce with "
-    "benchmarks/diag_osscl.py; numbers in docs/methods/osscl.md. Kept as a visible expected failure."))
+    "OS-SCL's cross-entropy score does not reliably beat chance (mean per-section AUC > 0.6) on this set at a"
+    " budget CI can train. Reworked simulator (issue 14), training seeds 0 1 2 (this test: seed 0, 30 "
+    "epochs): 30 epochs 0.557 / 0.581 / 0.547; 100 epochs 0.654 / 0.651 / 0.599; the paper's 300 epochs (~2 "
+    "min of one CPU) 0.659 / 0.607 / 0.628 (seeds 3, 4: 0.674 / 0.643) on these 4 + 4 test clips per domain "
+    "(where 0.6 is about chance's 5 % level), but 0.634 / 0.579 / 0.591 (0.602 / 0.586) on 8 + 8 (its 1 % "
+    "level): it sits at the bar, not above it. The synthetic autoencoder on the same clips: 0.703 / 0.706 / "
+    "0.714 (4 + 4), 0.682 / 0.684 / 0.687 (8 + 8) -- issue 14's fact 1 does not hold at this size. Reproduce: "
+    "benchmarks/diag_osscl.py budget --epochs N --ae [--test-clips 8]; docs/methods/osscl.md. Kept as a "
+    "visible expected failure, not made strict."))
 def test_beats_chance_on_easy_anomalies(fitted, data):
     m, _, audio = fitted
     _, _, test = data
