@@ -261,3 +261,32 @@ def test_every_preset_is_deterministic_and_scans_cleanly(tmp_path, preset):
     idx = DatasetIndex.scan(a)
     assert not idx.unparsed and len(idx.clips) == len(rows)
     assert {r["label"] for r in rows if r["split"] == "test"} == {"normal", "anomaly"}
+
+
+def test_sections_of_a_dataset_are_units_of_one_product_line(tmp_path):
+    """Issue 14: units (sections) of one machine type differ by manufacturing tolerances of one
+    product line (same tooth / blade / vane / ball counts), not by design. The writer's units are
+    exactly ``unit_for`` (which draws them from ``product_for``); alias types draw the product line of
+    their seed name. Regression: from the merge d0b432b until this test, the writer drew every section
+    from its own product line (and hall)."""
+    from auscult.data.synth.machines import MACHINES
+    from auscult.data.synth.render import product_for, unit_for
+    from auscult.data.synth.writer import MACHINE_ALIASES, machine_unit
+
+    counts = {"fan": ["blades"], "pump": ["vanes"], "bearing": ["n_balls"], "gearbox": ["z1", "z2"],
+              "ToyCar": ["teeth"]}
+    for seed in (0, 1, 2):
+        for m in MACHINES:
+            units = [machine_unit(m, s, seed) for s in ("00", "01", "02")]
+            assert units == [unit_for(m, s, seed) for s in ("00", "01", "02")], m
+            assert len({json.dumps(u, sort_keys=True, default=str) for u in units}) == 3, m  # three units
+            product = product_for(m, seed)
+            for key in counts.get(m, []):
+                assert [u[key] for u in units] == [product[key]] * 3, (m, key, seed)
+        for alias, model in MACHINE_ALIASES.items():
+            name = alias if alias == "ToyCarEmu" else model
+            assert machine_unit(alias, "00", seed) == unit_for(model, "00", seed, name=name), alias
+    # the written dataset: the card lists the three gearbox sections with one pair of tooth counts
+    root = _gen(tmp_path, "d22", "dcase2022", machines=["gearbox"], scale=0.01)
+    units = [json.loads(u) for u in re.findall(r"unit of section \d\d: `(.*)`", (root / "README.md").read_text())]
+    assert len(units) == 3 and len({(u["z1"], u["z2"]) for u in units}) == 1

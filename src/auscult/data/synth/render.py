@@ -47,20 +47,22 @@ def seed_sequence(seed: int, *parts) -> np.random.SeedSequence:
     return np.random.SeedSequence(words)
 
 
-def product_for(machine: str, seed: int) -> dict:
-    """The product line of ``machine`` in a dataset of ``seed``: every section is a unit of it."""
+def product_for(machine: str, seed: int, name: Optional[str] = None) -> dict:
+    """The product line of ``machine`` (a simulator model) in a dataset of ``seed``: every section
+    is a unit of it. ``name``: the name its seeds are drawn from (default: ``machine``; a machine
+    type rendered through an alias draws from its own seed name, see ``writer.seed_name``)."""
     from .base import sample_hall
 
-    rng = np.random.default_rng(seed_sequence(seed, "product", machine))
+    rng = np.random.default_rng(seed_sequence(seed, "product", name or machine))
     return {**get_machine(machine).sample_product(rng), "hall": sample_hall(rng)}
 
 
-def unit_for(machine: str, section: str, seed: int) -> dict:
+def unit_for(machine: str, section: str, seed: int, name: Optional[str] = None) -> dict:
     """Constants of the physical unit behind one section (same for every clip of it): one unit of
     the dataset's product line (:func:`product_for`) within manufacturing tolerances, and its
-    installation."""
-    rng = np.random.default_rng(seed_sequence(seed, "unit", machine, section))
-    return get_machine(machine).sample_unit(rng, product_for(machine, seed))
+    installation. ``name`` as in :func:`product_for`."""
+    rng = np.random.default_rng(seed_sequence(seed, "unit", name or machine, section))
+    return get_machine(machine).sample_unit(rng, product_for(machine, seed, name))
 
 
 def room_response(unit: dict, position: int, sr: int) -> np.ndarray:

@@ -29,7 +29,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from ...errors import ConfigError
-from .render import get_machine, render_clip, seed_sequence
+from .render import get_machine, render_clip, seed_sequence, unit_for
 
 LAYOUTS = ("dcase2020", "dcase2022", "dcase2023", "dcase2026")
 SUBTYPES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT")
@@ -61,10 +61,10 @@ def seed_name(machine: str) -> str:
 
 
 def machine_unit(machine: str, section: str, seed: int) -> dict:
-    """:func:`unit_for` of a machine type, aliases included (the model's unit, drawn from
-    :func:`seed_name`): for a type that is its own model, exactly ``unit_for``."""
-    rng = np.random.default_rng(seed_sequence(seed, "unit", seed_name(machine), section))
-    return get_machine(machine_model(machine)).sample_unit(rng)
+    """:func:`unit_for` of a machine type, aliases included (the model's unit of the type's product
+    line, drawn from :func:`seed_name`): for a type that is its own model, exactly ``unit_for``, so
+    every section of a dataset is a unit of one product line."""
+    return unit_for(machine_model(machine), section, seed, name=seed_name(machine))
 
 
 @dataclass(frozen=True)
