@@ -54,8 +54,13 @@ def gearbox_units(synth_once):
 
 def test_units_of_one_type_are_told_apart_by_their_sound(gearbox_units):
     """Nearest centroid of the standardised clip-mean log-mel (64 mels), centroids from the source
-    training normals, on the test normals. Measured on data seeds 0-4: 0.80-1.00 in the source
-    domain, 0.67-1.00 in the target domain (seed 0, the one here: 1.00 / 1.00); chance 0.33."""
+    training normals, on the test normals of both domains (15 + 15). Units of one product line differ
+    only within manufacturing tolerances, so an untrained rule tells them apart well above chance
+    (0.33) but not always: measured on data seeds 0-4 (after the writer's one-product-line fix),
+    source / target / both: 0.47 / 0.93 / 0.70, 0.67 / 0.60 / 0.63, 0.87 / 0.87 / 0.87, 0.60 / 0.73 /
+    0.67, 0.87 / 0.67 / 0.77 (seed 0 is the one here). Bound: 0.55 on both domains together (17 of
+    30; at chance that has p < 0.01). Before the fix every section was its own product line and
+    the rule scored 0.67-1.00 per domain."""
     import torch
 
     from auscult.features import FeatureConfig, LogMel
@@ -74,12 +79,12 @@ def test_units_of_one_type_are_told_apart_by_their_sound(gearbox_units):
     mu, sd = x.mean(0), x.std(0) + 1e-9
     sec = np.array([c.section for c in tr])
     cent = np.stack([((x[sec == s] - mu) / sd).mean(0) for s in SECTIONS])
-    for dom in ("source", "target"):
-        te = [c for c in test if c.label == "normal" and c.domain == dom]
-        z = (clip_means(te) - mu) / sd
-        pred = np.array(SECTIONS)[((z[:, None, :] - cent[None]) ** 2).sum(-1).argmin(1)]
-        acc = float((pred == np.array([c.section for c in te])).mean())
-        assert acc >= 0.6, (dom, acc)
+    te = [c for c in test if c.label == "normal"]
+    z = (clip_means(te) - mu) / sd
+    pred = np.array(SECTIONS)[((z[:, None, :] - cent[None]) ** 2).sum(-1).argmin(1)]
+    hit = pred == np.array([c.section for c in te])
+    per_domain = {d: float(hit[[c.domain == d for c in te]].mean()) for d in ("source", "target")}
+    assert len(te) == 30 and float(hit.mean()) >= 0.55, (float(hit.mean()), per_domain)
 
 
 @pytest.mark.usefixtures("one_thread")
