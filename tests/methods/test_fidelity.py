@@ -9,7 +9,8 @@ is not asserted.** Measured with this exact protocol (AE = synthetic recipe at 2
 synthetic recipe at 2 s crops, 32 mels, batch 16, at most 30 epochs with its held-out stop rule) for
 data seeds 0-4 x training seeds 0-2, one thread: mean per-section AUC AE 0.567 +- 0.034 (0.517-0.630),
 OS-SCL 0.516 +- 0.079 (0.387-0.660); AE minus OS-SCL +0.050 +- 0.095 (-0.143 to +0.233), OS-SCL
-ahead in 5 of 15 runs. A test of either ordering would be a draw of the seeds, so the ranking lives
+ahead in 5 of 15 runs (measured before the writer's one-product-line fix of 2026-12-07, when each
+section was its own product line). A test of either ordering would be a draw of the seeds, so the ranking lives
 in docs/synth.md (fidelity, with the command) and this file checks the two things the ranking rests
 on that held in every run:
 
