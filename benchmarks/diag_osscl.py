@@ -77,6 +77,12 @@ def dataset(root: Path, name: str, layout: str, machines, n_units: int, train_sr
     return out, train, test
 
 
+def holdout_split(train):
+    """The test module's split: every 14th training clip held out for model selection."""
+    val = train[::14]
+    return [c for c in train if c not in val], val
+
+
 def fit(train, seed: int, epochs: int):
     from auscult.data.source import AudioSource
     from auscult.methods import FitContext, build_method
@@ -86,8 +92,7 @@ def fit(train, seed: int, epochs: int):
     cfg["audio"] = {**cfg["audio"], "duration": 2.0}
     cfg["features"] = {**cfg["features"], "n_mels": 32}
     cfg["train"] = {**cfg["train"], "batch_size": 16, "log_every": 0, "patience": None, "epochs": epochs}
-    val = train[::14]
-    fit_clips = [c for c in train if c not in val]
+    fit_clips, val = holdout_split(train)
     audio = AudioSource(cfg["audio"], memory=True)
     return build_method("osscl", cfg, FitContext(seed=seed, quiet=True)).fit(fit_clips, val, audio), audio
 
@@ -99,8 +104,7 @@ def fit_ae(train, seed: int):
     from auscult.recipes import load_recipe
 
     cfg = load_recipe("synthetic/autoencoder")
-    val = train[::14]
-    fit_clips = [c for c in train if c not in val]
+    fit_clips, val = holdout_split(train)
     audio = AudioSource(cfg["audio"], memory=True)
     return build_method("autoencoder", cfg, FitContext(seed=seed, quiet=True)).fit(fit_clips, val, audio), audio
 
